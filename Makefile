@@ -1,0 +1,39 @@
+# Neuroglass — set-up, run, test, bench. Every target installs what is missing first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: install run test bench lint clean
+
+install: $(VENV)/.installed-test
+
+# The venv and the runtime packages; redone only when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+# Test and lint tools on top.
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $@
+
+run: install
+	$(PY) -m server --host $(HOST) --port $(PORT)
+
+test: install
+	$(PY) -m ruff check server tests bench
+	$(PY) -m pytest
+
+bench: install
+	@$(PY) -m bench.bench
+
+lint: install
+	$(PY) -m ruff check server tests bench
+	$(PY) -m ruff format --check server tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .cache

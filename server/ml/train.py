@@ -1,0 +1,197 @@
+"""Losses, optimizers (optax), regularizers, and training chunks as single jitted calls.
+
+Everything here is a pure function of (params, optimizer state, data, hyperparameters). Hyperparameters
+that the user turns while training (learning rate, momentum, regularization rate, dropout rate) are
+*traced* values, so changing them never recompiles; what changes the program's structure (architecture,
+optimizer, loss, regularizer kind, whether dropout is on) lives in the static ``TrainConfig``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from server.ml.models import Arch, apply_mlp, dense, init_bn_state, output_value
+
+
+class Hyper(NamedTuple):
+    """Traced hyperparameters (float32 scalars, or vectors when vmapped over a sweep)."""
+
+    learning_rate: jax.Array
+    momentum: jax.Array
+    reg_rate: jax.Array
+    dropout: jax.Array
+
+
+def hyper(learning_rate: float, momentum: float = 0.9, reg_rate: float = 0.0, dropout: float = 0.0) -> Hyper:
+    """Hyper from plain numbers."""
+    return Hyper(*(jnp.asarray(v, jnp.float32) for v in (learning_rate, momentum, reg_rate, dropout)))
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """One entry of the optimizer table: an optax transformation built from traced hyperparameters."""
+
+    make: Callable[[Hyper], optax.GradientTransformation]
+    uses: tuple[str, ...]  # which Hyper fields it reads
+    description: str
+
+
+OPTIMIZERS: dict[str, Optimizer] = {
+    "sgd": Optimizer(lambda h: optax.sgd(h.learning_rate), ("learning_rate",), "plain gradient descent"),
+    "momentum": Optimizer(
+        lambda h: optax.sgd(h.learning_rate, momentum=h.momentum),
+        ("learning_rate", "momentum"),
+        "gradient descent with heavy-ball momentum",
+    ),
+    "nesterov": Optimizer(
+        lambda h: optax.sgd(h.learning_rate, momentum=h.momentum, nesterov=True),
+        ("learning_rate", "momentum"),
+        "Nesterov accelerated gradient",
+    ),
+    "rmsprop": Optimizer(lambda h: optax.rmsprop(h.learning_rate), ("learning_rate",), "RMSprop (decay 0.9)"),
+    "adam": Optimizer(lambda h: optax.adam(h.learning_rate), ("learning_rate",), "Adam (β₁ 0.9, β₂ 0.999)"),
+    "adamw": Optimizer(
+        lambda h: optax.adamw(h.learning_rate, weight_decay=1e-4),
+        ("learning_rate",),
+        "Adam with decoupled weight decay 1e-4",
+    ),
+    "adagrad": Optimizer(lambda h: optax.adagrad(h.learning_rate), ("learning_rate",), "Adagrad"),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Static part of training: one compiled program per distinct value (shared by all sessions)."""
+
+    arch: Arch
+    optimizer: str = "sgd"
+    loss: str = "mse"  # "mse" | "cross_entropy"
+    regularization: str = "none"  # "none" | "l1" | "l2"
+    algorithm: str = "backprop"  # "backprop" | "perceptron"
+    dropout: bool = False  # whether dropout layers exist (their rate is traced)
+    unroll: int = 5  # inner-scan unrolling: fewer loop iterations for XLA's CPU runtime
+
+
+class TrainState(NamedTuple):
+    params: list
+    opt_state: optax.OptState
+    bn_state: list
+    key: jax.Array
+
+
+def init_opt_state(cfg: TrainConfig, params) -> optax.OptState:
+    """Optimizer state for ``params``; its structure depends on the optimizer only, not on the values."""
+    return OPTIMIZERS[cfg.optimizer].make(hyper(0.1)).init(params)
+
+
+def init_state(cfg: TrainConfig, params, key: jax.Array) -> TrainState:
+    """A training state around given parameters."""
+    return TrainState(params, init_opt_state(cfg, params), init_bn_state(cfg.arch), key)
+
+
+def per_example_loss(logits: jax.Array, y: jax.Array, output: str, loss: str) -> jax.Array:
+    """Loss per example, (batch,). y is ±1 for two classes, the class index for softmax, the value for
+    regression."""
+    if output == "sigmoid":
+        return optax.sigmoid_binary_cross_entropy(logits[:, 0], (y + 1.0) * 0.5)
+    if output == "softmax":
+        labels = y.astype(jnp.int32)
+        if loss == "cross_entropy":
+            return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        onehot = jax.nn.one_hot(labels, logits.shape[-1])
+        return 0.5 * jnp.sum((jax.nn.softmax(logits) - onehot) ** 2, axis=-1)
+    # tanh, linear, sign: squared error with TF Playground's ½ factor
+    return 0.5 * (output_value(logits, output) - y) ** 2
+
+
+def correct(logits: jax.Array, y: jax.Array, output: str) -> jax.Array:
+    """1.0 where the prediction's class is right, (batch,)."""
+    if output == "softmax":
+        return (jnp.argmax(logits, axis=-1) == y.astype(jnp.int32)).astype(jnp.float32)
+    predicted = jnp.where(logits[:, 0] >= 0, 1.0, -1.0)  # tanh, sign: 0; sigmoid: logit 0 ↔ p = ½
+    return (predicted == y).astype(jnp.float32)
+
+
+def penalty(params, kind: str, rate: jax.Array) -> jax.Array:
+    """L1 / L2 penalty on the weights (not biases), as TF Playground: L2 = rate · ½ Σw²."""
+    if kind == "none":
+        return jnp.zeros((), jnp.float32)
+    ws = [layer["w"] for layer in params]
+    if kind == "l1":
+        return rate * sum(jnp.abs(w).sum() for w in ws)
+    return rate * 0.5 * sum((w * w).sum() for w in ws)
+
+
+def objective(params, bn_state, x, y, mask, h: Hyper, cfg: TrainConfig, key=None):
+    """Mean data loss over the real rows of a (possibly padded) batch plus the penalty; aux: data loss and
+    the updated batch-norm statistics."""
+    logits, extras = apply_mlp(
+        params, x, cfg.arch, bn_state=bn_state, train=True, dropout=h.dropout, key=key, mask=mask
+    )
+    per = per_example_loss(logits, y, cfg.arch.output, cfg.loss)
+    data_loss = jnp.sum(per * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+    return data_loss + penalty(params, cfg.regularization, h.reg_rate), (data_loss, extras["bn_state"])
+
+
+def sgd_step(state: TrainState, batch, h: Hyper, cfg: TrainConfig) -> TrainState:
+    """One mini-batch update: loss, gradients, optimizer, new params — a pure function."""
+    x, y, mask = batch
+    key, sub = jax.random.split(state.key) if cfg.dropout else (state.key, None)
+    grads, (_, bn_state) = jax.grad(objective, has_aux=True)(state.params, state.bn_state, x, y, mask, h, cfg, sub)
+    opt = OPTIMIZERS[cfg.optimizer].make(h)
+    updates, opt_state = opt.update(grads, state.opt_state, state.params)
+    return TrainState(optax.apply_updates(state.params, updates), opt_state, bn_state, key)
+
+
+def perceptron_step(state: TrainState, batch, h: Hyper, cfg: TrainConfig) -> TrainState:
+    """Rosenblatt's rule w ← w + η (t − o) x, summed over the batch (batch size 1 = the online rule)."""
+    x, y, mask = batch  # (b, F), (b,) ±1, (b,)
+    layer = state.params[0]
+    o = jnp.where(dense(x, layer["w"])[:, 0] + layer["b"][0] >= 0, 1.0, -1.0)
+    delta = h.learning_rate * (y - o) * mask  # 0 where the point is already right
+    new = {"w": layer["w"] + (x * delta[:, None]).sum(0)[:, None], "b": layer["b"] + delta.sum()}
+    return state._replace(params=[new])
+
+
+def finite(tree) -> jax.Array:
+    """True when every leaf is finite: one fused sum (a NaN or Inf anywhere makes the sum non-finite)."""
+    return jnp.isfinite(sum(jnp.sum(leaf) for leaf in jax.tree_util.tree_leaves(tree)))
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def train_epochs(cfg: TrainConfig, state: TrainState, batches, h: Hyper, n_epochs: jax.Array):
+    """Run up to ``n_epochs`` epochs in one compiled call.
+
+    batches: (x (steps, batch, F), y (steps, batch), mask (steps, batch)) — one epoch, padded to whole
+    batches. ``n_epochs`` is traced, so any count reuses the same program. Stops after the first epoch
+    that leaves non-finite weights. Returns (epochs_run, state, finite); when not finite, the last finite
+    state is the input state trained for ``epochs_run - 1`` epochs (the run is deterministic), which keeps
+    the hot loop free of copies.
+    """
+    step = perceptron_step if cfg.algorithm == "perceptron" else sgd_step
+
+    def cond(carry):
+        i, _, ok = carry
+        return (i < n_epochs) & ok
+
+    def body(carry):
+        i, st, _ = carry
+        st, _ = jax.lax.scan(lambda s, b: (step(s, b, h, cfg), None), st, batches, unroll=cfg.unroll)
+        return i + 1, st, finite(st.params)
+
+    return jax.lax.while_loop(cond, body, (jnp.int32(0), state, jnp.bool_(True)))
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def evaluate(cfg: TrainConfig, params, bn_state, x: jax.Array, y: jax.Array):
+    """Mean data loss and accuracy of ``params`` on (x, y) (no dropout, running batch-norm statistics)."""
+    logits, _ = apply_mlp(params, x, cfg.arch, bn_state=bn_state)
+    loss = per_example_loss(logits, y, cfg.arch.output, cfg.loss).mean()
+    return loss, correct(logits, y, cfg.arch.output).mean()

@@ -1,0 +1,139 @@
+"""ExperimentSpec: THE description of an experiment (REST bodies, page forms, saved work, share links).
+
+Defaults reproduce TensorFlow Playground's first screen. Every numeric field has a range; anything out of
+range, of the wrong type, or an unknown name is a validation error that names the field.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from server.ml.datasets import DATASETS, FEATURES
+from server.ml.models import ACTIVATIONS, INITS
+from server.ml.train import OPTIMIZERS
+
+ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
+DatasetName = Literal[tuple(DATASETS)]  # type: ignore[valid-type]
+FeatureName = Literal[tuple(FEATURES)]  # type: ignore[valid-type]
+OptimizerName = Literal[tuple(OPTIMIZERS)]  # type: ignore[valid-type]
+InitName = Literal[INITS]  # type: ignore[valid-type]
+
+MAX_HIDDEN_LAYERS = 10
+MAX_UNITS = 64
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+
+class DatasetSpec(_Strict):
+    name: DatasetName = "circle"  # see GET /api/v1/datasets
+    n: int = Field(500, ge=10, le=5000, description="number of points (train + test)")
+    noise: float = Field(0.0, ge=0, le=50, description="noise in percent, as TF Playground's slider (0-50)")
+    train_percent: float = Field(50.0, ge=10, le=90, description="share of the points used for training")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the data generator")
+
+
+class LayerSpec(_Strict):
+    units: int = Field(ge=1, le=MAX_UNITS, description="neurons in this layer (1-64)")
+    activation: ActivationName = "tanh"  # see GET /api/v1/activations
+
+
+class NetworkSpec(_Strict):
+    kind: Literal["mlp"] = "mlp"
+    hidden: list[LayerSpec] = Field(
+        default_factory=lambda: [LayerSpec(units=4), LayerSpec(units=2)],
+        max_length=MAX_HIDDEN_LAYERS,
+        description="hidden layers, input side first (0-10 layers)",
+    )
+    init: InitName = "xavier"  # xavier | he | normal (small, σ = 0.01) | zeros
+
+
+class TrainingSpec(_Strict):
+    algorithm: Literal["backprop", "perceptron"] = "backprop"
+    loss: Literal["mse", "cross_entropy"] = "mse"
+    optimizer: OptimizerName = "sgd"  # see GET /api/v1/optimizers
+    learning_rate: float = Field(0.03, ge=1e-6, le=10)
+    momentum: float = Field(0.9, ge=0, le=0.999, description="used by momentum, nesterov and rmsprop")
+    batch_size: int = Field(10, ge=1, le=500)
+    regularization: Literal["none", "l1", "l2"] = "none"
+    regularization_rate: float = Field(0.0, ge=0, le=10)
+    dropout: float = Field(0.0, ge=0, le=0.9, description="probability of dropping a hidden unit")
+    batch_norm: bool = False
+
+
+def _error(loc: tuple[str, ...], message: str, value: Any) -> ValidationError:
+    """A validation error located at a field, for rules that span several fields."""
+    detail = InitErrorDetails(type=PydanticCustomError("spec_rule", message), loc=loc, input=value)
+    return ValidationError.from_exception_data("ExperimentSpec", [detail])
+
+
+class ExperimentSpec(_Strict):
+    """A whole experiment: data, inputs, network, training, pace."""
+
+    problem: Literal["classification", "regression"] = "classification"
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    features: list[FeatureName] = Field(default_factory=lambda: ["x1", "x2"], min_length=1, max_length=7)
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    speed: float | None = Field(
+        None, gt=0, le=1_000_000, description="max epochs per second while playing; null = as fast as possible"
+    )
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the weight initialisation and dropout")
+
+    @field_validator("features")
+    @classmethod
+    def _unique_features(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("each feature may appear only once")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentSpec:
+        info = DATASETS[self.dataset.name]
+        if info.problem != self.problem:
+            raise _error(
+                ("dataset", "name"),
+                f"dataset '{self.dataset.name}' is a {info.problem} dataset but problem is '{self.problem}'",
+                self.dataset.name,
+            )
+        if self.problem == "regression" and self.training.loss == "cross_entropy":
+            raise _error(("training", "loss"), "cross_entropy needs a classification problem", "cross_entropy")
+        if self.training.algorithm == "perceptron":
+            if self.network.hidden:
+                raise _error(
+                    ("network", "hidden"),
+                    "the perceptron rule trains a single layer: remove the hidden layers",
+                    len(self.network.hidden),
+                )
+            if self.problem != "classification" or info.n_classes != 2:
+                raise _error(
+                    ("training", "algorithm"),
+                    "the perceptron rule needs a two-class classification dataset",
+                    "perceptron",
+                )
+        return self
+
+    @property
+    def n_classes(self) -> int:
+        return DATASETS[self.dataset.name].n_classes
+
+
+def merge_patch(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """JSON merge of a partial spec: objects merge key by key, anything else (lists too) is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_patch(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def apply_patch(spec: ExperimentSpec, patch: dict[str, Any]) -> ExperimentSpec:
+    """The spec after a partial update; raises ValidationError naming the offending field."""
+    return ExperimentSpec.model_validate(merge_patch(spec.model_dump(), patch))
