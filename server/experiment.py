@@ -177,7 +177,7 @@ def advance(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, epochs: i
 
 
 def _finite_or_none(v: float) -> float | None:
-    return v if math.isfinite(v) else None
+    return float(f"{v:.7g}") if math.isfinite(v) else None  # float32 precision, no noise digits
 
 
 def metrics(cfg: TrainConfig, state: TrainState, data: Data, problem: str) -> dict[str, float | None]:

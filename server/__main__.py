@@ -1,0 +1,20 @@
+"""`python -m server` → uvicorn serving Neuroglass (default http://127.0.0.1:8000)."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m server", description="Run the Neuroglass server.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--reload", action="store_true", help="restart when the code changes (development)")
+    args = parser.parse_args()
+    uvicorn.run("server.app:create_app", factory=True, host=args.host, port=args.port, reload=args.reload)
+
+
+if __name__ == "__main__":
+    main()

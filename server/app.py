@@ -1,0 +1,65 @@
+"""The FastAPI application: lifespan-owned session manager, routers, error shapes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from server.config import Settings, enable_compile_cache
+from server.routes import catalog, sessions
+from server.sessions import Invalid, SessionError, SessionManager
+
+
+async def _reaper(manager: SessionManager, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        await manager.reap_idle()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; ``settings`` defaults to the environment (NEUROGLASS_*)."""
+    settings = settings or Settings()
+    enable_compile_cache(settings.compile_cache_dir)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.sessions = SessionManager(settings)
+        reaper = asyncio.create_task(_reaper(app.state.sessions, min(60.0, settings.session_idle_seconds / 2)))
+        yield
+        reaper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reaper
+        await app.state.sessions.close()
+
+    app = FastAPI(
+        title="Neuroglass",
+        version="0.1.0",
+        summary="A glass-box neural network playground: train JAX networks live, inspect everything.",
+        lifespan=lifespan,
+    )
+    app.include_router(catalog.health)
+    app.include_router(catalog.router)
+    app.include_router(sessions.router)
+
+    @app.exception_handler(SessionError)
+    async def session_error(request: Request, exc: SessionError) -> JSONResponse:
+        if isinstance(exc, Invalid):  # same shape as FastAPI's own 422s
+            detail = [{"type": "value_error", "loc": ["body", *exc.loc], "msg": exc.message}]
+            return JSONResponse({"detail": detail}, status_code=422)
+        return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+
+    @app.exception_handler(ValidationError)
+    async def spec_error(request: Request, exc: ValidationError) -> JSONResponse:
+        # A partial spec (PATCH) is validated after merging: report it like a body validation error.
+        errors = [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors(include_url=False)]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+    return app

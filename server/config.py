@@ -1,0 +1,38 @@
+"""Settings from environment variables prefixed NEUROGLASS_ (e.g. NEUROGLASS_MAX_SESSIONS=50)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Limits and locations. Every limit answers a clear 422/429, never a hang."""
+
+    model_config = SettingsConfigDict(env_prefix="NEUROGLASS_", env_file=".env", extra="ignore")
+
+    max_sessions: int = Field(200, ge=1)  # live sessions at once; more → 429
+    max_points: int = Field(5000, ge=10, le=5000)  # dataset.n cap; more → 422
+    max_train_epochs: int = Field(100_000, ge=1)  # epochs per POST .../train; more → 422
+    max_predict_points: int = Field(10_000, ge=1)  # inputs per POST .../predict
+    session_idle_seconds: float = Field(3600.0, gt=0)  # untouched and unwatched this long → removed
+    frame_rate: float = Field(30.0, gt=0, le=120)  # target frames per second while playing
+    history_limit: int = Field(4000, ge=100)  # history records kept per session (older ones thinned)
+    worker_threads: int = Field(default_factory=lambda: os.cpu_count() or 2)  # concurrent training calls
+    compile_cache_dir: Path | None = Path(".cache/jax")  # JAX's persistent compilation cache; None = off
+    database_url: str = "sqlite+aiosqlite:///data/neuroglass.sqlite"
+
+
+def enable_compile_cache(path: Path | None) -> None:
+    """Point JAX's persistent compilation cache at ``path`` so a known architecture starts fast."""
+    if path is None:
+        return
+    import jax
+
+    path.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)

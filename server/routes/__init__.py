@@ -1,0 +1,1 @@
+"""HTTP routers, gathered by server.app.create_app."""

@@ -1,0 +1,128 @@
+"""Request and response bodies of the REST API (split by direction: ...In for requests, ...Public out)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from server.spec import ExperimentSpec
+
+
+class Metrics(BaseModel):
+    train_loss: float | None = None
+    test_loss: float | None = None
+    train_accuracy: float | None = None  # null for regression
+    test_accuracy: float | None = None
+
+
+class OutputPublic(BaseModel):
+    kind: str  # tanh | sigmoid | softmax | linear | sign
+    units: int
+    description: str
+
+
+class LayerPublic(BaseModel):
+    units: int
+    activation: str
+
+
+class ArchitecturePublic(BaseModel):
+    inputs: list[str]
+    hidden: list[LayerPublic]
+    output: OutputPublic
+    parameters: int
+    steps_per_epoch: int
+    n_train: int
+    n_test: int
+
+
+class SessionPublic(BaseModel):
+    """A session's state: what GET answers and what every mutation answers with."""
+
+    id: str
+    spec: ExperimentSpec
+    status: Literal["paused", "running", "diverged"]
+    epoch: int
+    step: int
+    spec_version: int
+    metrics: Metrics
+    architecture: ArchitecturePublic
+    notes: list[str] = Field(description="plain-words remarks, e.g. activations with zero gradient")
+
+
+class SessionCreated(SessionPublic):
+    token: str = Field(description="send as 'Authorization: Bearer <token>' to change the session")
+
+
+class LayerChange(BaseModel):
+    layer: int
+    shape: list[int]
+    kept: int
+    initialized: int
+
+
+class WeightsReport(BaseModel):
+    kept: int
+    initialized: int
+    layers: list[LayerChange] | None = None
+
+
+class ChangeReport(BaseModel):
+    spec_version: int
+    reset: bool
+    data: Literal["kept", "regenerated"]
+    weights: WeightsReport
+    optimizer_state: Literal["kept", "reinitialized"]
+    applies_at_reset: list[str]
+
+
+class SessionPatched(SessionPublic):
+    changes: ChangeReport
+
+
+class TrainIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    epochs: int = Field(ge=1, description="epochs to train now (at most the server's max_train_epochs)")
+
+
+class PredictIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    inputs: list[tuple[float, float]] = Field(min_length=1, description="points [x1, x2] in the input plane")
+
+
+class PredictPublic(BaseModel):
+    outputs: list[Any] = Field(
+        description="±1-scale output (classification), value (regression), or class probabilities"
+    )
+    classes: list[int] | None = Field(None, description="predicted class index per input (classification)")
+
+
+class LayerWeights(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    w: list[list[float]]
+    b: list[float]
+    gamma: list[float] | None = None
+    beta: list[float] | None = None
+
+
+class WeightsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    layers: list[LayerWeights]
+
+
+class WeightsPublic(BaseModel):
+    epoch: int
+    spec_version: int
+    inputs: list[str]
+    layers: list[LayerWeights]
+
+
+class HistoryPublic(BaseModel):
+    records: list[dict[str, Any]]
+
+
+class ExportPublic(BaseModel):
+    spec: ExperimentSpec
+    epoch: int
+    weights: list[LayerWeights]

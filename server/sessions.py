@@ -1,0 +1,440 @@
+"""Live sessions: the only mutable state of the server.
+
+A session holds a spec, its data, the training state, history and status. Every change to a session
+happens under its lock, between training chunks; chunks run in worker threads (JAX releases the GIL), so
+the event loop stays free. While playing, a session's loop trains a chunk, builds a frame and drops it in
+each subscriber's latest-only mailbox (a slow client skips stale frames and never slows training).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import math
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import anyio
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from server import experiment as ex
+from server.config import Settings
+from server.ml.inspect import NEURON_RESOLUTION, OUTPUT_RESOLUTION
+from server.ml.models import OUTPUTS, count_params
+from server.ml.train import TrainConfig, TrainState
+from server.spec import ExperimentSpec, apply_patch
+
+T = TypeVar("T")
+
+
+class SessionError(Exception):
+    """A request the session cannot honour; routes turn it into an HTTP status."""
+
+    status_code = 400
+
+    def __init__(self, message: str, loc: tuple[str | int, ...] = ()):
+        super().__init__(message)
+        self.message, self.loc = message, loc
+
+
+class NotFound(SessionError):
+    status_code = 404
+
+
+class TooMany(SessionError):
+    status_code = 429
+
+
+class Invalid(SessionError):
+    status_code = 422
+
+
+class Conflict(SessionError):
+    status_code = 409
+
+
+class Mailbox:
+    """Latest-only mailbox: put() replaces what the reader has not taken yet."""
+
+    def __init__(self) -> None:
+        self._item: Any = None
+        self._event = asyncio.Event()
+
+    def put(self, item: Any) -> None:
+        self._item = item
+        self._event.set()
+
+    async def get(self) -> Any:
+        await self._event.wait()
+        self._event.clear()
+        item, self._item = self._item, None
+        return item
+
+
+@dataclass
+class Session:
+    """One experiment being trained. Mutated only by SessionManager, under ``lock``."""
+
+    id: str
+    token: str
+    spec: ExperimentSpec
+    cfg: TrainConfig
+    data: ex.Data
+    state: TrainState
+    status: str = "paused"  # paused | running | diverged
+    epoch: int = 0
+    step: int = 0  # optimizer updates so far
+    spec_version: int = 0
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    history_stride: int = 1  # record every n-th chunk once the history has been thinned
+    chunks: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    task: asyncio.Task | None = None
+    subscribers: set[Mailbox] = field(default_factory=set)
+    touched: float = field(default_factory=time.monotonic)
+
+    def check_token(self, token: str | None) -> bool:
+        return token is not None and hmac.compare_digest(token.encode(), self.token.encode())
+
+
+def _sanitize(values: dict[str, Any], problem: str) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy"):
+        v = float(values[k])
+        out[k] = float(f"{v:.7g}") if math.isfinite(v) else None  # float32 precision, no noise digits
+    if problem == "regression":
+        out["train_accuracy"] = out["test_accuracy"] = None
+    return out
+
+
+class SessionManager:
+    """Creates, finds, trains and edits sessions; owns their loops and subscribers."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.sessions: dict[str, Session] = {}
+        self.limiter = anyio.CapacityLimiter(settings.worker_threads)
+
+    async def _thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+    def _check_limits(self, spec: ExperimentSpec) -> None:
+        if spec.dataset.n > self.settings.max_points:
+            raise Invalid(f"at most {self.settings.max_points} points on this server", ("dataset", "n"))
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def create(self, spec: ExperimentSpec) -> Session:
+        if len(self.sessions) >= self.settings.max_sessions:
+            raise TooMany(f"this server holds at most {self.settings.max_sessions} sessions; delete one first")
+        self._check_limits(spec)
+
+        def build() -> Session:
+            cfg = ex.config_for(spec)
+            data = ex.build_data(spec)
+            state = ex.init_train_state(spec, cfg)
+            s = Session(secrets.token_urlsafe(9), secrets.token_urlsafe(24), spec, cfg, data, state)
+            s.metrics = ex.metrics(cfg, state, data, spec.problem)
+            self._record(s, force=True)
+            return s
+
+        s = await self._thread(build)
+        self.sessions[s.id] = s
+        return s
+
+    def get(self, session_id: str) -> Session:
+        s = self.sessions.get(session_id)
+        if s is None:
+            raise NotFound(f"no session {session_id!r} (it may have been deleted or expired)")
+        s.touched = time.monotonic()
+        return s
+
+    async def delete(self, s: Session) -> None:
+        s.status = "paused"
+        await self._stop_loop(s)
+        self.sessions.pop(s.id, None)
+
+    async def close(self) -> None:
+        for s in list(self.sessions.values()):
+            await self.delete(s)
+
+    async def reap_idle(self) -> int:
+        """Remove sessions nobody has touched or watched for the idle limit. Returns how many."""
+        limit = self.settings.session_idle_seconds
+        now = time.monotonic()
+        stale = [s for s in self.sessions.values() if not s.subscribers and now - s.touched > limit]
+        for s in stale:
+            await self.delete(s)
+        return len(stale)
+
+    # ------------------------------------------------------------------ training
+
+    def _record(self, s: Session, force: bool = False) -> None:
+        s.chunks += 1
+        if not force and s.chunks % s.history_stride:
+            return
+        s.history.append({"epoch": s.epoch, "step": s.step, "spec_version": s.spec_version, **s.metrics})
+        if len(s.history) > self.settings.history_limit:
+            s.history = s.history[::2]  # keep the whole run at half the resolution
+            s.history_stride *= 2
+
+    def _advance(self, s: Session, epochs: int) -> bool:
+        """Train ``epochs`` epochs (worker thread, lock held). False when training diverged."""
+        result = ex.advance(s.cfg, s.state, s.data, ex.hyper_for(s.spec), epochs)
+        s.state = result.state
+        s.epoch += result.epochs
+        s.step += result.epochs * s.data.steps_per_epoch
+        return not result.diverged
+
+    def _train_sync(self, s: Session, epochs: int) -> None:
+        # Enough chunks for a useful loss curve, few enough that syncing to the host stays negligible.
+        per_chunk = max(1, math.ceil(epochs / 100))
+        done = 0
+        while done < epochs:
+            n = min(per_chunk, epochs - done)
+            ok = self._advance(s, n)
+            s.metrics = ex.metrics(s.cfg, s.state, s.data, s.spec.problem)
+            self._record(s)
+            done += n
+            if not ok or s.metrics["train_loss"] is None:
+                s.status = "diverged"
+                return
+        if s.status == "diverged":
+            s.status = "paused"
+
+    async def train(self, s: Session, epochs: int) -> None:
+        if epochs > self.settings.max_train_epochs:
+            raise Invalid(f"at most {self.settings.max_train_epochs} epochs per call", ("epochs",))
+        async with s.lock:
+            await self._thread(self._train_sync, s, epochs)
+
+    def _chunk_sync(self, s: Session, epochs: int) -> dict[str, Any]:
+        """One chunk of the play loop: train, then the frame (worker thread, lock held)."""
+        ok = self._advance(s, epochs)
+        arrays = ex.frame_arrays(s.cfg, s.state, s.data)
+        s.metrics = _sanitize(arrays, s.spec.problem)
+        self._record(s)
+        if not ok or s.metrics["train_loss"] is None:
+            s.status = "diverged"
+        return arrays
+
+    async def _loop(self, s: Session) -> None:
+        """Train chunk after chunk while running, sizing chunks to keep the frame rate."""
+        period = 1.0 / self.settings.frame_rate
+        epochs = 1
+        while s.status == "running":
+            started = time.perf_counter()
+            async with s.lock:
+                if s.status != "running":
+                    break
+                cap = s.spec.speed
+                n = epochs if cap is None else max(1, min(epochs, round(cap * period)))
+                arrays = await self._thread(self._chunk_sync, s, n)
+                self.publish(s, arrays)
+            elapsed = time.perf_counter() - started
+            if cap is not None:
+                await asyncio.sleep(max(0.0, n / cap - elapsed))
+            else:
+                await asyncio.sleep(0)  # let requests and other sessions in between chunks
+            # aim a chunk at ~80 % of the frame period; grow at most 2× per frame to stay responsive
+            per_epoch = max(elapsed / n, 1e-7)
+            epochs = max(1, min(epochs * 2, int(0.8 * period / per_epoch)))
+
+    async def _stop_loop(self, s: Session) -> None:
+        task, s.task = s.task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def play(self, s: Session) -> None:
+        if s.status == "diverged":
+            raise Conflict("training diverged: lower the learning rate or reset before playing", ("status",))
+        s.status = "running"
+        if s.task is None or s.task.done():
+            s.task = asyncio.create_task(self._loop(s), name=f"session-{s.id}")
+
+    async def pause(self, s: Session) -> None:
+        if s.status == "running":
+            s.status = "paused"
+        async with s.lock:  # returns once the chunk in flight has finished
+            pass
+
+    async def step(self, s: Session) -> None:
+        await self.pause(s)
+        async with s.lock:
+            arrays = await self._thread(self._chunk_sync, s, 1)
+            if s.status == "running":
+                s.status = "paused"
+            self.publish(s, arrays)
+
+    async def reset(self, s: Session) -> None:
+        s.status = "paused"
+        async with s.lock:
+
+            def fresh() -> None:
+                s.state = ex.init_train_state(s.spec, s.cfg)
+                s.epoch = s.step = s.chunks = 0
+                s.history, s.history_stride = [], 1
+                s.metrics = ex.metrics(s.cfg, s.state, s.data, s.spec.problem)
+                self._record(s, force=True)
+
+            await self._thread(fresh)
+        await self.refresh(s)
+
+    # ------------------------------------------------------------------ live edits
+
+    async def patch(self, s: Session, patch: dict[str, Any]) -> dict[str, Any]:
+        """Apply a partial spec without resetting; returns what was kept and what changed."""
+        new = apply_patch(s.spec, patch)  # pydantic ValidationError names the field
+        self._check_limits(new)
+        async with s.lock:
+            report = await self._thread(self._apply_spec, s, new)
+        await self.refresh(s)
+        return report
+
+    def _apply_spec(self, s: Session, new: ExperimentSpec) -> dict[str, Any]:
+        old, old_cfg = s.spec, s.cfg
+        cfg = ex.config_for(new)
+        data_key = lambda sp: (sp.dataset, sp.problem, sp.features, ex.batch_size(sp, 10**9))  # noqa: E731
+        regenerate = data_key(old) != data_key(new)
+        state, report = ex.carry_over(old, old_cfg, s.state, new, cfg)
+        if regenerate:
+            s.data = ex.build_data(new)
+        s.spec, s.cfg, s.state = new, cfg, state
+        s.spec_version += 1
+        if s.status == "diverged":
+            s.status = "paused"
+        s.metrics = ex.metrics(cfg, state, s.data, new.problem)
+        at_reset = (("seed", old.seed, new.seed), ("network.init", old.network.init, new.network.init))
+        later = [name for name, a, b in at_reset if a != b]
+        return {
+            "spec_version": s.spec_version,
+            "reset": False,
+            "data": "regenerated" if regenerate else "kept",
+            "weights": report,
+            "optimizer_state": report.pop("optimizer_state"),
+            "applies_at_reset": later,
+        }
+
+    async def set_weights(self, s: Session, layers: list[dict[str, Any]]) -> None:
+        """Replace every weight and bias (same shapes as GET .../weights); optimizer state is kept."""
+        current = s.state.params
+        if len(layers) != len(current):
+            raise Invalid(f"expected {len(current)} layers, got {len(layers)}", ("layers",))
+        new_params = []
+        for i, (given, have) in enumerate(zip(layers, current, strict=True)):
+            layer = {}
+            for name, arr in have.items():
+                value = given.get(name)
+                if value is None:
+                    raise Invalid(f"layer {i} needs '{name}' with shape {list(arr.shape)}", ("layers", i, name))
+                a = np.asarray(value, dtype=np.float32)
+                if a.shape != arr.shape:
+                    raise Invalid(f"shape {list(a.shape)}, expected {list(arr.shape)}", ("layers", i, name))
+                if not np.isfinite(a).all():
+                    raise Invalid("weights must be finite numbers", ("layers", i, name))
+                layer[name] = jnp.asarray(a)
+            new_params.append(layer)
+        async with s.lock:
+            s.state = s.state._replace(params=new_params)
+            s.metrics = await self._thread(ex.metrics, s.cfg, s.state, s.data, s.spec.problem)
+        await self.refresh(s)
+
+    async def predict(self, s: Session, points: np.ndarray) -> np.ndarray:
+        if len(points) > self.settings.max_predict_points:
+            raise Invalid(f"at most {self.settings.max_predict_points} inputs per call", ("inputs",))
+        return await self._thread(ex.predict_points, s.cfg, s.state, s.spec, points)
+
+    async def frame(self, s: Session) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        async with s.lock:
+            arrays = await self._thread(ex.frame_arrays, s.cfg, s.state, s.data)
+        return self.frame_message(s, arrays)
+
+    # ------------------------------------------------------------------ frames and subscribers
+
+    def frame_message(self, s: Session, arrays: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Header (JSON-able) and arrays of a frame; see docs/frames.md."""
+        arch = s.cfg.arch
+        header = {
+            "type": "frame",
+            "id": s.id,
+            "epoch": s.epoch,
+            "step": s.step,
+            "status": s.status,
+            "spec_version": s.spec_version,
+            "metrics": _sanitize(arrays, s.spec.problem),
+            "output_kind": arch.output,
+            "output_scale": [0.0, 1.0] if arch.output == "softmax" else [-1.0, 1.0],
+            "output_resolution": OUTPUT_RESOLUTION,
+            "neuron_resolution": NEURON_RESOLUTION,
+            "neuron_scale": [-1.0, 1.0],
+            "layers": [u for u, _ in arch.hidden],
+            "domain": [-6.0, 6.0],
+        }
+        out = {
+            "output": arrays["output"],
+            "neurons": arrays["neurons"],
+            "grad_norms": np.asarray(arrays["grad_norms"], np.float32),
+        }
+        for i, layer in enumerate(jax.device_get(s.state.params)):
+            for name, value in layer.items():
+                out[f"{name}{i}"] = np.asarray(value, np.float32)
+        return header, out
+
+    def publish(self, s: Session, arrays: dict[str, Any]) -> None:
+        if s.subscribers:
+            message = self.frame_message(s, arrays)
+            for box in s.subscribers:
+                box.put(message)
+
+    async def refresh(self, s: Session) -> None:
+        """Send watchers a fresh frame after an edit made while paused."""
+        if s.subscribers and s.status != "running":
+            async with s.lock:
+                arrays = await self._thread(ex.frame_arrays, s.cfg, s.state, s.data)
+            self.publish(s, arrays)
+
+    def subscribe(self, s: Session) -> Mailbox:
+        box = Mailbox()
+        s.subscribers.add(box)
+        return box
+
+    def unsubscribe(self, s: Session, box: Mailbox) -> None:
+        s.subscribers.discard(box)
+
+    # ------------------------------------------------------------------ views
+
+    def public(self, s: Session) -> dict[str, Any]:
+        """The session's state as GET returns it (and every mutation answers with)."""
+        arch = s.cfg.arch
+        return {
+            "id": s.id,
+            "spec": s.spec.model_dump(),
+            "status": s.status,
+            "epoch": s.epoch,
+            "step": s.step,
+            "spec_version": s.spec_version,
+            "metrics": s.metrics,
+            "architecture": {
+                "inputs": list(s.spec.features),
+                "hidden": [{"units": u, "activation": a} for u, a in arch.hidden],
+                "output": {"kind": arch.output, "units": arch.n_outputs, "description": OUTPUTS[arch.output]},
+                "parameters": count_params(s.state.params),
+                "steps_per_epoch": s.data.steps_per_epoch,
+                "n_train": int(s.data.x_train.shape[0]),
+                "n_test": int(s.data.x_test.shape[0]),
+            },
+            "notes": ex.notes_for(s.spec),
+        }
+
+    def weights(self, s: Session) -> dict[str, Any]:
+        layers = [{k: np.asarray(v).tolist() for k, v in layer.items()} for layer in jax.device_get(s.state.params)]
+        return {"epoch": s.epoch, "spec_version": s.spec_version, "inputs": list(s.spec.features), "layers": layers}
