@@ -38,6 +38,8 @@ class Data:
     grid_out: jax.Array  # (G², F)
     grid_neurons: jax.Array  # (g², F)
 
+    padded: bool  # whether the last batch has padding rows
+
     @property
     def steps_per_epoch(self) -> int:
         return int(self.batches[0].shape[0])
@@ -86,6 +88,7 @@ def build_data(spec: ExperimentSpec, extra_points: tuple[np.ndarray, np.ndarray]
         x_test=jnp.asarray(x_te),
         y_test=jnp.asarray(y_te),
         batches=make_batches(x_tr, y_tr, batch_size(spec, len(x_tr))),
+        padded=len(x_tr) % batch_size(spec, len(x_tr)) != 0,
         grid_out=jnp.asarray(datasets.featurize(datasets.grid_points(OUTPUT_RESOLUTION), spec.features)),
         grid_neurons=jnp.asarray(datasets.featurize(datasets.grid_points(NEURON_RESOLUTION), spec.features)),
     )
@@ -164,13 +167,13 @@ class Advance:
 
 def advance(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, epochs: int) -> Advance:
     """Train ``epochs`` epochs in one compiled call; on divergence return the last finite weights."""
-    done, new, ok = train_epochs(cfg, state, data.batches, h, jnp.int32(epochs))
+    done, new, ok = train_epochs(cfg, state, data.batches, h, jnp.int32(epochs), data.padded)
     done, ok = int(done), bool(ok)
     if ok:
         return Advance(new, done, False)
     # The epoch that produced NaN/Inf is dropped: replay the finite ones (training is deterministic).
     if done > 1:
-        _, new, _ = train_epochs(cfg, state, data.batches, h, jnp.int32(done - 1))
+        _, new, _ = train_epochs(cfg, state, data.batches, h, jnp.int32(done - 1), data.padded)
     else:
         new = state
     return Advance(new, done - 1, True)

@@ -130,19 +130,20 @@ def penalty(params, kind: str, rate: jax.Array) -> jax.Array:
 
 
 def objective(params, bn_state, x, y, mask, h: Hyper, cfg: TrainConfig, key=None):
-    """Mean data loss over the real rows of a (possibly padded) batch plus the penalty; aux: data loss and
-    the updated batch-norm statistics."""
+    """Mean data loss over the real rows of a batch plus the penalty; aux: data loss and the updated
+    batch-norm statistics. ``mask`` (batch,) marks real rows of a padded batch; None = all rows real."""
     logits, extras = apply_mlp(
         params, x, cfg.arch, bn_state=bn_state, train=True, dropout=h.dropout, key=key, mask=mask
     )
     per = per_example_loss(logits, y, cfg.arch.output, cfg.loss)
-    data_loss = jnp.sum(per * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+    data_loss = per.mean() if mask is None else jnp.sum(per * mask) / jnp.maximum(jnp.sum(mask), 1.0)
     return data_loss + penalty(params, cfg.regularization, h.reg_rate), (data_loss, extras["bn_state"])
 
 
-def sgd_step(state: TrainState, batch, h: Hyper, cfg: TrainConfig) -> TrainState:
+def sgd_step(state: TrainState, batch, h: Hyper, cfg: TrainConfig, padded: bool = True) -> TrainState:
     """One mini-batch update: loss, gradients, optimizer, new params — a pure function."""
     x, y, mask = batch
+    mask = mask if padded else None  # a static choice: whole batches skip the masking arithmetic
     key, sub = jax.random.split(state.key) if cfg.dropout else (state.key, None)
     grads, (_, bn_state) = jax.grad(objective, has_aux=True)(state.params, state.bn_state, x, y, mask, h, cfg, sub)
     opt = OPTIMIZERS[cfg.optimizer].make(h)
@@ -150,7 +151,7 @@ def sgd_step(state: TrainState, batch, h: Hyper, cfg: TrainConfig) -> TrainState
     return TrainState(optax.apply_updates(state.params, updates), opt_state, bn_state, key)
 
 
-def perceptron_step(state: TrainState, batch, h: Hyper, cfg: TrainConfig) -> TrainState:
+def perceptron_step(state: TrainState, batch, h: Hyper, cfg: TrainConfig, padded: bool = True) -> TrainState:
     """Rosenblatt's rule w ← w + η (t − o) x, summed over the batch (batch size 1 = the online rule)."""
     x, y, mask = batch  # (b, F), (b,) ±1, (b,)
     layer = state.params[0]
@@ -165,15 +166,15 @@ def finite(tree) -> jax.Array:
     return jnp.isfinite(sum(jnp.sum(leaf) for leaf in jax.tree_util.tree_leaves(tree)))
 
 
-@partial(jax.jit, static_argnames=("cfg",))
-def train_epochs(cfg: TrainConfig, state: TrainState, batches, h: Hyper, n_epochs: jax.Array):
+@partial(jax.jit, static_argnames=("cfg", "padded"))
+def train_epochs(cfg: TrainConfig, state: TrainState, batches, h: Hyper, n_epochs: jax.Array, padded: bool = True):
     """Run up to ``n_epochs`` epochs in one compiled call.
 
     batches: (x (steps, batch, F), y (steps, batch), mask (steps, batch)) — one epoch, padded to whole
-    batches. ``n_epochs`` is traced, so any count reuses the same program. Stops after the first epoch
-    that leaves non-finite weights. Returns (epochs_run, state, finite); when not finite, the last finite
-    state is the input state trained for ``epochs_run - 1`` epochs (the run is deterministic), which keeps
-    the hot loop free of copies.
+    batches; ``padded=False`` promises every row is real. ``n_epochs`` is traced, so any count reuses the
+    same program. Stops after the first epoch that leaves non-finite weights. Returns (epochs_run, state,
+    finite); when not finite, the last finite state is the input state trained for ``epochs_run - 1``
+    epochs (the run is deterministic), which keeps the hot loop free of copies.
     """
     step = perceptron_step if cfg.algorithm == "perceptron" else sgd_step
 
@@ -183,7 +184,7 @@ def train_epochs(cfg: TrainConfig, state: TrainState, batches, h: Hyper, n_epoch
 
     def body(carry):
         i, st, _ = carry
-        st, _ = jax.lax.scan(lambda s, b: (step(s, b, h, cfg), None), st, batches, unroll=cfg.unroll)
+        st, _ = jax.lax.scan(lambda s, b: (step(s, b, h, cfg, padded), None), st, batches, unroll=cfg.unroll)
         return i + 1, st, finite(st.params)
 
     return jax.lax.while_loop(cond, body, (jnp.int32(0), state, jnp.bool_(True)))

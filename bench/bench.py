@@ -1,0 +1,151 @@
+"""Neuroglass figures: `make bench` prints one JSON object (keys documented in bench/README.md).
+
+Everything is measured in this process (or fresh subprocesses for compile times), side by side, on
+whatever machine runs it. Not a test: nothing here fails because the machine is slow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import psutil
+
+from server import experiment as ex
+from server.ml import models
+from server.spec import ExperimentSpec
+
+ALL_FEATURES = ["x1", "x2", "x1_sq", "x2_sq", "x1x2", "sin_x1", "sin_x2"]
+# TF Playground's measured setting: 250 training points (500 at 50 %), batch 10.
+DEFAULT = ExperimentSpec()
+BIGGEST = ExperimentSpec.model_validate(
+    {
+        "dataset": {"name": "spiral"},
+        "features": ALL_FEATURES,
+        "network": {"hidden": [{"units": 8, "activation": "tanh"}] * 6},
+    }
+)
+
+
+def _best(fn, repeats: int = 5) -> float:
+    """Fastest of several timed calls (seconds): the least disturbed by other work on the machine."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def epochs_per_s(spec: ExperimentSpec, epochs: int) -> float:
+    cfg, data = ex.config_for(spec), ex.build_data(spec)
+    state, h = ex.init_train_state(spec, cfg), ex.hyper_for(spec)
+    ex.advance(cfg, state, data, h, 1)  # compile
+    return epochs / _best(lambda: ex.advance(cfg, state, data, h, epochs))
+
+
+def frame_ms(spec: ExperimentSpec) -> float:
+    cfg, data = ex.config_for(spec), ex.build_data(spec)
+    state = ex.init_train_state(spec, cfg)
+    ex.frame_arrays(cfg, state, data)  # compile
+    n = 50
+    return 1000 * _best(lambda: [ex.frame_arrays(cfg, state, data) for _ in range(n)]) / n
+
+
+def with_matmul(fn, *args) -> float:
+    """The same measurement with plain ``x @ w`` for every dense layer (the alternative to the fused form)."""
+    original = models.dense
+    models.dense = lambda x, w: x @ w
+    jax.clear_caches()
+    try:
+        return fn(*args)
+    finally:
+        models.dense = original
+        jax.clear_caches()
+
+
+FIRST_FRAME = """
+import time, sys
+t0 = time.perf_counter()
+from server.config import enable_compile_cache
+from pathlib import Path
+enable_compile_cache(Path(sys.argv[1]))
+from server import experiment as ex
+from server.spec import ExperimentSpec
+spec = ExperimentSpec()
+t = time.perf_counter()
+cfg, data = ex.config_for(spec), ex.build_data(spec)
+state = ex.init_train_state(spec, cfg)
+res = ex.advance(cfg, state, data, ex.hyper_for(spec), 1)
+ex.metrics(cfg, res.state, data, spec.problem)
+ex.frame_arrays(cfg, res.state, data)
+print(time.perf_counter() - t)
+"""
+
+
+def compile_seconds() -> tuple[float, float]:
+    """Time from a spec to its first frame in a fresh process: empty compilation cache, then warm."""
+    with tempfile.TemporaryDirectory() as cache:
+        runs = []
+        for _ in range(2):
+            out = subprocess.run(
+                [sys.executable, "-c", FIRST_FRAME, cache], capture_output=True, text=True, check=True
+            ).stdout
+            runs.append(float(out.strip().splitlines()[-1]))
+    return runs[0], runs[1]
+
+
+def rss_mb_per_session(n: int = 40) -> float:
+    """Resident memory added by each idle default session (compiled code is shared, so only data)."""
+    from server.config import Settings
+    from server.sessions import SessionManager
+
+    async def run() -> float:
+        manager = SessionManager(Settings(compile_cache_dir=None))
+        await manager.create(DEFAULT)  # warm: compiled functions exist from here on
+        gc.collect()
+        before = psutil.Process().memory_info().rss
+        for _ in range(n):
+            await manager.create(DEFAULT)
+        gc.collect()
+        after = psutil.Process().memory_info().rss
+        await manager.close()
+        return (after - before) / n / 2**20
+
+    return asyncio.run(run())
+
+
+def main() -> None:
+    figures: dict[str, Any] = {"backend": jax.default_backend(), "devices": len(jax.devices())}
+    figures["mlp_default_epochs_per_s"] = round(epochs_per_s(DEFAULT, 4000))
+    figures["mlp_biggest_epochs_per_s"] = round(epochs_per_s(BIGGEST, 1500))
+    figures["mlp_default_epochs_per_s_matmul"] = round(with_matmul(epochs_per_s, DEFAULT, 1000))
+    figures["mlp_biggest_epochs_per_s_matmul"] = round(with_matmul(epochs_per_s, BIGGEST, 300))
+    figures["frame_ms_default"] = round(frame_ms(DEFAULT), 3)
+    figures["frame_ms_biggest"] = round(frame_ms(BIGGEST), 3)
+    cold, cached = compile_seconds()
+    figures["compile_s_cold"] = round(cold, 3)
+    figures["compile_s_cached"] = round(cached, 3)
+    figures["rss_mb_per_session"] = round(rss_mb_per_session(), 3)
+    figures["tf_playground_reference"] = {
+        "mlp_default_epochs_per_s": 6857,
+        "mlp_biggest_epochs_per_s": 587,
+        "frame_ms_default": 6.9,
+        "frame_ms_biggest": 39.9,
+    }
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    jnp.zeros(1).block_until_ready()
+    main()

@@ -1,0 +1,333 @@
+"""Tests for server/ml/train.py: optimizers agree with optax, traced hyperparameters never recompile,
+epochs and padding, Rosenblatt's rule, divergence, regularization and dropout."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from server import experiment
+from server.ml.models import Arch, apply_mlp, init_mlp
+from server.ml.train import (
+    OPTIMIZERS,
+    TrainConfig,
+    hyper,
+    init_state,
+    perceptron_step,
+    sgd_step,
+    train_epochs,
+)
+from server.spec import ExperimentSpec, apply_patch
+
+ARCH = Arch(2, ((3, "tanh"),), "tanh", 1)
+LR, MOMENTUM = 0.1, 0.9
+
+
+def _data(n=8, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2)).astype(np.float32)
+    y = np.where(x[:, 0] * x[:, 1] > 0, 1.0, -1.0).astype(np.float32)
+    return jnp.asarray(x), jnp.asarray(y)
+
+
+def _params(arch=ARCH, seed=0):
+    return init_mlp(jax.random.PRNGKey(seed), arch)
+
+
+def _full_batch(x, y):
+    return x, y, jnp.ones((x.shape[0],), jnp.float32)
+
+
+def _close(a, b, atol=1e-6, msg=""):
+    for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=0, atol=atol, err_msg=msg)
+
+
+def _same(a, b):
+    return all(
+        np.array_equal(np.asarray(u), np.asarray(v))
+        for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
+    )
+
+
+# sgd_step jitted once per TrainConfig (cfg is hashable), as train_epochs uses it.
+step = jax.jit(sgd_step, static_argnums=3)
+
+
+# --------------------------------------------------------------------------- optimizers vs optax
+
+REFERENCE = {
+    "sgd": lambda: optax.sgd(LR),
+    "momentum": lambda: optax.sgd(LR, momentum=MOMENTUM),
+    "nesterov": lambda: optax.sgd(LR, momentum=MOMENTUM, nesterov=True),
+    "rmsprop": lambda: optax.rmsprop(LR),
+    "adam": lambda: optax.adam(LR),
+    "adamw": lambda: optax.adamw(LR, weight_decay=1e-4),
+    "adagrad": lambda: optax.adagrad(LR),
+}
+
+
+def test_optimizer_table_is_the_documented_one():
+    assert set(OPTIMIZERS) == set(REFERENCE)
+    for name, opt in OPTIMIZERS.items():
+        assert set(opt.uses) <= {"learning_rate", "momentum", "reg_rate", "dropout"}, name
+        assert "learning_rate" in opt.uses, name
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_optimizer_matches_optax(name):
+    x, y = _data()
+    p0 = _params()
+
+    # the loss written out here: ½ (tanh(logit) − y)², mean over the batch
+    def loss(p):
+        logits, _ = apply_mlp(p, x, ARCH)
+        return jnp.mean(0.5 * (jnp.tanh(logits[:, 0]) - y) ** 2)
+
+    opt = REFERENCE[name]()
+    p, s = p0, opt.init(p0)
+    for _ in range(3):
+        updates, s = opt.update(jax.grad(loss)(p), s, p)
+        p = optax.apply_updates(p, updates)
+
+    cfg = TrainConfig(ARCH, optimizer=name)
+    state = init_state(cfg, p0, jax.random.PRNGKey(0))
+    for _ in range(3):
+        state = step(state, _full_batch(x, y), hyper(LR, MOMENTUM), cfg)
+    assert not _same(state.params, p0), "no update happened"
+    _close(state.params, p, msg=name)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_momentum_knob_matters_exactly_when_the_optimizer_uses_it(name):
+    # The page greys out knobs an optimizer ignores, from OPTIMIZERS[name].uses: that must be the truth.
+    x, y = _data()
+    cfg = TrainConfig(ARCH, optimizer=name)
+    results = []
+    for m in (0.5, 0.9):
+        state = init_state(cfg, _params(), jax.random.PRNGKey(0))
+        for _ in range(2):  # momentum acts from the second step on
+            state = step(state, _full_batch(x, y), hyper(LR, m), cfg)
+        results.append(state.params)
+    assert (not _same(*results)) == ("momentum" in OPTIMIZERS[name].uses)
+
+
+def test_momentum_description_names_the_optimizers_that_read_it():
+    # What the API documents for training.momentum must match what the engine does with it.
+    described = ExperimentSpec.model_fields["training"].annotation.model_fields["momentum"].description
+    readers = sorted(n for n, o in OPTIMIZERS.items() if "momentum" in o.uses)
+    named = sorted(n for n in OPTIMIZERS if n in described.replace(",", " ").split())
+    assert named == readers, (
+        f"spec.py says momentum is {described!r}, but in train.py OPTIMIZERS only {readers} read it"
+        " (rmsprop is optax.rmsprop(lr) with fixed decay 0.9 and no momentum)"
+    )
+
+
+# --------------------------------------------------------------------------- no recompiles
+
+
+def test_changing_hyperparameters_does_not_recompile():
+    # A unique architecture, so that this test's first call is a compile whatever ran before.
+    arch = Arch(2, ((3, "softplus"), (2, "swish")), "tanh", 1)
+    x, y = _data(20)
+    batches = experiment.make_batches(np.asarray(x), np.asarray(y), 5)
+    cfg = TrainConfig(arch, optimizer="momentum", regularization="l2", dropout=True)
+    state = init_state(cfg, _params(arch), jax.random.PRNGKey(0))
+
+    before = train_epochs._cache_size()
+    _, state, _ = train_epochs(cfg, state, batches, hyper(0.03, 0.9), jnp.int32(2))
+    compiled = train_epochs._cache_size()
+    assert compiled == before + 1
+    # turn every traced knob, run a different number of epochs, feed the returned state back in
+    for h, n in [(hyper(0.3, 0.5), 1), (hyper(1e-4, 0.0, reg_rate=0.1), 3), (hyper(0.01, 0.99, 0.5, 0.5), 5)]:
+        _, state, ok = train_epochs(cfg, state, batches, h, jnp.int32(n))
+        assert bool(ok)
+    assert train_epochs._cache_size() == compiled, "a hyperparameter change recompiled train_epochs"
+
+    # a structural change (optimizer) is a new program
+    cfg2 = TrainConfig(arch, optimizer="adam", regularization="l2", dropout=True)
+    state2 = init_state(cfg2, _params(arch), jax.random.PRNGKey(0))
+    train_epochs(cfg2, state2, batches, hyper(0.03), jnp.int32(1))
+    assert train_epochs._cache_size() == compiled + 1
+
+
+# --------------------------------------------------------------------------- epochs, batches, padding
+
+
+def test_one_epoch_is_ceil_n_over_b_updates():
+    x, y = _data(23)
+    batches = experiment.make_batches(np.asarray(x), np.asarray(y), 5)
+    assert batches[0].shape == (math.ceil(23 / 5), 5, 2)
+    assert np.asarray(batches[2]).sum() == 23  # mask marks the real rows
+
+    # adam counts its updates
+    cfg = TrainConfig(ARCH, optimizer="adam")
+    state = init_state(cfg, _params(), jax.random.PRNGKey(0))
+    done, state, ok = train_epochs(cfg, state, batches, hyper(0.01), jnp.int32(2))
+    assert int(done) == 2 and bool(ok)
+    assert int(state.opt_state[0].count) == 2 * 5
+
+
+def test_an_epoch_is_the_sequence_of_batch_steps():
+    x, y = _data(23)
+    batches = experiment.make_batches(np.asarray(x), np.asarray(y), 5)
+    cfg = TrainConfig(ARCH)
+    state0 = init_state(cfg, _params(), jax.random.PRNGKey(0))
+    _, trained, _ = train_epochs(cfg, state0, batches, hyper(0.1), jnp.int32(1))
+    manual = state0
+    for i in range(5):
+        manual = step(manual, tuple(b[i] for b in batches), hyper(0.1), cfg)
+    _close(trained.params, manual.params)
+
+    # the last batch holds 3 real rows: it is the mean over those 3, not over 5
+    last = tuple(b[4] for b in batches)
+    real = tuple(b[:3] for b in last)
+    before = step(state0, tuple(b[3] for b in batches), hyper(0.1), cfg)
+    _close(step(before, last, hyper(0.1), cfg).params, step(before, real, hyper(0.1), cfg).params)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_padded_rows_have_no_influence(batch_norm):
+    arch = Arch(2, ((4, "tanh"),), "tanh", 1, batch_norm=batch_norm)
+    x, y = _data(23)
+    xs, ys, mask = experiment.make_batches(np.asarray(x), np.asarray(y), 5)
+    assert np.asarray(mask)[-1].tolist() == [1, 1, 1, 0, 0]
+    junk_x = xs.at[-1, 3:].set(jnp.array([[7.0, -9.0], [100.0, 3.0]]))
+    junk_y = ys.at[-1, 3:].set(jnp.array([1.0, -1.0]))
+    cfg = TrainConfig(arch, optimizer="momentum")
+    state = init_state(cfg, _params(arch), jax.random.PRNGKey(0))
+    _, a, _ = train_epochs(cfg, state, (xs, ys, mask), hyper(0.1), jnp.int32(3))
+    _, b, _ = train_epochs(cfg, state, (junk_x, junk_y, mask), hyper(0.1), jnp.int32(3))
+    assert _same(a.params, b.params), "padding rows changed the weights"
+    assert _same(a.bn_state, b.bn_state), "padding rows changed the batch-norm statistics"
+
+
+# --------------------------------------------------------------------------- perceptron rule
+
+
+def _perceptron(w, b):
+    arch = Arch(2, (), "sign", 1)
+    cfg = TrainConfig(arch, algorithm="perceptron")
+    params = [{"w": jnp.array(w, jnp.float32), "b": jnp.array(b, jnp.float32)}]
+    return cfg, init_state(cfg, params, jax.random.PRNGKey(0))
+
+
+def test_perceptron_moves_w_by_eta_t_minus_o_x_on_a_mistake():
+    cfg, state = _perceptron([[0.5], [-1.0]], [0.25])
+    eta = 0.5
+    # x = (1, 2): w·x + b = 0.5 − 2 + 0.25 < 0, so o = −1 but t = +1
+    x, t = np.array([1.0, 2.0], np.float32), 1.0
+    new = perceptron_step(state, (jnp.asarray([x]), jnp.array([t]), jnp.ones(1)), hyper(eta), cfg)
+    dw = eta * (t - (-1.0)) * x
+    np.testing.assert_array_equal(np.asarray(new.params[0]["w"])[:, 0], np.array([0.5, -1.0]) + dw)
+    np.testing.assert_array_equal(np.asarray(new.params[0]["b"]), [0.25 + eta * (t - (-1.0))])
+    # and the other way: t = −1 predicted +1
+    x2 = np.array([2.0, 0.0], np.float32)  # 1 + 0.25 > 0 → o = +1
+    new2 = perceptron_step(state, (jnp.asarray([x2]), jnp.array([-1.0]), jnp.ones(1)), hyper(eta), cfg)
+    np.testing.assert_array_equal(np.asarray(new2.params[0]["w"])[:, 0], np.array([0.5, -1.0]) - 2 * eta * x2)
+
+
+def test_perceptron_leaves_a_correct_point_alone():
+    cfg, state = _perceptron([[0.5], [-1.0]], [0.25])
+    for x, t in [([2.0, 0.0], 1.0), ([1.0, 2.0], -1.0)]:
+        new = perceptron_step(state, (jnp.array([x]), jnp.array([t]), jnp.ones(1)), hyper(0.5), cfg)
+        assert _same(new.params, state.params), (x, t)
+    # a padded row (mask 0) is ignored even when it is misclassified
+    new = perceptron_step(state, (jnp.array([[1.0, 2.0]]), jnp.array([1.0]), jnp.zeros(1)), hyper(0.5), cfg)
+    assert _same(new.params, state.params)
+
+
+# --------------------------------------------------------------------------- divergence
+
+
+def test_huge_learning_rate_diverges_and_advance_returns_the_last_finite_weights():
+    spec = apply_patch(
+        ExperimentSpec(),
+        {
+            "problem": "regression",
+            "dataset": {"name": "plane"},
+            "network": {"hidden": [{"units": 8, "activation": "relu"}] * 3},
+            "training": {"learning_rate": 10.0},
+        },
+    )
+    cfg, data = experiment.config_for(spec), experiment.build_data(spec)
+    state, h = experiment.init_train_state(spec, cfg), experiment.hyper_for(spec)
+
+    done, _, ok = train_epochs(cfg, state, data.batches, h, jnp.int32(50))
+    assert not bool(ok)
+    assert 1 <= int(done) < 50  # stops at the first non-finite epoch
+
+    adv = experiment.advance(cfg, state, data, h, 50)
+    assert adv.diverged
+    assert adv.epochs == int(done) - 1
+    assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree_util.tree_leaves(adv.state.params))
+    # those weights are the run's state after adv.epochs epochs
+    if adv.epochs:
+        _, replay, ok = train_epochs(cfg, state, data.batches, h, jnp.int32(adv.epochs))
+        assert bool(ok) and _same(replay.params, adv.state.params)
+    else:
+        assert _same(adv.state.params, state.params)
+    m = experiment.metrics(cfg, adv.state, data, spec.problem)
+    assert m["train_accuracy"] is None and m["test_accuracy"] is None
+
+
+# --------------------------------------------------------------------------- regularization
+
+
+def test_l2_step_is_plain_step_minus_lr_rate_w_on_weights_only():
+    x, y = _data()
+    p0 = _params()
+    p0[0]["b"] = jnp.array([0.3, -0.2, 0.1], jnp.float32)  # non-zero biases, so decay on them would show
+    lr, rate = 0.1, 0.3
+    plain_cfg, l2_cfg = TrainConfig(ARCH), TrainConfig(ARCH, regularization="l2")
+    key = jax.random.PRNGKey(0)
+    plain = step(init_state(plain_cfg, p0, key), _full_batch(x, y), hyper(lr, reg_rate=rate), plain_cfg)
+    l2 = step(init_state(l2_cfg, p0, key), _full_batch(x, y), hyper(lr, reg_rate=rate), l2_cfg)
+    for layer_l2, layer_plain, layer0 in zip(l2.params, plain.params, p0, strict=True):
+        np.testing.assert_allclose(layer_l2["w"], layer_plain["w"] - lr * rate * layer0["w"], atol=1e-6)
+        np.testing.assert_allclose(layer_l2["b"], layer_plain["b"], atol=1e-7)
+    assert not _same(l2.params, plain.params)
+
+
+def test_l1_step_subtracts_lr_rate_sign_w():
+    x, y = _data()
+    p0 = _params()
+    lr, rate = 0.1, 0.3
+    plain_cfg, l1_cfg = TrainConfig(ARCH), TrainConfig(ARCH, regularization="l1")
+    key = jax.random.PRNGKey(0)
+    plain = step(init_state(plain_cfg, p0, key), _full_batch(x, y), hyper(lr, reg_rate=rate), plain_cfg)
+    l1 = step(init_state(l1_cfg, p0, key), _full_batch(x, y), hyper(lr, reg_rate=rate), l1_cfg)
+    for layer_l1, layer_plain, layer0 in zip(l1.params, plain.params, p0, strict=True):
+        np.testing.assert_allclose(layer_l1["w"], layer_plain["w"] - lr * rate * jnp.sign(layer0["w"]), atol=1e-6)
+        np.testing.assert_allclose(layer_l1["b"], layer_plain["b"], atol=1e-7)
+
+
+# --------------------------------------------------------------------------- dropout
+
+
+def test_dropout():
+    arch = Arch(2, ((16, "tanh"),), "tanh", 1)
+    x, y = _data(16)
+    p0 = _params(arch)
+    off, on = TrainConfig(arch), TrainConfig(arch, dropout=True)
+
+    def run(cfg, rate, seed):
+        state = init_state(cfg, p0, jax.random.PRNGKey(seed))
+        return step(state, _full_batch(x, y), hyper(0.1, dropout=rate), cfg)
+
+    baseline = run(off, 0.0, 0)
+    # rate 0: dropout layers exist but drop nothing and scale by 1
+    _close(run(on, 0.0, 0).params, baseline.params, atol=0, msg="dropout rate 0 changed the step")
+    _close(run(on, 0.0, 7).params, baseline.params, atol=0)
+    # rate 0.5: a different step, decided by the key, reproducible with the same key
+    a, b, c = run(on, 0.5, 0), run(on, 0.5, 0), run(on, 0.5, 1)
+    assert not _same(a.params, baseline.params)
+    assert _same(a.params, b.params)
+    assert not _same(a.params, c.params)
+    # the key advances, so the next step draws a new mask
+    assert not np.array_equal(np.asarray(a.key), np.asarray(jax.random.PRNGKey(0)))
