@@ -165,18 +165,26 @@ class Advance:
     diverged: bool
 
 
+def _loss_is_finite(cfg: TrainConfig, state: TrainState, data: Data) -> bool:
+    loss, _ = evaluate(cfg, state.params, state.bn_state, data.x_train, data.y_train)
+    return bool(jnp.isfinite(loss))
+
+
 def advance(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, epochs: int) -> Advance:
-    """Train ``epochs`` epochs in one compiled call; on divergence return the last finite weights."""
+    """Train ``epochs`` epochs in one compiled call. On divergence (non-finite weights or loss) return the
+    last state whose weights and training loss are finite, and how many epochs led to it."""
     done, new, ok = train_epochs(cfg, state, data.batches, h, jnp.int32(epochs), data.padded)
     done, ok = int(done), bool(ok)
-    if ok:
+    if ok and _loss_is_finite(cfg, new, data):
         return Advance(new, done, False)
-    # The epoch that produced NaN/Inf is dropped: replay the finite ones (training is deterministic).
-    if done > 1:
-        _, new, _ = train_epochs(cfg, state, data.batches, h, jnp.int32(done - 1), data.padded)
-    else:
-        new = state
-    return Advance(new, done - 1, True)
+    # Drop the epoch that went bad and replay the ones before it (training is deterministic); if even
+    # that state's loss overflows, keep the state we started from.
+    good = done - 1
+    if good > 0:
+        _, new, _ = train_epochs(cfg, state, data.batches, h, jnp.int32(good), data.padded)
+        if _loss_is_finite(cfg, new, data):
+            return Advance(new, good, True)
+    return Advance(state, 0, True)
 
 
 def _finite_or_none(v: float) -> float | None:

@@ -199,11 +199,13 @@ class SessionManager:
         done = 0
         while done < epochs:
             n = min(per_chunk, epochs - done)
+            before = s.epoch
             ok = self._advance(s, n)
             s.metrics = ex.metrics(s.cfg, s.state, s.data, s.spec.problem)
-            self._record(s)
+            if s.epoch > before:
+                self._record(s)
             done += n
-            if not ok or s.metrics["train_loss"] is None:
+            if not ok:
                 s.status = "diverged"
                 return
         if s.status == "diverged":
@@ -217,11 +219,13 @@ class SessionManager:
 
     def _chunk_sync(self, s: Session, epochs: int) -> dict[str, Any]:
         """One chunk of the play loop: train, then the frame (worker thread, lock held)."""
+        before = s.epoch
         ok = self._advance(s, epochs)
         arrays = ex.frame_arrays(s.cfg, s.state, s.data)
         s.metrics = _sanitize(arrays, s.spec.problem)
-        self._record(s)
-        if not ok or s.metrics["train_loss"] is None:
+        if s.epoch > before:
+            self._record(s)
+        if not ok:
             s.status = "diverged"
         return arrays
 
@@ -346,6 +350,8 @@ class SessionManager:
         async with s.lock:
             s.state = s.state._replace(params=new_params)
             s.metrics = await self._thread(ex.metrics, s.cfg, s.state, s.data, s.spec.problem)
+            if s.status == "diverged" and s.metrics["train_loss"] is not None:
+                s.status = "paused"  # the user replaced the weights: trainable again
         await self.refresh(s)
 
     async def predict(self, s: Session, points: np.ndarray) -> np.ndarray:

@@ -58,7 +58,7 @@ class TrainingSpec(_Strict):
     loss: Literal["mse", "cross_entropy"] = "mse"
     optimizer: OptimizerName = "sgd"  # see GET /api/v1/optimizers
     learning_rate: float = Field(0.03, ge=1e-6, le=10)
-    momentum: float = Field(0.9, ge=0, le=0.999, description="used by momentum, nesterov and rmsprop")
+    momentum: float = Field(0.9, ge=0, le=0.999, description="used by the momentum and nesterov optimizers")
     batch_size: int = Field(10, ge=1, le=500)
     regularization: Literal["none", "l1", "l2"] = "none"
     regularization_rate: float = Field(0.0, ge=0, le=10)

@@ -81,7 +81,9 @@ def test_optimizer_table_is_the_documented_one():
 
 @pytest.mark.parametrize("name", sorted(REFERENCE))
 def test_optimizer_matches_optax(name):
-    x, y = _data()
+    # A batch where no gradient component is near 0: rmsprop/adam/adagrad divide by √(g²), so a tiny
+    # component's last-bit rounding (which differs between two compiled programs) would be amplified.
+    x, y = _data(seed=3)
     p0 = _params()
 
     # the loss written out here: ½ (tanh(logit) − y)², mean over the batch
@@ -89,10 +91,13 @@ def test_optimizer_matches_optax(name):
         logits, _ = apply_mlp(p, x, ARCH)
         return jnp.mean(0.5 * (jnp.tanh(logits[:, 0]) - y) ** 2)
 
+    grad = jax.jit(jax.grad(loss))
+    assert min(float(jnp.abs(g).min()) for g in jax.tree_util.tree_leaves(grad(p0))) > 1e-2
+
     opt = REFERENCE[name]()
     p, s = p0, opt.init(p0)
     for _ in range(3):
-        updates, s = opt.update(jax.grad(loss)(p), s, p)
+        updates, s = opt.update(grad(p), s, p)
         p = optax.apply_updates(p, updates)
 
     cfg = TrainConfig(ARCH, optimizer=name)
@@ -132,11 +137,12 @@ def test_momentum_description_names_the_optimizers_that_read_it():
 
 
 def test_changing_hyperparameters_does_not_recompile():
-    # A unique architecture, so that this test's first call is a compile whatever ran before.
-    arch = Arch(2, ((3, "softplus"), (2, "swish")), "tanh", 1)
+    # A config no other test uses (unroll=1 also keeps the compile short), so that this test's first
+    # call is a compile whatever ran before.
+    arch = Arch(2, ((3, "softplus"),), "tanh", 1)
     x, y = _data(20)
     batches = experiment.make_batches(np.asarray(x), np.asarray(y), 5)
-    cfg = TrainConfig(arch, optimizer="momentum", regularization="l2", dropout=True)
+    cfg = TrainConfig(arch, optimizer="momentum", regularization="l2", dropout=True, unroll=1)
     state = init_state(cfg, _params(arch), jax.random.PRNGKey(0))
 
     before = train_epochs._cache_size()
@@ -150,7 +156,7 @@ def test_changing_hyperparameters_does_not_recompile():
     assert train_epochs._cache_size() == compiled, "a hyperparameter change recompiled train_epochs"
 
     # a structural change (optimizer) is a new program
-    cfg2 = TrainConfig(arch, optimizer="adam", regularization="l2", dropout=True)
+    cfg2 = TrainConfig(arch, optimizer="adam", regularization="l2", dropout=True, unroll=1)
     state2 = init_state(cfg2, _params(arch), jax.random.PRNGKey(0))
     train_epochs(cfg2, state2, batches, hyper(0.03), jnp.int32(1))
     assert train_epochs._cache_size() == compiled + 1
@@ -322,8 +328,9 @@ def test_dropout():
 
     baseline = run(off, 0.0, 0)
     # rate 0: dropout layers exist but drop nothing and scale by 1
-    _close(run(on, 0.0, 0).params, baseline.params, atol=0, msg="dropout rate 0 changed the step")
-    _close(run(on, 0.0, 7).params, baseline.params, atol=0)
+    # (equal up to float rounding: the two programs are compiled differently)
+    _close(run(on, 0.0, 0).params, baseline.params, atol=1e-7, msg="dropout rate 0 changed the step")
+    _close(run(on, 0.0, 7).params, baseline.params, atol=1e-7)
     # rate 0.5: a different step, decided by the key, reproducible with the same key
     a, b, c = run(on, 0.5, 0), run(on, 0.5, 0), run(on, 0.5, 1)
     assert not _same(a.params, baseline.params)

@@ -140,25 +140,35 @@ def objective(params, bn_state, x, y, mask, h: Hyper, cfg: TrainConfig, key=None
     return data_loss + penalty(params, cfg.regularization, h.reg_rate), (data_loss, extras["bn_state"])
 
 
-def sgd_step(state: TrainState, batch, h: Hyper, cfg: TrainConfig, padded: bool = True) -> TrainState:
-    """One mini-batch update: loss, gradients, optimizer, new params — a pure function."""
+def _sgd_update(state: TrainState, batch, h: Hyper, cfg: TrainConfig, padded: bool = True):
+    """One mini-batch update → (new state, the batch's data loss before the update)."""
     x, y, mask = batch
     mask = mask if padded else None  # a static choice: whole batches skip the masking arithmetic
     key, sub = jax.random.split(state.key) if cfg.dropout else (state.key, None)
-    grads, (_, bn_state) = jax.grad(objective, has_aux=True)(state.params, state.bn_state, x, y, mask, h, cfg, sub)
+    grads, (loss, bn_state) = jax.grad(objective, has_aux=True)(state.params, state.bn_state, x, y, mask, h, cfg, sub)
     opt = OPTIMIZERS[cfg.optimizer].make(h)
     updates, opt_state = opt.update(grads, state.opt_state, state.params)
-    return TrainState(optax.apply_updates(state.params, updates), opt_state, bn_state, key)
+    return TrainState(optax.apply_updates(state.params, updates), opt_state, bn_state, key), loss
 
 
-def perceptron_step(state: TrainState, batch, h: Hyper, cfg: TrainConfig, padded: bool = True) -> TrainState:
+def _perceptron_update(state: TrainState, batch, h: Hyper, cfg: TrainConfig, padded: bool = True):
     """Rosenblatt's rule w ← w + η (t − o) x, summed over the batch (batch size 1 = the online rule)."""
     x, y, mask = batch  # (b, F), (b,) ±1, (b,)
     layer = state.params[0]
     o = jnp.where(dense(x, layer["w"])[:, 0] + layer["b"][0] >= 0, 1.0, -1.0)
     delta = h.learning_rate * (y - o) * mask  # 0 where the point is already right
     new = {"w": layer["w"] + (x * delta[:, None]).sum(0)[:, None], "b": layer["b"] + delta.sum()}
-    return state._replace(params=[new])
+    return state._replace(params=[new]), jnp.zeros((), jnp.float32)
+
+
+def sgd_step(state: TrainState, batch, h: Hyper, cfg: TrainConfig, padded: bool = True) -> TrainState:
+    """One mini-batch update: loss, gradients, optimizer, new params — a pure function."""
+    return _sgd_update(state, batch, h, cfg, padded)[0]
+
+
+def perceptron_step(state: TrainState, batch, h: Hyper, cfg: TrainConfig, padded: bool = True) -> TrainState:
+    """One application of the perceptron rule to a batch — a pure function."""
+    return _perceptron_update(state, batch, h, cfg, padded)[0]
 
 
 def finite(tree) -> jax.Array:
@@ -173,10 +183,10 @@ def train_epochs(cfg: TrainConfig, state: TrainState, batches, h: Hyper, n_epoch
     batches: (x (steps, batch, F), y (steps, batch), mask (steps, batch)) — one epoch, padded to whole
     batches; ``padded=False`` promises every row is real. ``n_epochs`` is traced, so any count reuses the
     same program. Stops after the first epoch that leaves non-finite weights. Returns (epochs_run, state,
-    finite); when not finite, the last finite state is the input state trained for ``epochs_run - 1``
-    epochs (the run is deterministic), which keeps the hot loop free of copies.
+    finite); when not finite, the state before the bad epoch is the input state trained for
+    ``epochs_run - 1`` epochs (the run is deterministic), which keeps the hot loop free of copies.
     """
-    step = perceptron_step if cfg.algorithm == "perceptron" else sgd_step
+    update = _perceptron_update if cfg.algorithm == "perceptron" else _sgd_update
 
     def cond(carry):
         i, _, ok = carry
@@ -184,7 +194,9 @@ def train_epochs(cfg: TrainConfig, state: TrainState, batches, h: Hyper, n_epoch
 
     def body(carry):
         i, st, _ = carry
-        st, _ = jax.lax.scan(lambda s, b: (step(s, b, h, cfg, padded), None), st, batches, unroll=cfg.unroll)
+        # A non-finite loss makes the next gradients, hence the weights, non-finite: checking the weights
+        # once per epoch catches both (experiment.advance checks the final loss too).
+        st, _ = jax.lax.scan(lambda s, b: (update(s, b, h, cfg, padded)[0], None), st, batches, unroll=cfg.unroll)
         return i + 1, st, finite(st.params)
 
     return jax.lax.while_loop(cond, body, (jnp.int32(0), state, jnp.bool_(True)))
