@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from server.config import Settings, enable_compile_cache
-from server.routes import catalog, sessions
+from server.routes import catalog, sessions, stream
 from server.sessions import Invalid, SessionError, SessionManager
 
 
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(catalog.health)
     app.include_router(catalog.router)
     app.include_router(sessions.router)
+    app.include_router(stream.router)
 
     @app.exception_handler(SessionError)
     async def session_error(request: Request, exc: SessionError) -> JSONResponse:

@@ -354,6 +354,29 @@ class SessionManager:
                 s.status = "paused"  # the user replaced the weights: trainable again
         await self.refresh(s)
 
+    async def edit_weight(self, s: Session, layer: Any, param: Any, index: Any, value: Any) -> None:
+        """Set one weight or bias to a typed value; training continues from it."""
+        params = s.state.params
+        if not isinstance(layer, int) or not 0 <= layer < len(params):
+            raise Invalid(f"layer must be an integer from 0 to {len(params) - 1}", ("layer",))
+        if param not in params[layer]:
+            raise Invalid(f"param must be one of {sorted(params[layer])}", ("param",))
+        shape = params[layer][param].shape
+        ok_index = isinstance(index, list) and len(index) == len(shape)
+        ok_index = ok_index and all(isinstance(i, int) and 0 <= i < n for i, n in zip(index, shape, strict=False))
+        if not ok_index:
+            raise Invalid(f"index must be a list of {len(shape)} integers within {list(shape)}", ("index",))
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise Invalid("value must be a finite number", ("value",))
+        async with s.lock:
+            layers = list(s.state.params)
+            layers[layer] = {**layers[layer], param: layers[layer][param].at[tuple(index)].set(float(value))}
+            s.state = s.state._replace(params=layers)
+            s.metrics = await self._thread(ex.metrics, s.cfg, s.state, s.data, s.spec.problem)
+            if s.status == "diverged" and s.metrics["train_loss"] is not None:
+                s.status = "paused"
+        await self.refresh(s)
+
     async def predict(self, s: Session, points: np.ndarray) -> np.ndarray:
         if len(points) > self.settings.max_predict_points:
             raise Invalid(f"at most {self.settings.max_predict_points} inputs per call", ("inputs",))
