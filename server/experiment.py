@@ -70,11 +70,28 @@ def make_batches(x: np.ndarray, y: np.ndarray, b: int):
     return jnp.asarray(xs), jnp.asarray(ys), jnp.asarray(mask)
 
 
-def build_data(spec: ExperimentSpec, extra_points: tuple[np.ndarray, np.ndarray] | None = None) -> Data:
-    """Generate, split and featurize the spec's dataset; batch the training part."""
+def _points(rows, problem: str) -> tuple[np.ndarray, np.ndarray]:
+    """[[x1, x2, label], ...] → points (n, 2) float32 and labels (class indices, or float targets)."""
+    a = np.asarray(rows, np.float32).reshape(-1, 3)
+    labels = a[:, 2].astype(np.int32) if problem == "classification" else a[:, 2]
+    return a[:, :2], labels
+
+
+def build_data(spec: ExperimentSpec) -> Data:
+    """Generate (or take the user's own points), split and featurize the spec's dataset; batch the training
+    part. Points added by hand always go to the training set."""
     d = spec.dataset
-    points, labels = datasets.generate(d.name, d.n, d.noise / 100.0, d.seed)
+    if d.name == "custom":
+        points, labels = _points(d.points, spec.problem)
+        order = np.random.default_rng(d.seed).permutation(len(points))  # then split like generated data
+        points, labels = points[order], labels[order]
+    else:
+        points, labels = datasets.generate(d.name, d.n, d.noise / 100.0, d.seed)
     p_tr, l_tr, p_te, l_te = datasets.split(points, labels, d.train_percent)
+    if d.added:
+        added_points, added_labels = _points(d.added, spec.problem)
+        p_tr = np.concatenate([p_tr, added_points])
+        l_tr = np.concatenate([l_tr, added_labels.astype(l_tr.dtype)])
     x_tr = datasets.featurize(p_tr, spec.features).astype(np.float32)
     x_te = datasets.featurize(p_te, spec.features).astype(np.float32)
     y_tr, y_te = targets(l_tr, spec), targets(l_te, spec)

@@ -464,6 +464,17 @@ class SessionManager:
             "notes": ex.notes_for(s.spec),
         }
 
+    def data(self, s: Session) -> dict[str, Any]:
+        """The points being learned, for drawing: [x1, x2] and labels, train and test."""
+        d = s.data
+        return {
+            "spec_version": s.spec_version,
+            "problem": s.spec.problem,
+            "classes": s.spec.n_classes,
+            "train": {"points": d.points_train.tolist(), "labels": d.labels_train.tolist()},
+            "test": {"points": d.points_test.tolist(), "labels": d.labels_test.tolist()},
+        }
+
     def weights(self, s: Session) -> dict[str, Any]:
         layers = [{k: np.asarray(v).tolist() for k, v in layer.items()} for layer in jax.device_get(s.state.params)]
         return {"epoch": s.epoch, "spec_version": s.spec_version, "inputs": list(s.spec.features), "layers": layers}

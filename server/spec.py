@@ -7,7 +7,7 @@ range, of the wrong type, or an unknown name is a validation error that names th
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -17,13 +17,23 @@ from server.ml.models import ACTIVATIONS, INITS
 from server.ml.train import OPTIMIZERS
 
 ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
-DatasetName = Literal[tuple(DATASETS)]  # type: ignore[valid-type]
+DatasetName = Literal[(*DATASETS, "custom")]  # type: ignore[valid-type]
 FeatureName = Literal[tuple(FEATURES)]  # type: ignore[valid-type]
 OptimizerName = Literal[tuple(OPTIMIZERS)]  # type: ignore[valid-type]
 InitName = Literal[INITS]  # type: ignore[valid-type]
 
 MAX_HIDDEN_LAYERS = 10
 MAX_UNITS = 64
+
+
+Coordinate = Annotated[float, Field(ge=-6, le=6, description="inside the plotted square [-6, 6]")]
+Point = tuple[Coordinate, Coordinate, float]  # x1, x2, label (class index 0/1/2, or a regression target)
+
+
+def _error(loc: tuple[str, ...], message: str, value: Any) -> ValidationError:
+    """A validation error located at a field, for rules that span several fields."""
+    detail = InitErrorDetails(type=PydanticCustomError("spec_rule", message), loc=loc, input=value)
+    return ValidationError.from_exception_data("ExperimentSpec", [detail])
 
 
 class _Strict(BaseModel):
@@ -36,6 +46,12 @@ class DatasetSpec(_Strict):
     noise: float = Field(0.0, ge=0, le=50, description="noise in percent, as TF Playground's slider (0-50)")
     train_percent: float = Field(50.0, ge=10, le=90, description="share of the points used for training")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the data generator")
+    points: list[Point] | None = Field(
+        None, max_length=5000, description="your own data [x1, x2, label] when name is 'custom' (e.g. from a CSV)"
+    )
+    added: list[Point] = Field(
+        default_factory=list, max_length=1000, description="points added by hand [x1, x2, label]: training set"
+    )
 
 
 class LayerSpec(_Strict):
@@ -66,12 +82,6 @@ class TrainingSpec(_Strict):
     batch_norm: bool = False
 
 
-def _error(loc: tuple[str, ...], message: str, value: Any) -> ValidationError:
-    """A validation error located at a field, for rules that span several fields."""
-    detail = InitErrorDetails(type=PydanticCustomError("spec_rule", message), loc=loc, input=value)
-    return ValidationError.from_exception_data("ExperimentSpec", [detail])
-
-
 class ExperimentSpec(_Strict):
     """A whole experiment: data, inputs, network, training, pace."""
 
@@ -94,13 +104,33 @@ class ExperimentSpec(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentSpec:
+        if self.problem == "classification":
+            for name in ("points", "added"):
+                bad = [p[2] for p in getattr(self.dataset, name) or [] if p[2] not in (0, 1, 2)]
+                if bad:
+                    message = f"class labels are 0, 1 (or 2 for three classes); got {bad[0]:g}"
+                    raise _error(("dataset", name), message, bad[0])
+        labels = [p[2] for p in self.dataset.added]
+        if self.dataset.name == "custom":
+            if len(self.dataset.points or []) < 2:
+                raise _error(("dataset", "points"), "a 'custom' dataset needs at least 2 points [x1, x2, label]", None)
+            return self._check_training()
         info = DATASETS[self.dataset.name]
+        if labels and self.problem == "classification" and max(labels) >= info.n_classes:
+            raise _error(
+                ("dataset", "added"),
+                f"'{info.name}' has {info.n_classes} classes (0-{info.n_classes - 1})",
+                max(labels),
+            )
         if info.problem != self.problem:
             raise _error(
                 ("dataset", "name"),
                 f"dataset '{self.dataset.name}' is a {info.problem} dataset but problem is '{self.problem}'",
                 self.dataset.name,
             )
+        return self._check_training()
+
+    def _check_training(self) -> ExperimentSpec:
         if self.problem == "regression" and self.training.loss == "cross_entropy":
             raise _error(("training", "loss"), "cross_entropy needs a classification problem", "cross_entropy")
         if self.training.algorithm == "perceptron":
@@ -110,7 +140,7 @@ class ExperimentSpec(_Strict):
                     "the perceptron rule trains a single layer: remove the hidden layers",
                     len(self.network.hidden),
                 )
-            if self.problem != "classification" or info.n_classes != 2:
+            if self.problem != "classification" or self.n_classes != 2:
                 raise _error(
                     ("training", "algorithm"),
                     "the perceptron rule needs a two-class classification dataset",
@@ -120,6 +150,11 @@ class ExperimentSpec(_Strict):
 
     @property
     def n_classes(self) -> int:
+        """2 or 3 for classification (a custom set has as many as its labels), 0 for regression."""
+        if self.problem == "regression":
+            return 0
+        if self.dataset.name == "custom":
+            return 3 if any(p[2] == 2 for p in self.dataset.points) else 2
         return DATASETS[self.dataset.name].n_classes
 
 

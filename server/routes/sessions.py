@@ -99,6 +99,12 @@ async def session_history(s: SessionDep) -> dict[str, Any]:
     return {"records": s.history}
 
 
+@router.get("/{session_id}/data")
+async def session_data(s: SessionDep, manager: ManagerDep) -> dict[str, Any]:
+    """The training and test points ([x1, x2] and label) the session learns from."""
+    return manager.data(s)
+
+
 @router.get("/{session_id}/weights", response_model=WeightsPublic)
 async def get_weights(s: SessionDep, manager: ManagerDep) -> dict[str, Any]:
     """Every layer's weights w (inputs × units) and biases b, input side first."""
