@@ -217,22 +217,27 @@ class SessionManager:
         async with s.lock:
             await self._thread(self._train_sync, s, epochs)
 
-    def _chunk_sync(self, s: Session, epochs: int) -> dict[str, Any]:
-        """One chunk of the play loop: train, then the frame (worker thread, lock held)."""
-        before = s.epoch
+    def _chunk_sync(self, s: Session, epochs: int, frame: bool = True) -> dict[str, Any] | None:
+        """One chunk of the play loop: train, then (when asked, or on divergence) the frame."""
         ok = self._advance(s, epochs)
-        arrays = ex.frame_arrays(s.cfg, s.state, s.data)
-        s.metrics = _sanitize(arrays, s.spec.problem)
-        if s.epoch > before:
-            self._record(s)
         if not ok:
             s.status = "diverged"
+        elif not frame:
+            return None
+        arrays = ex.frame_arrays(s.cfg, s.state, s.data)
+        s.metrics = _sanitize(arrays, s.spec.problem)
+        if not s.history or s.history[-1]["epoch"] != s.epoch:
+            self._record(s)
         return arrays
 
     async def _loop(self, s: Session) -> None:
-        """Train chunk after chunk while running, sizing chunks to keep the frame rate."""
+        """Train chunk after chunk while running; a frame at the frame rate.
+
+        Chunks last about 40 % of a frame period, so an edit (which waits for the chunk in flight) shows in
+        the next frame quickly, while training still runs back to back as fast as the machine allows.
+        """
         period = 1.0 / self.settings.frame_rate
-        epochs = 1
+        epochs, last_frame = 1, 0.0
         while s.status == "running":
             started = time.perf_counter()
             async with s.lock:
@@ -240,16 +245,19 @@ class SessionManager:
                     break
                 cap = s.spec.speed
                 n = epochs if cap is None else max(1, min(epochs, round(cap * period)))
-                arrays = await self._thread(self._chunk_sync, s, n)
-                self.publish(s, arrays)
+                show = cap is not None or started - last_frame >= 0.8 * period
+                arrays = await self._thread(self._chunk_sync, s, n, show)
+                if arrays is not None:
+                    self.publish(s, arrays)
+                    last_frame = started
             elapsed = time.perf_counter() - started
             if cap is not None:
                 await asyncio.sleep(max(0.0, n / cap - elapsed))
             else:
                 await asyncio.sleep(0)  # let requests and other sessions in between chunks
-            # aim a chunk at ~80 % of the frame period; grow at most 2× per frame to stay responsive
+            # grow at most 2x per chunk so a slow architecture never stalls the loop
             per_epoch = max(elapsed / n, 1e-7)
-            epochs = max(1, min(epochs * 2, int(0.8 * period / per_epoch)))
+            epochs = max(1, min(epochs * 2, int(0.4 * period / per_epoch)))
 
     async def _stop_loop(self, s: Session) -> None:
         task, s.task = s.task, None
@@ -281,17 +289,29 @@ class SessionManager:
 
     async def reset(self, s: Session) -> None:
         s.status = "paused"
+
+        def fresh() -> None:
+            s.state = ex.init_train_state(s.spec, s.cfg)
+            s.epoch = s.step = s.chunks = 0
+            s.history, s.history_stride = [], 1
+            s.metrics = ex.metrics(s.cfg, s.state, s.data, s.spec.problem)
+            self._record(s, force=True)
+
+        await self._edit(s, fresh)
+
+    async def _edit(self, s: Session, change: Callable[[], T]) -> T:
+        """Apply ``change`` between chunks (worker thread, lock held) and show watchers its effect at once:
+        the next frame they get already reflects it, even while the session plays."""
         async with s.lock:
 
-            def fresh() -> None:
-                s.state = ex.init_train_state(s.spec, s.cfg)
-                s.epoch = s.step = s.chunks = 0
-                s.history, s.history_stride = [], 1
-                s.metrics = ex.metrics(s.cfg, s.state, s.data, s.spec.problem)
-                self._record(s, force=True)
+            def run() -> tuple[T, dict[str, Any] | None]:
+                result = change()
+                return result, ex.frame_arrays(s.cfg, s.state, s.data) if s.subscribers else None
 
-            await self._thread(fresh)
-        await self.refresh(s)
+            result, arrays = await self._thread(run)
+            if arrays is not None:
+                self.publish(s, arrays)
+        return result
 
     # ------------------------------------------------------------------ live edits
 
@@ -299,10 +319,7 @@ class SessionManager:
         """Apply a partial spec without resetting; returns what was kept and what changed."""
         new = apply_patch(s.spec, patch)  # pydantic ValidationError names the field
         self._check_limits(new)
-        async with s.lock:
-            report = await self._thread(self._apply_spec, s, new)
-        await self.refresh(s)
-        return report
+        return await self._edit(s, lambda: self._apply_spec(s, new))
 
     def _apply_spec(self, s: Session, new: ExperimentSpec) -> dict[str, Any]:
         old, old_cfg = s.spec, s.cfg
@@ -347,12 +364,7 @@ class SessionManager:
                     raise Invalid("weights must be finite numbers", ("layers", i, name))
                 layer[name] = jnp.asarray(a)
             new_params.append(layer)
-        async with s.lock:
-            s.state = s.state._replace(params=new_params)
-            s.metrics = await self._thread(ex.metrics, s.cfg, s.state, s.data, s.spec.problem)
-            if s.status == "diverged" and s.metrics["train_loss"] is not None:
-                s.status = "paused"  # the user replaced the weights: trainable again
-        await self.refresh(s)
+        await self._edit(s, lambda: self._set_params(s, new_params))
 
     async def edit_weight(self, s: Session, layer: Any, param: Any, index: Any, value: Any) -> None:
         """Set one weight or bias to a typed value; training continues from it."""
@@ -368,14 +380,19 @@ class SessionManager:
             raise Invalid(f"index must be a list of {len(shape)} integers within {list(shape)}", ("index",))
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise Invalid("value must be a finite number", ("value",))
-        async with s.lock:
+
+        def change() -> None:
             layers = list(s.state.params)
             layers[layer] = {**layers[layer], param: layers[layer][param].at[tuple(index)].set(float(value))}
-            s.state = s.state._replace(params=layers)
-            s.metrics = await self._thread(ex.metrics, s.cfg, s.state, s.data, s.spec.problem)
-            if s.status == "diverged" and s.metrics["train_loss"] is not None:
-                s.status = "paused"
-        await self.refresh(s)
+            self._set_params(s, layers)
+
+        await self._edit(s, change)
+
+    def _set_params(self, s: Session, params: list[dict[str, Any]]) -> None:
+        s.state = s.state._replace(params=params)
+        s.metrics = ex.metrics(s.cfg, s.state, s.data, s.spec.problem)
+        if s.status == "diverged" and s.metrics["train_loss"] is not None:
+            s.status = "paused"  # the user replaced weights: trainable again
 
     async def predict(self, s: Session, points: np.ndarray) -> np.ndarray:
         if len(points) > self.settings.max_predict_points:
@@ -423,13 +440,6 @@ class SessionManager:
             message = self.frame_message(s, arrays)
             for box in s.subscribers:
                 box.put(message)
-
-    async def refresh(self, s: Session) -> None:
-        """Send watchers a fresh frame after an edit made while paused."""
-        if s.subscribers and s.status != "running":
-            async with s.lock:
-                arrays = await self._thread(ex.frame_arrays, s.cfg, s.state, s.data)
-            self.publish(s, arrays)
 
     def subscribe(self, s: Session) -> Mailbox:
         box = Mailbox()

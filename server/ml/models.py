@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -105,6 +106,7 @@ def _init_weight(key: jax.Array, fan_in: int, fan_out: int, init: str) -> jax.Ar
     raise KeyError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
 
 
+@partial(jax.jit, static_argnames=("arch", "init"))
 def init_mlp(key: jax.Array, arch: Arch, init: str = "xavier") -> list[dict[str, jax.Array]]:
     """Fresh parameters for ``arch``: one ``{"w", "b"}`` dict per layer (+ gamma/beta with batch norm)."""
     sizes = arch.sizes
