@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import psutil
 
+from bench.ws import ws_figures
 from server import experiment as ex
 from server.ml import models
 from server.spec import ExperimentSpec
@@ -79,6 +80,7 @@ t0 = time.perf_counter()
 from server.config import enable_compile_cache
 from pathlib import Path
 enable_compile_cache(Path(sys.argv[1]))
+from bench.ws import ws_figures
 from server import experiment as ex
 from server.spec import ExperimentSpec
 spec = ExperimentSpec()
@@ -136,11 +138,14 @@ def main() -> None:
     figures["compile_s_cold"] = round(cold, 3)
     figures["compile_s_cached"] = round(cached, 3)
     figures["rss_mb_per_session"] = round(rss_mb_per_session(), 3)
+    with tempfile.TemporaryDirectory() as cache:
+        figures.update(ws_figures(cache))
     figures["tf_playground_reference"] = {
         "mlp_default_epochs_per_s": 6857,
         "mlp_biggest_epochs_per_s": 587,
         "frame_ms_default": 6.9,
         "frame_ms_biggest": 39.9,
+        "ws_epochs_per_s_visible_biggest": 23,
     }
     print(json.dumps(figures))
 
