@@ -194,14 +194,24 @@ def advance(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, epochs: i
     done, ok = int(done), bool(ok)
     if ok and _loss_is_finite(cfg, new, data):
         return Advance(new, done, False)
-    # Drop the epoch that went bad and replay the ones before it (training is deterministic); if even
-    # that state's loss overflows, keep the state we started from.
-    good = done - 1
-    if good > 0:
-        _, new, _ = train_epochs(cfg, state, data.batches, h, jnp.int32(good), data.padded)
-        if _loss_is_finite(cfg, new, data):
-            return Advance(new, good, True)
-    return Advance(state, 0, True)
+
+    # Training is deterministic, so any earlier epoch can be replayed. Weights can stay finite for a few
+    # epochs after the loss has overflowed: find the last healthy epoch by bisection (rare, off the hot path).
+    def replay(k: int) -> TrainState | None:
+        if k == 0:
+            return state
+        _, s, fine = train_epochs(cfg, state, data.batches, h, jnp.int32(k), data.padded)
+        return s if bool(fine) and _loss_is_finite(cfg, s, data) else None
+
+    lo, hi, best = 0, done - 1, state  # epoch lo is healthy (the start state was); look in (lo, hi]
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        found = replay(mid)
+        if found is None:
+            hi = mid - 1
+        else:
+            lo, best = mid, found
+    return Advance(best, lo, True)
 
 
 def _finite_or_none(v: float) -> float | None:
