@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from server import experiment as ex
-from server.ml.datasets import grid_points
-from server.ml.inspect import OUTPUT_RESOLUTION, dequantize
-from server.ml.models import count_params
+from server.ml.datasets import featurize, grid_points
+from server.ml.inspect import NEURON_RESOLUTION, OUTPUT_RESOLUTION, dequantize
+from server.ml.models import apply_mlp, count_params
 from server.spec import ExperimentSpec, apply_patch
 
 ALL_FEATURES = ["x1", "x2", "x1_sq", "x2_sq", "x1x2", "sin_x1", "sin_x2"]
@@ -48,7 +48,9 @@ class Run:
 
 def _leaves_equal(a, b):
     la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
-    return len(la) == len(lb) and all(np.array_equal(np.asarray(u), np.asarray(v)) for u, v in zip(la, lb))
+    if len(la) != len(lb):
+        return False
+    return all(np.array_equal(np.asarray(u), np.asarray(v)) for u, v in zip(la, lb, strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +125,30 @@ def test_training_is_deterministic_and_chunking_does_not_matter():
     assert _leaves_equal(a.state.params, b.state.params)
 
 
+def test_custom_points_and_added_points():
+    # the user's own data: every point lands in exactly one of train/test; hand-added points train
+    own = [[-4.0, -4.0, 0], [-3.0, -5.0, 0], [-5.0, -2.0, 0], [4.0, 4.0, 1], [3.0, 5.0, 1], [5.0, 2.0, 1]]
+    added = [[1.0, 1.5, 1], [-1.5, -1.0, 0]]
+    spec = apply_patch(
+        ExperimentSpec(), {"dataset": {"name": "custom", "points": own, "added": added, "train_percent": 50}}
+    )
+    data = ex.build_data(spec)
+    assert spec.n_classes == 2 and ex.arch_for(spec).output == "tanh"
+    assert len(data.points_train) == 3 + 2 and len(data.points_test) == 3
+    np.testing.assert_array_equal(data.points_train[-2:], np.array(added, np.float32)[:, :2])
+    seen = np.concatenate([data.points_train[:-2], data.points_test])
+    assert sorted(map(tuple, seen.tolist())) == sorted((x, y) for x, y, _ in own)
+    # labels follow their points; the engine's targets are ±1 for two classes
+    label_of = {(x, y): c for x, y, c in own + added}
+    assert [label_of[tuple(p)] for p in data.points_train.tolist()] == data.labels_train.tolist()
+    np.testing.assert_array_equal(np.asarray(data.y_train), 2.0 * data.labels_train - 1.0)
+    # batch_size 10 > 5 training points: one whole batch of 5
+    assert data.batches[0].shape == (1, 5, 2) and not data.padded
+
+    three = apply_patch(spec, {"dataset": {"points": [*own, [0.0, 5.0, 2]]}})
+    assert three.n_classes == 3 and ex.arch_for(three).output == "softmax" and ex.arch_for(three).n_outputs == 3
+
+
 # --------------------------------------------------------------------------- carry_over (live edits)
 
 
@@ -149,6 +175,14 @@ def test_activation_change_keeps_params(adam_run):
     assert report["initialized"] == 0
 
 
+def test_optimizer_change_keeps_params_and_resets_the_optimizer(adam_run):
+    new, report = adam_run.edit({"training": {"optimizer": "momentum"}})
+    assert _leaves_equal(new.state.params, adam_run.state.params)
+    assert report["optimizer_state"] == "reinitialized"
+    # heavy-ball momentum starts with zero velocity
+    assert all(not np.any(np.asarray(v)) for v in jax.tree_util.tree_leaves(new.state.opt_state))
+
+
 def test_adding_a_neuron_keeps_every_old_weight(adam_run):
     old = adam_run.state.params
     new, report = adam_run.edit({"network": {"hidden": [{"units": 5}, {"units": 2}]}})
@@ -164,7 +198,6 @@ def test_adding_a_neuron_keeps_every_old_weight(adam_run):
     # the fresh optimizer state has the new shapes and starts from zero
     assert int(new.state.opt_state[0].count) == 0
     assert new.state.opt_state[0].mu[0]["w"].shape == (2, 5)
-    new.train(1)  # and it trains
 
 
 def test_feature_change_remaps_input_rows(adam_run):
@@ -194,6 +227,17 @@ def test_frame_shapes(default_frame):
     assert np.isfinite(f["grad_norms"]).all() and (f["grad_norms"] > 0).all()
     # a trained circle classifier paints both colours
     assert f["output"].min() < 64 and f["output"].max() > 191
+
+
+def test_neuron_maps_are_each_hidden_units_response(default_run, default_frame):
+    # neurons[k] is unit k (layer by layer, input side first) over the 25 × 25 grid, row 0 at the top
+    run = default_run
+    x = featurize(grid_points(NEURON_RESOLUTION), run.spec.features)
+    _, extras = apply_mlp(run.state.params, jax.numpy.asarray(x), run.cfg.arch, with_activations=True)
+    acts = np.concatenate([np.asarray(a) for a in extras["activations"]], axis=1)  # (625, 6)
+    want = acts.T.reshape(-1, NEURON_RESOLUTION, NEURON_RESOLUTION)
+    got = np.asarray(dequantize(default_frame["neurons"]))
+    np.testing.assert_allclose(got, want, atol=1 / 255 + 1e-6)
 
 
 def test_frame_losses_equal_metrics(default_run, default_frame):

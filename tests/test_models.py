@@ -32,6 +32,21 @@ SMALL = Arch(2, ((4, "tanh"), (2, "tanh")), "tanh", 1)  # TF Playground's first 
 KEY = jax.random.PRNGKey(0)
 
 
+def random_params(arch, seed=0):
+    """Parameters of init_mlp's structure with generic values (non-zero biases, gamma ≠ 1, beta ≠ 0), drawn
+    in numpy: the gradient and transfer tests need many throwaway architectures, and init_mlp compiles
+    once per architecture."""
+    rng = np.random.default_rng(seed)
+    params = []
+    for i, (fan_in, fan_out) in enumerate(zip(arch.sizes[:-1], arch.sizes[1:], strict=True)):
+        layer = {"w": rng.normal(size=(fan_in, fan_out)) / np.sqrt(fan_in), "b": rng.normal(size=fan_out) * 0.1}
+        if arch.batch_norm and i < len(arch.hidden):
+            layer["gamma"] = rng.uniform(0.5, 1.5, fan_out)
+            layer["beta"] = rng.normal(size=fan_out) * 0.1
+        params.append({k: jnp.asarray(v, jnp.float32) for k, v in layer.items()})
+    return params
+
+
 # --------------------------------------------------------------------------- activations
 
 Z = np.array([-2.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 2.0])
@@ -135,6 +150,13 @@ def test_init_shapes_and_parameter_count():
     assert all(not np.any(np.asarray(p["b"])) for p in params)
 
 
+def test_random_params_helper_has_init_mlps_structure():
+    # random_params stands in for init_mlp in many tests: it must build the same pytree
+    for arch in (SMALL, Arch(3, ((5, "relu"),), "softmax", 3, batch_norm=True)):
+        want = jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), init_mlp(KEY, arch))
+        assert jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), random_params(arch)) == want
+
+
 def test_zeros_init_gives_all_zero_weights():
     params = init_mlp(KEY, SMALL, "zeros")
     assert all(not np.any(np.asarray(leaf)) for leaf in jax.tree_util.tree_leaves(params))
@@ -193,8 +215,7 @@ def test_batch_norm_adds_gamma_beta_to_hidden_layers_only():
 
 def test_apply_mlp_is_the_layer_formula():
     # h = φ(x W + b) layer by layer, logits = h W_out + b_out, written out in numpy.
-    params = init_mlp(KEY, SMALL)
-    params[0]["b"] = jnp.array([0.1, -0.2, 0.3, 0.0], jnp.float32)
+    params = random_params(SMALL)
     x = np.random.default_rng(0).normal(size=(7, 2)).astype(np.float32)
     p = [{k: np.asarray(v, np.float64) for k, v in layer.items()} for layer in params]
     h1 = np.tanh(x @ p[0]["w"] + p[0]["b"])
@@ -204,6 +225,22 @@ def test_apply_mlp_is_the_layer_formula():
     np.testing.assert_allclose(np.asarray(logits), want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(extras["activations"][0]), h1, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(extras["activations"][1]), h2, rtol=1e-5, atol=1e-6)
+
+
+def test_dropout_is_inverted_dropout():
+    # in training each hidden unit is either dropped (0) or scaled by 1 / (1 − rate), so the expected
+    # activation equals the evaluation-time one; in evaluation (train=False) nothing is dropped, key or not
+    arch = Arch(2, ((64, "sigmoid"),), "tanh", 1)
+    params = random_params(arch)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(32, 2)), jnp.float32)
+    _, ev = apply_mlp(params, x, arch, with_activations=True)
+    _, tr = apply_mlp(params, x, arch, train=True, dropout=0.25, key=KEY, with_activations=True)
+    h, d = np.asarray(ev["activations"][0]), np.asarray(tr["activations"][0])
+    kept = d != 0
+    np.testing.assert_allclose(d[kept], h[kept] / 0.75, rtol=1e-6)
+    assert 0.7 < kept.mean() < 0.8  # about 1 − rate of the units survive
+    _, tr_eval = apply_mlp(params, x, arch, train=False, dropout=0.25, key=KEY, with_activations=True)
+    np.testing.assert_array_equal(np.asarray(tr_eval["activations"][0]), h)
 
 
 def test_output_value_scales():
@@ -222,12 +259,13 @@ def test_output_value_scales():
 
 
 def _preactivations(params, x, arch):
-    """Hidden pre-activations z of every layer (no batch norm), to keep test points away from kinks."""
-    h, zs = x, []
+    """Hidden pre-activations z of every layer (no batch norm), to keep test points away from kinks.
+    In numpy with the reference formulas: cheap, and independent of the code under test."""
+    h, zs = x.astype(np.float64), []
     for i, (_, act) in enumerate(arch.hidden):
-        z = h @ params[i]["w"] + params[i]["b"]
+        z = h @ np.asarray(params[i]["w"], np.float64) + np.asarray(params[i]["b"], np.float64)
         zs.append(z)
-        h = ACTIVATIONS[act].fn(z)
+        h = EXPECTED[act](z.ravel()).reshape(z.shape)
     return zs
 
 
@@ -235,11 +273,11 @@ def _batch(arch, n=12, margin=0.05, seed=0):
     """n inputs whose hidden pre-activations all stay ``margin`` away from 0 (relu's kink), and targets
     of the kind the output expects."""
     rng = np.random.default_rng(seed)
-    params = init_mlp(jax.random.PRNGKey(seed), arch)
+    params = random_params(arch, seed)
     x = rng.normal(size=(200, arch.n_inputs)).astype(np.float32) * 1.5
     far = np.ones(len(x), bool)
-    for z in _preactivations(params, jnp.asarray(x), arch):
-        far &= np.asarray(jnp.abs(z).min(axis=1)) > margin
+    for z in _preactivations(params, x, arch):
+        far &= np.abs(z).min(axis=1) > margin
     x = x[far][:n]
     assert len(x) == n, "not enough test points away from the kinks: pick another seed"
     if arch.output == "softmax":
@@ -277,7 +315,9 @@ def _loss(cfg, x, y, reg_rate=0.0):
     return lambda p: objective(p, bn, x, y, mask, h, cfg)[0]
 
 
-@pytest.mark.parametrize("act", ["tanh", "sigmoid", "relu", "leaky_relu", "elu", "softplus", "gaussian", "gelu", "swish"])
+@pytest.mark.parametrize(
+    "act", ["tanh", "sigmoid", "relu", "leaky_relu", "elu", "softplus", "gaussian", "gelu", "swish"]
+)
 def test_gradient_through_hidden_activation(act):
     arch = Arch(2, ((4, act), (3, act)), "tanh", 1)
     params, x, y = _batch(arch)
@@ -314,12 +354,7 @@ def test_gradient_with_penalty(kind):
 
 def test_gradient_with_batch_norm_in_train_mode():
     arch = Arch(2, ((4, "tanh"), (3, "tanh")), "tanh", 1, batch_norm=True)
-    params, x, y = _batch(arch)
-    # move gamma/beta off their initial 1/0 so their gradients are checked at a generic point
-    params = [dict(p) for p in params]
-    for p in params[:-1]:
-        p["gamma"] = p["gamma"] * 1.3
-        p["beta"] = p["beta"] + 0.2
+    params, x, y = _batch(arch)  # gamma/beta away from their initial 1/0: a generic point
     assert_grad_matches_finite_differences(_loss(TrainConfig(arch), x, y), params)
 
 
@@ -327,8 +362,7 @@ def test_gradient_with_batch_norm_in_train_mode():
 
 
 def _transfer(old_arch, new_arch, rows=(0, 1), old_key=1, new_key=2):
-    old = init_mlp(jax.random.PRNGKey(old_key), old_arch)
-    fresh = init_mlp(jax.random.PRNGKey(new_key), new_arch)
+    old, fresh = random_params(old_arch, old_key), random_params(new_arch, new_key)
     params, report = transfer_params(old, old_arch, fresh, new_arch, list(rows))
     assert report["kept"] + report["initialized"] == count_params(params), "report does not add up"
     assert sum(r["kept"] + r["initialized"] for r in report["layers"]) == count_params(params)
@@ -360,6 +394,7 @@ def test_transfer_adding_a_neuron_keeps_every_old_weight():
     _eq(new[2]["b"], old[2]["b"])
     # the new neuron: fresh incoming weights and bias, fresh outgoing row
     _eq(new[0]["w"][:, 4], fresh[0]["w"][:, 4])
+    _eq(new[0]["b"][4], fresh[0]["b"][4])
     _eq(new[1]["w"][4], fresh[1]["w"][4])
     assert report["kept"] == 25
     assert report["initialized"] == 2 + 1 + 2  # two inputs and a bias in, two weights out
@@ -405,11 +440,25 @@ def test_transfer_input_rows_follow_the_features():
 def test_transfer_keeps_batch_norm_parameters():
     old_arch = Arch(2, ((4, "tanh"),), "tanh", 1, batch_norm=True)
     new_arch = Arch(2, ((5, "tanh"),), "tanh", 1, batch_norm=True)
-    old = init_mlp(KEY, old_arch)
-    old[0] = {**old[0], "gamma": old[0]["gamma"] * 2.0, "beta": old[0]["beta"] + 0.5}
-    fresh = init_mlp(jax.random.PRNGKey(3), new_arch)
-    new, report = transfer_params(old, old_arch, fresh, new_arch, [0, 1])
+    old, fresh, new, report = _transfer(old_arch, new_arch)
     _eq(new[0]["gamma"][:4], old[0]["gamma"])
     _eq(new[0]["beta"][:4], old[0]["beta"])
-    assert float(new[0]["gamma"][4]) == 1.0 and float(new[0]["beta"][4]) == 0.0
-    assert report["kept"] + report["initialized"] == count_params(new)
+    _eq(new[0]["gamma"][4], fresh[0]["gamma"][4])
+    _eq(new[0]["beta"][4], fresh[0]["beta"][4])
+    assert report["layers"][0]["kept"] == 4 * (2 + 1 + 2)  # w columns, b, gamma, beta of 4 neurons
+
+
+def test_transfer_to_and_from_no_hidden_layers_keeps_only_what_still_means_the_same():
+    # Removing every hidden layer: the output now reads the features, not hidden units. Its old weights
+    # (from hidden units) mean something else, so only its bias survives.
+    linear = Arch(2, (), "tanh", 1)
+    old, fresh, new, report = _transfer(SMALL, linear)
+    _eq(new[0]["w"], fresh[0]["w"])
+    _eq(new[0]["b"], old[2]["b"])
+    assert report["kept"] == 1 and report["initialized"] == 2
+    # And back: the first hidden layer is new, the output keeps its bias but not its feature weights.
+    old, fresh, new, report = _transfer(linear, SMALL)
+    _eq(new[0]["w"], fresh[0]["w"])
+    _eq(new[2]["w"], fresh[2]["w"])
+    _eq(new[2]["b"], old[0]["b"])
+    assert report["kept"] == 1

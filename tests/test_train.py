@@ -16,6 +16,7 @@ from server.ml.models import Arch, apply_mlp, init_mlp
 from server.ml.train import (
     OPTIMIZERS,
     TrainConfig,
+    evaluate,
     hyper,
     init_state,
     perceptron_step,
@@ -26,6 +27,10 @@ from server.spec import ExperimentSpec, apply_patch
 
 ARCH = Arch(2, ((3, "tanh"),), "tanh", 1)
 LR, MOMENTUM = 0.1, 0.9
+# Unrolling the inner scan is a speed knob that changes no result; unroll=1 compiles several times faster,
+# so tests that only look at what an epoch computes use it (test_an_epoch_is_the_sequence_of_batch_steps and
+# test_experiment.py keep the production default).
+FAST = {"unroll": 1}
 
 
 def _data(n=8, seed=0):
@@ -91,14 +96,19 @@ def test_optimizer_matches_optax(name):
         logits, _ = apply_mlp(p, x, ARCH)
         return jnp.mean(0.5 * (jnp.tanh(logits[:, 0]) - y) ** 2)
 
-    grad = jax.jit(jax.grad(loss))
-    assert min(float(jnp.abs(g).min()) for g in jax.tree_util.tree_leaves(grad(p0))) > 1e-2
-
     opt = REFERENCE[name]()
-    p, s = p0, opt.init(p0)
-    for _ in range(3):
-        updates, s = opt.update(grad(p), s, p)
-        p = optax.apply_updates(p, updates)
+
+    @jax.jit  # one compile; op by op, optax's many small operations cost more
+    def reference(p):
+        grads, s = [], opt.init(p)
+        for _ in range(3):
+            grads.append(jax.grad(loss)(p))
+            updates, s = opt.update(grads[-1], s, p)
+            p = optax.apply_updates(p, updates)
+        return p, grads[0]
+
+    p, g0 = reference(p0)
+    assert min(float(jnp.abs(g).min()) for g in jax.tree_util.tree_leaves(g0)) > 1e-2
 
     cfg = TrainConfig(ARCH, optimizer=name)
     state = init_state(cfg, p0, jax.random.PRNGKey(0))
@@ -110,7 +120,8 @@ def test_optimizer_matches_optax(name):
 
 @pytest.mark.parametrize("name", sorted(REFERENCE))
 def test_momentum_knob_matters_exactly_when_the_optimizer_uses_it(name):
-    # The page greys out knobs an optimizer ignores, from OPTIMIZERS[name].uses: that must be the truth.
+    # GET /api/v1/optimizers tells clients which knobs each optimizer reads (its "uses" list);
+    # that must be the truth.
     x, y = _data()
     cfg = TrainConfig(ARCH, optimizer=name)
     results = []
@@ -128,8 +139,8 @@ def test_momentum_description_names_the_optimizers_that_read_it():
     readers = sorted(n for n, o in OPTIMIZERS.items() if "momentum" in o.uses)
     named = sorted(n for n in OPTIMIZERS if n in described.replace(",", " ").split())
     assert named == readers, (
-        f"spec.py says momentum is {described!r}, but in train.py OPTIMIZERS only {readers} read it"
-        " (rmsprop is optax.rmsprop(lr) with fixed decay 0.9 and no momentum)"
+        f"spec.py documents training.momentum as {described!r}, but only {readers} read it"
+        " (OPTIMIZERS[name].uses in train.py)"
     )
 
 
@@ -137,12 +148,11 @@ def test_momentum_description_names_the_optimizers_that_read_it():
 
 
 def test_changing_hyperparameters_does_not_recompile():
-    # A config no other test uses (unroll=1 also keeps the compile short), so that this test's first
-    # call is a compile whatever ran before.
+    # An architecture no other test uses, so that this test's first call is a compile whatever ran before.
     arch = Arch(2, ((3, "softplus"),), "tanh", 1)
     x, y = _data(20)
     batches = experiment.make_batches(np.asarray(x), np.asarray(y), 5)
-    cfg = TrainConfig(arch, optimizer="momentum", regularization="l2", dropout=True, unroll=1)
+    cfg = TrainConfig(arch, optimizer="momentum", regularization="l2", dropout=True, **FAST)
     state = init_state(cfg, _params(arch), jax.random.PRNGKey(0))
 
     before = train_epochs._cache_size()
@@ -156,7 +166,7 @@ def test_changing_hyperparameters_does_not_recompile():
     assert train_epochs._cache_size() == compiled, "a hyperparameter change recompiled train_epochs"
 
     # a structural change (optimizer) is a new program
-    cfg2 = TrainConfig(arch, optimizer="adam", regularization="l2", dropout=True, unroll=1)
+    cfg2 = TrainConfig(arch, optimizer="adam", regularization="l2", dropout=True, **FAST)
     state2 = init_state(cfg2, _params(arch), jax.random.PRNGKey(0))
     train_epochs(cfg2, state2, batches, hyper(0.03), jnp.int32(1))
     assert train_epochs._cache_size() == compiled + 1
@@ -172,7 +182,7 @@ def test_one_epoch_is_ceil_n_over_b_updates():
     assert np.asarray(batches[2]).sum() == 23  # mask marks the real rows
 
     # adam counts its updates
-    cfg = TrainConfig(ARCH, optimizer="adam")
+    cfg = TrainConfig(ARCH, optimizer="adam", **FAST)
     state = init_state(cfg, _params(), jax.random.PRNGKey(0))
     done, state, ok = train_epochs(cfg, state, batches, hyper(0.01), jnp.int32(2))
     assert int(done) == 2 and bool(ok)
@@ -199,18 +209,38 @@ def test_an_epoch_is_the_sequence_of_batch_steps():
 
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_padded_rows_have_no_influence(batch_norm):
-    arch = Arch(2, ((4, "tanh"),), "tanh", 1, batch_norm=batch_norm)
+    arch = Arch(2, ((3, "tanh"),), "tanh", 1, batch_norm=batch_norm)
     x, y = _data(23)
     xs, ys, mask = experiment.make_batches(np.asarray(x), np.asarray(y), 5)
     assert np.asarray(mask)[-1].tolist() == [1, 1, 1, 0, 0]
     junk_x = xs.at[-1, 3:].set(jnp.array([[7.0, -9.0], [100.0, 3.0]]))
     junk_y = ys.at[-1, 3:].set(jnp.array([1.0, -1.0]))
-    cfg = TrainConfig(arch, optimizer="momentum")
+    cfg = TrainConfig(arch, optimizer="momentum", **FAST)
     state = init_state(cfg, _params(arch), jax.random.PRNGKey(0))
     _, a, _ = train_epochs(cfg, state, (xs, ys, mask), hyper(0.1), jnp.int32(3))
     _, b, _ = train_epochs(cfg, state, (junk_x, junk_y, mask), hyper(0.1), jnp.int32(3))
     assert _same(a.params, b.params), "padding rows changed the weights"
     assert _same(a.bn_state, b.bn_state), "padding rows changed the batch-norm statistics"
+
+
+def test_whole_batches_skip_the_mask_but_train_the_same():
+    # 25 rows in batches of 5: no padding, so the engine may skip the masking arithmetic (padded=False)
+    x, y = _data(25)
+    batches = experiment.make_batches(np.asarray(x), np.asarray(y), 5)
+    assert np.asarray(batches[2]).all()
+    cfg = TrainConfig(ARCH, optimizer="momentum", **FAST)
+    state = init_state(cfg, _params(), jax.random.PRNGKey(0))
+    _, masked, _ = train_epochs(cfg, state, batches, hyper(0.1), jnp.int32(3), True)
+    _, unmasked, _ = train_epochs(cfg, state, batches, hyper(0.1), jnp.int32(3), False)
+    _close(masked.params, unmasked.params, atol=1e-6)
+
+
+def test_build_data_marks_padding():
+    spec = ExperimentSpec()  # 250 training points in batches of 10: whole batches
+    assert not experiment.build_data(spec).padded
+    data = experiment.build_data(apply_patch(spec, {"training": {"batch_size": 7}}))
+    assert data.padded and data.steps_per_epoch == math.ceil(250 / 7)
+    assert int(np.asarray(data.batches[2]).sum()) == 250
 
 
 # --------------------------------------------------------------------------- perceptron rule
@@ -251,35 +281,64 @@ def test_perceptron_leaves_a_correct_point_alone():
 # --------------------------------------------------------------------------- divergence
 
 
-def test_huge_learning_rate_diverges_and_advance_returns_the_last_finite_weights():
+@pytest.fixture(scope="module")
+def diverging():
+    """A relu regression net with a learning rate far too large (0.03 is the default): after epoch 1 the
+    weights and the training loss are finite (loss ~1e33), after epoch 2 the loss has overflowed to inf
+    while the weights are still finite, epoch 4 leaves non-finite weights."""
     spec = apply_patch(
         ExperimentSpec(),
         {
             "problem": "regression",
             "dataset": {"name": "plane"},
-            "network": {"hidden": [{"units": 8, "activation": "relu"}] * 3},
-            "training": {"learning_rate": 10.0},
+            "network": {"hidden": [{"units": 8, "activation": "relu"}] * 2},
+            "training": {"learning_rate": 3.0},
         },
     )
     cfg, data = experiment.config_for(spec), experiment.build_data(spec)
-    state, h = experiment.init_train_state(spec, cfg), experiment.hyper_for(spec)
+    return spec, cfg, data, experiment.init_train_state(spec, cfg), experiment.hyper_for(spec)
 
-    done, _, ok = train_epochs(cfg, state, data.batches, h, jnp.int32(50))
+
+def test_huge_learning_rate_diverges_and_advance_returns_finite_weights(diverging):
+    spec, cfg, data, state, h = diverging
+    done, _, ok = train_epochs(cfg, state, data.batches, h, jnp.int32(50), data.padded)
     assert not bool(ok)
-    assert 1 <= int(done) < 50  # stops at the first non-finite epoch
+    assert 1 <= int(done) < 50  # stops at the first epoch that leaves non-finite weights
 
     adv = experiment.advance(cfg, state, data, h, 50)
     assert adv.diverged
-    assert adv.epochs == int(done) - 1
+    # the bad epoch is dropped: at most done − 1 epochs count
+    assert 0 <= adv.epochs <= int(done) - 1
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree_util.tree_leaves(adv.state.params))
-    # those weights are the run's state after adv.epochs epochs
-    if adv.epochs:
-        _, replay, ok = train_epochs(cfg, state, data.batches, h, jnp.int32(adv.epochs))
-        assert bool(ok) and _same(replay.params, adv.state.params)
-    else:
-        assert _same(adv.state.params, state.params)
+    # those weights are the run's state after adv.epochs epochs, with a finite training loss
+    _, replay, ok = train_epochs(cfg, state, data.batches, h, jnp.int32(adv.epochs), data.padded)
+    assert bool(ok) and _same(replay.params, adv.state.params)
     m = experiment.metrics(cfg, adv.state, data, spec.problem)
-    assert m["train_accuracy"] is None and m["test_accuracy"] is None
+    assert m["train_loss"] is not None
+    assert m["train_accuracy"] is None and m["test_accuracy"] is None  # regression has no accuracy
+
+
+def test_advance_after_divergence_returns_the_last_epoch_with_finite_loss(diverging):
+    # advance promises "the last state whose weights and training loss are finite, and how many epochs
+    # led to it" — here that is epoch 1, although epochs 2 and 3 (finite weights, infinite loss) sit
+    # between it and the epoch where train_epochs stopped.
+    _, cfg, data, state, h = diverging
+    done, _, _ = train_epochs(cfg, state, data.batches, h, jnp.int32(50), data.padded)
+
+    def healthy(k):
+        """Weights and training loss after k epochs are finite."""
+        _, s, ok = train_epochs(cfg, state, data.batches, h, jnp.int32(k), data.padded)
+        loss, _ = evaluate(cfg, s.params, s.bn_state, data.x_train, data.y_train)
+        return bool(ok) and bool(jnp.isfinite(loss))
+
+    last_good = max(k for k in range(int(done) + 1) if healthy(k))
+    assert last_good >= 1 and not healthy(int(done) - 1), "test premise: the scenario described above"
+    adv = experiment.advance(cfg, state, data, h, 50)
+    assert adv.diverged
+    assert adv.epochs == last_good, (
+        f"experiment.advance returned the state after {adv.epochs} epochs, but epoch {last_good} is the last"
+        f" one with finite weights and training loss (train_epochs stopped at epoch {int(done)})"
+    )
 
 
 # --------------------------------------------------------------------------- regularization
@@ -317,10 +376,9 @@ def test_l1_step_subtracts_lr_rate_sign_w():
 
 
 def test_dropout():
-    arch = Arch(2, ((16, "tanh"),), "tanh", 1)
-    x, y = _data(16)
-    p0 = _params(arch)
-    off, on = TrainConfig(arch), TrainConfig(arch, dropout=True)
+    x, y = _data()
+    p0 = _params()
+    off, on = TrainConfig(ARCH), TrainConfig(ARCH, dropout=True)
 
     def run(cfg, rate, seed):
         state = init_state(cfg, p0, jax.random.PRNGKey(seed))

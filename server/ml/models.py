@@ -231,10 +231,12 @@ def transfer_params(old, old_arch: Arch, fresh, new_arch: Arch, input_rows: Sequ
         out, kept = dict(layer), 0
         if j is not None:
             src = old[j]
-            if i == 0:
+            if i == 0 and j == 0:  # both read the input features: rows follow the features by name
                 pairs = [(r, o) for r, o in enumerate(input_rows) if o is not None and o < src["w"].shape[0]]
-            else:
+            elif i > 0 and j > 0:  # both read hidden units: rows follow the units by position
                 pairs = [(r, r) for r in range(min(layer["w"].shape[0], src["w"].shape[0]))]
+            else:  # one reads features, the other hidden units: those weights meant something else
+                pairs = []
             cols = min(layer["w"].shape[1], src["w"].shape[1])
             if pairs and cols:
                 new_rows = np.array([r for r, _ in pairs])
