@@ -357,7 +357,8 @@ class SessionManager:
                 value = given.get(name)
                 if value is None:
                     raise Invalid(f"layer {i} needs '{name}' with shape {list(arr.shape)}", ("layers", i, name))
-                a = np.asarray(value, dtype=np.float32)
+                with np.errstate(over="ignore"):  # too large for float32 → inf → refused just below
+                    a = np.asarray(value, dtype=np.float32)
                 if a.shape != arr.shape:
                     raise Invalid(f"shape {list(a.shape)}, expected {list(arr.shape)}", ("layers", i, name))
                 if not np.isfinite(a).all():
