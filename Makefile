@@ -7,7 +7,7 @@ PORT   ?= 8000
 
 .PHONY: install run test bench lint clean
 
-install: $(VENV)/.installed-test
+install: $(VENV)/.installed-test static/vendor/.installed
 
 # The venv and the runtime packages; redone only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -19,6 +19,14 @@ $(VENV)/.installed: pyproject.toml
 # Test and lint tools on top.
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $@
+
+# The page's front-end packages, pinned in package-lock.json, copied into static/vendor/ (git-ignored) by
+# `npm run vendor` (also npm ci's postinstall, for setups such as the Dockerfile that only run npm ci).
+# Redone only when package.json or the lock file changes.
+static/vendor/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	npm run --silent vendor
 	@touch $@
 
 run: install
@@ -36,4 +44,4 @@ lint: install
 	$(PY) -m ruff format --check server tests bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .cache node_modules static/vendor

@@ -6,15 +6,20 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from server.config import Settings, enable_compile_cache
-from server.routes import catalog, sessions, stream
+from server.routes import catalog, pages, sessions, stream
 from server.sessions import Invalid, SessionError, SessionManager
+
+ROOT = Path(__file__).resolve().parent.parent  # templates/ and static/ live beside server/
 
 
 async def _reaper(manager: SessionManager, every: float) -> None:
@@ -49,6 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(sessions.router)
     app.include_router(stream.router)
+    app.include_router(pages.router)
+    app.state.templates = Jinja2Templates(directory=ROOT / "templates")
+    app.mount("/static", StaticFiles(directory=ROOT / "static", check_dir=False), name="static")
 
     @app.exception_handler(SessionError)
     async def session_error(request: Request, exc: SessionError) -> JSONResponse:

@@ -1,0 +1,517 @@
+"""The page: GET / (a new session from ?spec=...), GET /watch/{id} (read-only), and htmx form endpoints.
+
+Every form endpoint turns form fields into a partial spec, calls the same SessionManager methods as the REST
+API (the token cookie must match), and answers with re-rendered fragments: the sending panel (errors beside
+their fields, 422) plus, out of band, the other panels the change affected. The share link is
+``/?spec=<base64url of the compact JSON spec>``; docs/page.md describes the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import secrets
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import ValidationError
+
+from server.deps import ManagerDep, token_cookie
+from server.ml.datasets import DATASETS, FEATURE_LABELS, FEATURES, generate
+from server.ml.models import ACTIVATIONS
+from server.ml.train import OPTIMIZERS
+from server.sessions import Session, SessionError
+from server.spec import MAX_HIDDEN_LAYERS, MAX_UNITS, ExperimentSpec
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+NEW_LAYER_UNITS = 2  # TF Playground's choice for an added layer
+MAX_CSV_BYTES = 1_000_000
+
+# Each panel: its template and what in the spec it shows (re-rendered out of band when that changes).
+PANELS: dict[str, tuple[str, Any]] = {
+    "run": (
+        "partials/run_form.html",
+        lambda sp: (sp.problem, sp.speed, sp.training.model_dump(exclude={"batch_size"}), sp.network.hidden),
+    ),
+    "data": ("partials/data_panel.html", lambda sp: (sp.problem, sp.dataset.model_dump(), sp.training.batch_size)),
+    "network": ("partials/network.html", lambda sp: (sp.features, sp.network, sp.problem, sp.n_classes)),
+    "points": ("partials/points.html", lambda sp: (sp.problem, sp.n_classes, len(sp.dataset.added))),
+}
+
+# Where each panel shows errors: the field's own slot, else the panel's (named like the panel).
+SLOTS = {
+    "run": ["training.learning_rate", "training.optimizer", "training.regularization", "training.regularization_rate"]
+    + ["problem", "speed", "network.hidden"],
+    "data": ["dataset.name", "dataset.n", "dataset.train_percent", "dataset.noise", "training.batch_size"]
+    + ["csv", "dataset.points"],
+    "network": ["features", "network.hidden"] + [f"network.hidden.{i}" for i in range(MAX_HIDDEN_LAYERS + 1)],
+    "points": ["label", "dataset.added"],
+}
+
+# Words a student knows for each field (errors and titles use them).
+LABELS = {
+    "problem": "problem type",
+    "speed": "speed",
+    "features": "inputs",
+    "dataset.name": "dataset",
+    "dataset.n": "number of points",
+    "dataset.noise": "noise",
+    "dataset.train_percent": "training share",
+    "dataset.points": "your points",
+    "dataset.added": "added points",
+    "network.hidden": "hidden layers",
+    "units": "neurons in a layer",
+    "training.learning_rate": "learning rate",
+    "training.batch_size": "batch size",
+    "training.regularization_rate": "regularization rate",
+}
+
+
+class LinkError(ValueError):
+    """A ?spec= value that is not base64url-encoded JSON."""
+
+
+# ------------------------------------------------------------------------------------------ spec links
+
+
+def encode_spec(spec: ExperimentSpec) -> str:
+    """base64url (no padding) of the compact JSON spec: what ?spec= carries."""
+    raw = json.dumps(spec.model_dump(mode="json", exclude_none=True), separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_spec(text: str) -> ExperimentSpec:
+    """The spec a ?spec= value stands for; LinkError or pydantic ValidationError when it cannot be read."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (binascii.Error, ValueError) as exc:
+        raise LinkError("the link's 'spec' is not base64url-encoded JSON (was it cut short?)") from exc
+    if not isinstance(data, dict):
+        raise LinkError("the link's 'spec' must be a JSON object")
+    return ExperimentSpec.model_validate(data)
+
+
+def spec_url(spec: ExperimentSpec) -> str:
+    return f"/?spec={encode_spec(spec)}"
+
+
+# ------------------------------------------------------------------------------------------ errors in words
+
+
+def _num(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def friendly(loc: tuple[Any, ...] | list[Any], kind: str, msg: str, ctx: dict[str, Any] | None, given: Any) -> str:
+    """A validation error as a sentence a student understands."""
+    key = ".".join(str(p) for p in loc)
+    label = LABELS.get(key) or LABELS.get(str(loc[-1]) if loc else "", str(loc[-1] if loc else "value"))
+    label = label.replace("_", " ")
+    ctx = ctx or {}
+    you = f" (you entered {given})" if isinstance(given, str | int | float) and str(given) != "" else ""
+    if kind in ("less_than_equal", "less_than"):
+        return f"{label} can be at most {_num(ctx.get('le', ctx.get('lt')))}{you}"
+    if kind in ("greater_than_equal", "greater_than"):
+        word = "at least" if kind.endswith("equal") else "more than"
+        return f"{label} must be {word} {_num(ctx.get('ge', ctx.get('gt')))}{you}"
+    if kind in ("int_parsing", "int_from_float", "int_type"):
+        return f"{label} must be a whole number{you}"
+    if kind in ("float_parsing", "float_type", "finite_number"):
+        return f"{label} must be a number{you}"
+    if kind == "too_short" and key == "features":
+        return "switch on at least one input: the network needs something to look at"
+    if kind == "too_long":
+        return f"at most {ctx.get('max_length')} {label}"
+    if kind == "literal_error":
+        return f"{label}: choose one of {ctx.get('expected')}"
+    return msg.removeprefix("Value error, ")
+
+
+def errors_of(exc: ValidationError | SessionError) -> dict[str, str]:
+    """{field path: message}, first error per field."""
+    if isinstance(exc, SessionError):
+        return {".".join(map(str, exc.loc)): exc.message}
+    out: dict[str, str] = {}
+    for e in exc.errors(include_url=False):
+        key = ".".join(map(str, e["loc"]))
+        out.setdefault(key, friendly(e["loc"], e["type"], e["msg"], e.get("ctx"), e.get("input")))
+    return out
+
+
+def place(errors: dict[str, str], slots: list[str], fallback: str) -> dict[str, str]:
+    """Each error in the slot whose name is the longest prefix of its field (else the panel's own slot)."""
+    placed: dict[str, str] = {}
+    for key, message in errors.items():
+        fits = [s for s in slots if key == s or key.startswith(s + ".")]
+        slot = max(fits, key=len) if fits else fallback
+        placed[slot] = f"{placed[slot]}; {message}" if slot in placed else message
+    return placed
+
+
+def change_note(report: dict[str, Any], old: ExperimentSpec, new: ExperimentSpec) -> str:
+    """What a live edit kept and changed, in one line."""
+    w = report["weights"]
+    parts = [f"{w['kept']} weights kept" + (f", {w['initialized']} new" if w["initialized"] else "")]
+    # (switching inputs rebuilds the server's copy of the data too, but the points stay the same)
+    if report["data"] == "regenerated" and (old.dataset, old.problem) != (new.dataset, new.problem):
+        parts.insert(0, "data regenerated")
+    if report["optimizer_state"] == "reinitialized":
+        parts.append("optimizer state restarted")
+    if report["applies_at_reset"]:
+        parts.append(f"{', '.join(report['applies_at_reset'])} takes effect at the next reset")
+    return "Applied without a reset: " + "; ".join(parts) + "."
+
+
+# ------------------------------------------------------------------------------------------ rendering
+
+
+@functools.cache
+def catalog(frame_rate: float) -> dict[str, Any]:
+    """What the controls offer (fixed for the server's life)."""
+    return {
+        "datasets": list(DATASETS.values()),
+        "activations": ACTIVATIONS,
+        "optimizers": OPTIMIZERS,
+        "features": [(name, FEATURE_LABELS[name]) for name in FEATURES],
+        "frame_rate": frame_rate,
+        "speeds": [(None, "max")]
+        + [(float(frame_rate), "1 epoch per frame")]
+        + [(v, f"{v:g} epoch{'' if v == 1 else 's'}/s") for v in (1.0, 3.0, 10.0, 100.0, 1000.0)],
+        "max_layers": MAX_HIDDEN_LAYERS,
+        "max_units": MAX_UNITS,
+        "learning_rates": [0.00001, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10],
+        "regularization_rates": [0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10],
+    }
+
+
+def context(request: Request, s: Session, readonly: bool, **extra: Any) -> dict[str, Any]:
+    manager = request.app.state.sessions
+    return {
+        "request": request,
+        "s": s,
+        "spec": s.spec,
+        "state": manager.public(s),
+        "readonly": readonly,
+        "catalog": catalog(request.app.state.settings.frame_rate),
+        "link_chars": len(encode_spec(s.spec)),
+        "errs": {},
+        "form": {},
+        "oob": False,
+        **extra,
+    }
+
+
+def fragment(request: Request, name: str, ctx: dict[str, Any]) -> str:
+    return request.app.state.templates.get_template(name).render(ctx)
+
+
+def respond(
+    request: Request,
+    s: Session,
+    sender: str,
+    old: ExperimentSpec,
+    *,
+    errors: dict[str, str] | None = None,
+    form: dict[str, str] | None = None,
+    note: str | None = None,
+    readonly: bool = False,
+) -> HTMLResponse:
+    """The sender's panel (errors beside their fields, the values as the user sent them) plus, out of band, the
+    other panels the change touched and the note of what it kept."""
+    errs = place(errors or {}, SLOTS.get(sender, []), sender)
+    ctx = context(request, s, readonly, errs=errs, form=form or {})
+    html = [fragment(request, PANELS[sender][0], ctx)] if sender in PANELS else []
+    if not errors:
+        for name, (template, key) in PANELS.items():
+            if name != sender and key(old) != key(s.spec):
+                html.append(fragment(request, template, {**ctx, "oob": True}))
+        html.append(fragment(request, "partials/change_note.html", {**ctx, "note": note, "oob": True}))
+    response = HTMLResponse("".join(html), status_code=422 if errors else 200)
+    if not errors:
+        trigger = {"ng:spec": {"url": spec_url(s.spec), "spec_version": s.spec_version}}
+        response.headers["HX-Trigger"] = json.dumps(trigger)
+    return response
+
+
+# ------------------------------------------------------------------------------------------ dependencies
+
+
+async def form_fields(request: Request) -> dict[str, list[str]]:
+    """URL-encoded form fields (what htmx sends: in the body, or the query for DELETE), each with all its values."""
+    fields = parse_qs(request.url.query, keep_blank_values=True)
+    for name, values in parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True).items():
+        fields.setdefault(name, []).extend(values)
+    return fields
+
+
+def owned(session_id: str, request: Request, manager: ManagerDep) -> Session:
+    """The session, if this browser holds its token cookie."""
+    s = manager.get(session_id)
+    if not s.check_token(request.cookies.get(token_cookie(session_id))):
+        raise HTTPException(403, "this browser is watching this session: only its owner can change it")
+    return s
+
+
+FormDep = Annotated[dict[str, list[str]], Depends(form_fields)]
+OwnedDep = Annotated[Session, Depends(owned)]
+
+
+def first(form: dict[str, list[str]], name: str, default: str | None = None) -> str | None:
+    values = form.get(name)
+    return values[0] if values else default
+
+
+async def apply(request: Request, s: Session, sender: str, patch: dict[str, Any], form: dict[str, list[str]]):
+    """Patch the session; answer with fragments (errors placed beside their fields on failure)."""
+    old = s.spec
+    flat = {k: v[0] for k, v in form.items() if v}
+    try:
+        report = await request.app.state.sessions.patch(s, patch)
+    except (ValidationError, SessionError) as exc:
+        return respond(request, s, sender, old, errors=errors_of(exc), form=flat)
+    return respond(request, s, sender, old, note=change_note(report, old, s.spec), form=flat)
+
+
+# ------------------------------------------------------------------------------------------ pages
+
+
+def _page(request: Request, s: Session, readonly: bool, page_error: str | None = None) -> HTMLResponse:
+    ctx = context(request, s, readonly, page_error=page_error, url=spec_url(s.spec))
+    return request.app.state.templates.TemplateResponse(request, "index.html", ctx)
+
+
+@router.get("/", response_class=HTMLResponse)
+async def index(request: Request, manager: ManagerDep, spec: Annotated[str | None, Query()] = None) -> HTMLResponse:
+    """A new session from the link's spec (or the defaults, with the reason shown), owned by this browser."""
+    page_error = None
+    try:
+        wanted = decode_spec(spec) if spec else ExperimentSpec()
+    except (LinkError, ValidationError) as exc:
+        why = str(exc) if isinstance(exc, LinkError) else "; ".join(errors_of(exc).values())
+        page_error = f"This link's experiment could not be opened: {why}. Showing the default experiment instead."
+        wanted = ExperimentSpec()
+    try:
+        s = await manager.create(wanted)
+    except SessionError as exc:
+        if exc.status_code != 422:
+            ctx = {"request": request, "message": exc.message}
+            return request.app.state.templates.TemplateResponse(request, "error.html", ctx, exc.status_code)
+        page_error = (
+            f"This link's experiment could not be opened: {exc.message}. Showing the default experiment instead."
+        )
+        s = await manager.create(ExperimentSpec())
+    response = _page(request, s, readonly=False, page_error=page_error)
+    response.set_cookie(token_cookie(s.id), s.token, path="/", httponly=True, samesite="lax")  # for the browser session
+    for name in request.cookies:  # forget the keys of sessions that are gone
+        if name.startswith("neuroglass_") and name.removeprefix("neuroglass_") not in manager.sessions:
+            response.delete_cookie(name, path="/")
+    return response
+
+
+@router.get("/watch/{session_id}", response_class=HTMLResponse)
+async def watch(request: Request, session_id: str, manager: ManagerDep) -> HTMLResponse:
+    """Follow someone's session live, read-only."""
+    s = manager.sessions.get(session_id)
+    if s is None:
+        ctx = {"request": request, "message": f"There is no session {session_id!r} to watch (it may have ended)."}
+        return request.app.state.templates.TemplateResponse(request, "error.html", ctx, 404)
+    return _page(request, s, readonly=True)
+
+
+@functools.cache
+def _previews() -> dict[str, Any]:
+    out = {}
+    for name in DATASETS:
+        points, labels = generate(name, 120, 0.0, 0)
+        out[name] = {"points": points.round(2).tolist(), "labels": labels.round(3).tolist()}
+    return out
+
+
+@router.get("/copy/{session_id}")
+async def copy(session_id: str, manager: ManagerDep) -> RedirectResponse:
+    """A watcher's way to experiment: a new session of their own from the session's current spec."""
+    return RedirectResponse(spec_url(manager.get(session_id).spec), status_code=303)
+
+
+@router.get("/ui/datasets/preview")
+async def dataset_previews() -> dict[str, Any]:
+    """A few points of every dataset, for the pictures in the dataset picker."""
+    return _previews()
+
+
+@router.get("/ui/sessions/{session_id}/panels", response_class=HTMLResponse)
+async def panels(request: Request, session_id: str, manager: ManagerDep) -> HTMLResponse:
+    """Every panel out of band, read-only: what a watching page reloads when the presenter changes the spec."""
+    s = manager.get(session_id)
+    ctx = context(request, s, True, oob=True)
+    return HTMLResponse("".join(fragment(request, t, ctx) for t, _ in PANELS.values()))
+
+
+# ------------------------------------------------------------------------------------------ run buttons
+
+
+@router.post("/ui/sessions/{session_id}/run/{action}", response_class=HTMLResponse)
+async def run(
+    request: Request, s: OwnedDep, manager: ManagerDep, action: Literal["play", "pause", "toggle", "step", "reset"]
+) -> HTMLResponse:
+    """play / pause / toggle / step / reset; answers the run buttons."""
+    error = None
+    if action == "toggle":
+        action = "pause" if s.status == "running" else "play"
+    try:
+        await getattr(manager, action)(s)
+    except SessionError as exc:
+        error = exc.message
+    ctx = context(request, s, False, run_error=error)
+    return HTMLResponse(fragment(request, "partials/run_buttons.html", ctx), status_code=409 if error else 200)
+
+
+# ------------------------------------------------------------------------------------------ forms
+
+
+@router.patch("/ui/sessions/{session_id}/run", response_class=HTMLResponse)
+async def run_form(request: Request, s: OwnedDep, form: FormDep) -> HTMLResponse:
+    """Top bar: learning rate, optimizer, regularization, problem, speed; 'apply to all layers'."""
+    spec = s.spec
+    training = {k: first(form, f"training.{k}") for k in ("learning_rate", "optimizer", "regularization")}
+    training["regularization_rate"] = first(form, "training.regularization_rate")
+    patch: dict[str, Any] = {"training": {k: v for k, v in training.items() if v is not None}}
+    if "speed" in form:
+        patch["speed"] = first(form, "speed") or None
+    problem = first(form, "problem", spec.problem)
+    if problem != spec.problem:
+        patch["problem"] = problem
+        patch["dataset"] = {"added": []}  # class labels and regression targets don't mix
+        if spec.dataset.name != "custom" and problem in ("classification", "regression"):
+            patch["dataset"]["name"] = next(d.name for d in DATASETS.values() if d.problem == problem)
+        if problem == "regression":
+            patch["training"].update(loss="mse", algorithm="backprop")
+    if first(form, "op") == "apply_activation":
+        act = first(form, "default_activation", "tanh")
+        patch["network"] = {"hidden": [{"units": layer.units, "activation": act} for layer in spec.network.hidden]}
+    return await apply(request, s, "run", patch, form)
+
+
+@router.patch("/ui/sessions/{session_id}/data", response_class=HTMLResponse)
+async def data_form(request: Request, s: OwnedDep, form: FormDep) -> HTMLResponse:
+    """Data panel: dataset, number of points, training share, noise, batch size; regenerate."""
+    dataset: dict[str, Any] = {k: first(form, f"dataset.{k}") for k in ("name", "n", "train_percent", "noise")}
+    dataset = {k: v for k, v in dataset.items() if v is not None}
+    if dataset.get("name", "custom") != "custom":
+        dataset["points"] = None
+    if first(form, "op") == "regenerate":
+        dataset["seed"] = secrets.randbelow(2**31)
+    patch: dict[str, Any] = {"dataset": dataset}
+    if "training.batch_size" in form:
+        patch["training"] = {"batch_size": first(form, "training.batch_size")}
+    return await apply(request, s, "data", patch, form)
+
+
+def parse_csv(text: str, problem: str) -> list[list[float]]:
+    """Points [x1, x2, label] from CSV lines 'x1,x2,label' (optional header); ValueError names the line."""
+    points: list[list[float]] = []
+    header_seen = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        cells = [c.strip() for c in line.replace(";", ",").replace("\t", ",").split(",")]
+        if len(cells) != 3:
+            raise ValueError(f"line {number}: expected 3 values x1,x2,label but found {len(cells)}: {line[:40]!r}")
+        bad = [c for c in cells if not _is_number(c)]
+        if bad and not points and not header_seen:
+            header_seen = True  # the first line may name the columns
+            continue
+        if bad:
+            raise ValueError(f"line {number}: {bad[0]!r} is not a number")
+        x1, x2, label = (float(c) for c in cells)
+        for name, v in (("x1", x1), ("x2", x2)):
+            if not -6 <= v <= 6:
+                raise ValueError(f"line {number}: {name} = {v:g} is outside the plotted square (−6 to 6)")
+        if problem == "classification" and label not in (0, 1, 2):
+            raise ValueError(
+                f"line {number}: label {label:g} is not a class (0, 1 or 2); for numeric targets choose "
+                "problem type 'regression' first"
+            )
+        points.append([x1, x2, label])
+    if len(points) < 2:
+        raise ValueError("the file needs at least 2 points, one per line as x1,x2,label")
+    if len(points) > 5000:
+        raise ValueError(f"the file has {len(points)} points; at most 5000")
+    return points
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@router.post("/ui/sessions/{session_id}/csv", response_class=HTMLResponse)
+async def csv_upload(request: Request, s: OwnedDep, form: FormDep) -> HTMLResponse:
+    """Your own points from a CSV file (read by the page, sent as text): dataset 'custom'."""
+    text, name = first(form, "csv", ""), first(form, "csv_name", "the file")
+    try:
+        if len(text.encode()) > MAX_CSV_BYTES:
+            raise ValueError(f"the file is larger than {MAX_CSV_BYTES // 1_000_000} MB")
+        points = parse_csv(text, s.spec.problem)
+    except ValueError as exc:
+        errors = {"csv": f"{name}: {exc}"}
+        return respond(request, s, "data", s.spec, errors=errors, form={})
+    return await apply(request, s, "data", {"dataset": {"name": "custom", "points": points}}, form)
+
+
+@router.patch("/ui/sessions/{session_id}/network", response_class=HTMLResponse)
+async def network_form(request: Request, s: OwnedDep, form: FormDep) -> HTMLResponse:
+    """Network: input features, layers (+/−), neurons per layer (+/−), each layer's activation."""
+    spec = s.spec
+    hidden = [layer.model_dump() for layer in spec.network.hidden]
+    activations = form.get("activation", [])
+    if len(activations) == len(hidden):  # a stale form (another tab changed the layers) only sends ops
+        for layer, act in zip(hidden, activations, strict=True):
+            layer["activation"] = act
+    op, _, arg = (first(form, "op") or "").partition(":")
+    i = int(arg) if arg.isdigit() else -1
+    errors: dict[str, str] = {}
+    if op == "add_layer":
+        default = first(form, "default_activation") or (hidden[-1]["activation"] if hidden else "tanh")
+        hidden.append({"units": NEW_LAYER_UNITS, "activation": default})
+    elif op == "remove_layer":
+        if not hidden:
+            errors["network.hidden"] = "there is no hidden layer to remove"
+        hidden = hidden[:-1]
+    elif op in ("add_unit", "remove_unit") and 0 <= i < len(hidden):
+        hidden[i]["units"] += 1 if op == "add_unit" else -1
+        if hidden[i]["units"] < 1:
+            errors[f"network.hidden.{i}"] = "a layer needs at least one neuron: remove the whole layer instead"
+    if errors:
+        return respond(request, s, "network", spec, errors=errors)
+    patch: dict[str, Any] = {"network": {"hidden": hidden}}
+    if "features_sent" in form:
+        patch["features"] = [f for f in FEATURES if f in form.get("features", [])]
+    return await apply(request, s, "network", patch, form)
+
+
+@router.post("/ui/sessions/{session_id}/points", response_class=HTMLResponse)
+async def add_point(request: Request, s: OwnedDep, form: FormDep) -> HTMLResponse:
+    """A point added by clicking the output map (x1, x2 in the plane; label = the chosen class or value)."""
+    try:
+        x1, x2 = (round(float(first(form, k, "")), 3) for k in ("x1", "x2"))
+        label = float(first(form, "label", ""))
+    except ValueError:
+        return respond(request, s, "points", s.spec, errors={"label": "choose a class (or type a value) first"})
+    patch = {"dataset": {"added": [list(p) for p in s.spec.dataset.added] + [[x1, x2, label]]}}
+    return await apply(request, s, "points", patch, form)
+
+
+@router.delete("/ui/sessions/{session_id}/points", response_class=HTMLResponse)
+async def clear_points(request: Request, s: OwnedDep, form: FormDep) -> HTMLResponse:
+    """Forget the points added by clicking."""
+    return await apply(request, s, "points", {"dataset": {"added": []}}, form)

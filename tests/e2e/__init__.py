@@ -1,0 +1,1 @@
+"""Tests of the page: its routes (TestClient) and the page itself in a real browser (Playwright)."""
