@@ -182,17 +182,12 @@ class Advance:
     diverged: bool
 
 
-def _loss_is_finite(cfg: TrainConfig, state: TrainState, data: Data) -> bool:
-    loss, _ = evaluate(cfg, state.params, state.bn_state, data.x_train, data.y_train)
-    return bool(jnp.isfinite(loss))
-
-
 def advance(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, epochs: int) -> Advance:
     """Train ``epochs`` epochs in one compiled call. On divergence (non-finite weights or loss) return the
     last state whose weights and training loss are finite, and how many epochs led to it."""
     done, new, ok = train_epochs(cfg, state, data.batches, h, jnp.int32(epochs), data.padded)
     done, ok = int(done), bool(ok)
-    if ok and _loss_is_finite(cfg, new, data):
+    if ok:
         return Advance(new, done, False)
 
     # Training is deterministic, so any earlier epoch can be replayed. Weights can stay finite for a few
@@ -201,7 +196,7 @@ def advance(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, epochs: i
         if k == 0:
             return state
         _, s, fine = train_epochs(cfg, state, data.batches, h, jnp.int32(k), data.padded)
-        return s if bool(fine) and _loss_is_finite(cfg, s, data) else None
+        return s if bool(fine) else None
 
     lo, hi, best = 0, done - 1, state  # epoch lo is healthy (the start state was); look in (lo, hi]
     while lo < hi:

@@ -99,9 +99,38 @@ class Session:
     task: asyncio.Task | None = None
     subscribers: set[Mailbox] = field(default_factory=set)
     touched: float = field(default_factory=time.monotonic)
+    revision: int = 0  # bumped by every edit from outside the loop (reset, patch, weights): older frames are stale
+    hyper_cache: tuple[Any, Any] = (None, None)  # (spec, its traced hyperparameters): built once per spec
+
+    @property
+    def hyper(self) -> Any:
+        spec, h = self.hyper_cache
+        if spec is not self.spec:
+            h = ex.hyper_for(self.spec)
+            self.hyper_cache = (self.spec, h)
+        return h
 
     def check_token(self, token: str | None) -> bool:
         return token is not None and hmac.compare_digest(token.encode(), self.token.encode())
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a frame shows, taken between chunks: a frame can then be computed while the next chunk trains."""
+
+    cfg: TrainConfig
+    data: ex.Data
+    state: TrainState
+    epoch: int
+    step: int
+    status: str
+    spec_version: int
+    revision: int
+    problem: str
+
+    @classmethod
+    def of(cls, s: Session) -> Snapshot:
+        return cls(s.cfg, s.data, s.state, s.epoch, s.step, s.status, s.spec_version, s.revision, s.spec.problem)
 
 
 def _sanitize(values: dict[str, Any], problem: str) -> dict[str, float | None]:
@@ -176,18 +205,19 @@ class SessionManager:
 
     # ------------------------------------------------------------------ training
 
-    def _record(self, s: Session, force: bool = False) -> None:
+    def _record(self, s: Session, force: bool = False, snap: Snapshot | None = None) -> None:
         s.chunks += 1
         if not force and s.chunks % s.history_stride:
             return
-        s.history.append({"epoch": s.epoch, "step": s.step, "spec_version": s.spec_version, **s.metrics})
+        epoch, step = (s.epoch, s.step) if snap is None else (snap.epoch, snap.step)
+        s.history.append({"epoch": epoch, "step": step, "spec_version": s.spec_version, **s.metrics})
         if len(s.history) > self.settings.history_limit:
             s.history = s.history[::2]  # keep the whole run at half the resolution
             s.history_stride *= 2
 
     def _advance(self, s: Session, epochs: int) -> bool:
         """Train ``epochs`` epochs (worker thread, lock held). False when training diverged."""
-        result = ex.advance(s.cfg, s.state, s.data, ex.hyper_for(s.spec), epochs)
+        result = ex.advance(s.cfg, s.state, s.data, s.hyper, epochs)
         s.state = result.state
         s.epoch += result.epochs
         s.step += result.epochs * s.data.steps_per_epoch
@@ -230,34 +260,69 @@ class SessionManager:
             self._record(s)
         return arrays
 
+    def _frame_sync(self, s: Session, snap: Snapshot) -> tuple[dict[str, Any], tuple[dict[str, Any], dict[str, Any]]]:
+        """A snapshot's frame arrays and its message (worker thread; needs no lock: the snapshot is immutable)."""
+        arrays = ex.frame_arrays(snap.cfg, snap.state, snap.data)
+        return arrays, self.frame_message(s, arrays, snap)
+
+    async def _show(self, s: Session, snap: Snapshot) -> None:
+        """Compute a snapshot's frame off the event loop and hand it out, unless an edit made it stale."""
+        arrays, message = await self._thread(self._frame_sync, s, snap)
+        if s.revision != snap.revision:
+            return  # reset, patched or given new weights meanwhile: that edit published its own frame
+        s.metrics = _sanitize(arrays, snap.problem)
+        if not s.history or s.history[-1]["epoch"] < snap.epoch:
+            self._record(s, snap=snap)
+        for box in s.subscribers:
+            box.put(message)
+
     async def _loop(self, s: Session) -> None:
         """Train chunk after chunk while running; a frame at the frame rate.
 
-        Chunks last about 40 % of a frame period, so an edit (which waits for the chunk in flight) shows in
-        the next frame quickly, while training still runs back to back as fast as the machine allows.
+        The frame of the state after chunk k is computed (in another worker thread) while chunk k + 1
+        trains, so training never waits for frames; chunks last about half a frame period, so an edit
+        (which waits for the chunk in flight) shows in the next frame quickly.
         """
         period = 1.0 / self.settings.frame_rate
-        epochs, last_frame = 1, 0.0
-        while s.status == "running":
-            started = time.perf_counter()
+        epochs, last_frame = 1, -math.inf
+        shown: asyncio.Task | None = None
+        snap: Snapshot | None = None
+        try:
+            while s.status == "running":
+                started = time.perf_counter()
+                async with s.lock:
+                    if s.status != "running":
+                        break
+                    cap = s.spec.speed
+                    n = epochs if cap is None else max(1, min(epochs, round(cap * period)))
+                    ok = await self._thread(self._advance, s, n)
+                    if not ok:
+                        s.status = "diverged"
+                    snap = Snapshot.of(s)
+                now = time.perf_counter()
+                elapsed = now - started
+                # due when this chunk's end is nearer the next frame time than the following chunk's end
+                due = cap is not None or not ok or now - last_frame + 0.5 * elapsed >= period
+                if due and (shown is None or shown.done() or not ok):
+                    if not ok and shown is not None:
+                        await shown  # the divergence frame must come last
+                    shown = asyncio.create_task(self._show(s, snap))
+                    last_frame = now
+                if cap is not None:
+                    await asyncio.sleep(max(0.0, n / cap - elapsed))
+                else:
+                    await asyncio.sleep(0)  # let requests and other sessions in between chunks
+                # grow at most 2x per chunk so a slow architecture never stalls the loop
+                per_epoch = max(elapsed / n, 1e-7)
+                epochs = max(1, min(epochs * 2, int(0.5 * period / per_epoch)))
+        finally:
+            if shown is not None and not shown.done():
+                await shown
+        # Paused (not by an edit, which shows its own frame): show exactly where training stopped.
+        if snap is not None and s.status != "diverged" and s.revision == snap.revision:
             async with s.lock:
-                if s.status != "running":
-                    break
-                cap = s.spec.speed
-                n = epochs if cap is None else max(1, min(epochs, round(cap * period)))
-                show = cap is not None or started - last_frame >= 0.8 * period
-                arrays = await self._thread(self._chunk_sync, s, n, show)
-                if arrays is not None:
-                    self.publish(s, arrays)
-                    last_frame = started
-            elapsed = time.perf_counter() - started
-            if cap is not None:
-                await asyncio.sleep(max(0.0, n / cap - elapsed))
-            else:
-                await asyncio.sleep(0)  # let requests and other sessions in between chunks
-            # grow at most 2x per chunk so a slow architecture never stalls the loop
-            per_epoch = max(elapsed / n, 1e-7)
-            epochs = max(1, min(epochs * 2, int(0.4 * period / per_epoch)))
+                if s.revision == snap.revision:
+                    await self._show(s, Snapshot.of(s))
 
     async def _stop_loop(self, s: Session) -> None:
         task, s.task = s.task, None
@@ -276,7 +341,11 @@ class SessionManager:
     async def pause(self, s: Session) -> None:
         if s.status == "running":
             s.status = "paused"
-        async with s.lock:  # returns once the chunk in flight has finished
+        task = s.task
+        if task is not None and task is not asyncio.current_task() and not task.done():
+            # returns once the loop has finished its chunk and shown the paused state (metrics match epoch)
+            await asyncio.shield(task)
+        async with s.lock:
             pass
 
     async def step(self, s: Session) -> None:
@@ -305,6 +374,7 @@ class SessionManager:
         async with s.lock:
 
             def run() -> tuple[T, dict[str, Any] | None]:
+                s.revision += 1
                 result = change()
                 return result, ex.frame_arrays(s.cfg, s.state, s.data) if s.subscribers else None
 
@@ -407,17 +477,20 @@ class SessionManager:
 
     # ------------------------------------------------------------------ frames and subscribers
 
-    def frame_message(self, s: Session, arrays: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """Header (JSON-able) and arrays of a frame; see docs/frames.md."""
-        arch = s.cfg.arch
+    def frame_message(
+        self, s: Session, arrays: dict[str, Any], snap: Snapshot | None = None
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Header (JSON-able) and arrays of a frame (of the session now, or of a snapshot); see docs/frames.md."""
+        snap = snap or Snapshot.of(s)
+        arch = snap.cfg.arch
         header = {
             "type": "frame",
             "id": s.id,
-            "epoch": s.epoch,
-            "step": s.step,
-            "status": s.status,
-            "spec_version": s.spec_version,
-            "metrics": _sanitize(arrays, s.spec.problem),
+            "epoch": snap.epoch,
+            "step": snap.step,
+            "status": snap.status,
+            "spec_version": snap.spec_version,
+            "metrics": _sanitize(arrays, snap.problem),
             "output_kind": arch.output,
             "output_scale": [0.0, 1.0] if arch.output == "softmax" else [-1.0, 1.0],
             "output_resolution": OUTPUT_RESOLUTION,
@@ -431,7 +504,7 @@ class SessionManager:
             "neurons": arrays["neurons"],
             "grad_norms": np.asarray(arrays["grad_norms"], np.float32),
         }
-        for i, layer in enumerate(jax.device_get(s.state.params)):
+        for i, layer in enumerate(jax.device_get(snap.state.params)):
             for name, value in layer.items():
                 out[f"{name}{i}"] = np.asarray(value, np.float32)
         return header, out
