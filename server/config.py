@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     frame_rate: float = Field(30.0, gt=0, le=120)  # target frames per second while playing
     history_limit: int = Field(4000, ge=100)  # history records kept per session (older ones thinned)
     worker_threads: int = Field(default_factory=lambda: os.cpu_count() or 2)  # concurrent training calls
+    warm_start: bool = True  # compile a session's training program in the background as soon as it exists
     compile_cache_dir: Path | None = Path(".cache/jax")  # JAX's persistent compilation cache; None = off
     database_url: str = "sqlite+aiosqlite:///data/neuroglass.sqlite"
 

@@ -209,6 +209,12 @@ def advance(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, epochs: i
     return Advance(best, lo, True)
 
 
+def warm(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper) -> None:
+    """Compile (or load from the persistent cache) the training program for these shapes by training zero
+    epochs: the next real call of the same architecture runs at once."""
+    jax.block_until_ready(train_epochs(cfg, state, data.batches, h, jnp.int32(0), data.padded))
+
+
 def _finite_or_none(v: float) -> float | None:
     return float(f"{v:.7g}") if math.isfinite(v) else None  # float32 precision, no noise digits
 

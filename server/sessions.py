@@ -99,6 +99,7 @@ class Session:
     task: asyncio.Task | None = None
     subscribers: set[Mailbox] = field(default_factory=set)
     touched: float = field(default_factory=time.monotonic)
+    warm: asyncio.Task | None = None  # compiling the training program in the background (see _warm)
     revision: int = 0  # bumped by every edit from outside the loop (reset, patch, weights): older frames are stale
     hyper_cache: tuple[Any, Any] = (None, None)  # (spec, its traced hyperparameters): built once per spec
 
@@ -176,7 +177,26 @@ class SessionManager:
 
         s = await self._thread(build)
         self.sessions[s.id] = s
+        self._warm(s)
         return s
+
+    def _warm(self, s: Session) -> None:
+        """Compile the session's training program in the background (a call that trains zero epochs), so
+        that pressing play on a new architecture finds it ready instead of waiting for the compiler."""
+        if not self.settings.warm_start:
+            return
+        args = (s.cfg, s.state, s.data, s.hyper)
+
+        async def run() -> None:
+            with contextlib.suppress(Exception):  # the real call reports any error
+                await self._thread(ex.warm, *args)
+
+        s.warm = asyncio.create_task(run(), name=f"warm-{s.id}")
+
+    @staticmethod
+    async def _warmed(s: Session) -> None:
+        if s.warm is not None and not s.warm.done():
+            await asyncio.shield(s.warm)
 
     def get(self, session_id: str) -> Session:
         s = self.sessions.get(session_id)
@@ -193,6 +213,7 @@ class SessionManager:
     async def close(self) -> None:
         for s in list(self.sessions.values()):
             await self.delete(s)
+            await self._warmed(s)  # no compiler thread left running at shutdown
 
     async def reap_idle(self) -> int:
         """Remove sessions nobody has touched or watched for the idle limit. Returns how many."""
@@ -244,6 +265,7 @@ class SessionManager:
     async def train(self, s: Session, epochs: int) -> None:
         if epochs > self.settings.max_train_epochs:
             raise Invalid(f"at most {self.settings.max_train_epochs} epochs per call", ("epochs",))
+        await self._warmed(s)
         async with s.lock:
             await self._thread(self._train_sync, s, epochs)
 
@@ -287,6 +309,7 @@ class SessionManager:
         epochs, last_frame = 1, -math.inf
         shown: asyncio.Task | None = None
         snap: Snapshot | None = None
+        await self._warmed(s)
         try:
             while s.status == "running":
                 started = time.perf_counter()
@@ -350,6 +373,7 @@ class SessionManager:
 
     async def step(self, s: Session) -> None:
         await self.pause(s)
+        await self._warmed(s)
         async with s.lock:
             arrays = await self._thread(self._chunk_sync, s, 1)
             if s.status == "running":
@@ -389,7 +413,12 @@ class SessionManager:
         """Apply a partial spec without resetting; returns what was kept and what changed."""
         new = apply_patch(s.spec, patch)  # pydantic ValidationError names the field
         self._check_limits(new)
-        return await self._edit(s, lambda: self._apply_spec(s, new))
+        program = lambda: (s.cfg, s.data.batches[0].shape, s.data.padded)  # noqa: E731  what compiled code depends on
+        before = program()
+        report = await self._edit(s, lambda: self._apply_spec(s, new))
+        if program() != before and s.status != "running":  # a running loop compiles it right away anyway
+            self._warm(s)
+        return report
 
     def _apply_spec(self, s: Session, new: ExperimentSpec) -> dict[str, Any]:
         old, old_cfg = s.spec, s.cfg

@@ -110,3 +110,53 @@ def test_session_limit_and_idle_reaping():
     refused, removed, left, a_id, b_id = run(scenario())
     assert refused
     assert removed == 1 and left == {b_id}
+
+
+def test_a_new_architecture_is_compiled_before_play():
+    """The training program compiles in the background once a session exists (or its architecture changes):
+    the first chunk after play finds it ready."""
+    from server.ml.train import train_epochs
+
+    async def scenario():
+        manager = SessionManager(Settings(compile_cache_dir=None))
+        spec = ExperimentSpec.model_validate({"network": {"hidden": [{"units": 3, "activation": "elu"}] * 3}})
+        s = await manager.create(spec)
+        assert s.warm is not None
+        await s.warm
+        compiled = train_epochs._cache_size()
+        await manager.train(s, 3)
+        after_train = train_epochs._cache_size()
+        await manager.patch(s, {"network": {"hidden": [{"units": 5, "activation": "elu"}] * 2}})
+        await s.warm
+        rewarmed = train_epochs._cache_size()
+        await manager.step(s)
+        after_step = train_epochs._cache_size()
+        await manager.close()
+        return compiled, after_train, rewarmed, after_step, s.epoch
+
+    compiled, after_train, rewarmed, after_step, epoch = run(scenario())
+    assert after_train == compiled  # training ran the program compiled in the background
+    assert rewarmed == compiled + 1 and after_step == rewarmed  # the new architecture: compiled once, up front
+    assert epoch == 4
+
+
+def test_pause_shows_exactly_where_training_stopped():
+    """After pause, the state's metrics and the last frame belong to the epoch training stopped at."""
+
+    async def scenario():
+        manager = SessionManager(Settings(compile_cache_dir=None))
+        s = await manager.create(ExperimentSpec())
+        box = manager.subscribe(s)
+        await manager.play(s)
+        while (await asyncio.wait_for(box.get(), 30))[0]["epoch"] < 20:
+            pass
+        await manager.pause(s)
+        header, _ = await asyncio.wait_for(box.get(), 10)
+        history = s.history[-1]
+        await manager.close()
+        return header, history, s.epoch, s.metrics
+
+    header, history, epoch, metrics = run(scenario())
+    assert header["epoch"] == epoch and header["status"] == "paused"
+    assert header["metrics"] == metrics
+    assert history["epoch"] == epoch and history["train_loss"] == metrics["train_loss"]
