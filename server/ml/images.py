@@ -182,7 +182,7 @@ def generate_images(
     if not 0 <= noise <= 1:
         raise ValueError(f"noise must be in [0, 1], got {noise}")
     side = info.side(size)
-    content = pixel_noise = np.random.default_rng(seed)
+    content, pixel_noise = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     images, labels = info.fn(n, content, side)
     order = content.permutation(n)  # generators emit class by class; shuffle so any split mixes classes
     images, labels = images[order], labels[order]
