@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import logging
 import math
 import secrets
 import time
@@ -31,6 +32,7 @@ from server.ml.train import TrainConfig, TrainState
 from server.spec import ExperimentSpec, apply_patch
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class SessionError(Exception):
@@ -289,7 +291,11 @@ class SessionManager:
 
     async def _show(self, s: Session, snap: Snapshot) -> None:
         """Compute a snapshot's frame off the event loop and hand it out, unless an edit made it stale."""
-        arrays, message = await self._thread(self._frame_sync, s, snap)
+        try:
+            arrays, message = await self._thread(self._frame_sync, s, snap)
+        except Exception:  # a frame that cannot be drawn must not stop training; the next one may work
+            log.exception("session %s: frame of epoch %d failed", s.id, snap.epoch)
+            return
         if s.revision != snap.revision:
             return  # reset, patched or given new weights meanwhile: that edit published its own frame
         s.metrics = _sanitize(arrays, snap.problem)
