@@ -5,6 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 ALL_FEATURES = ["x1", "x2", "x1_sq", "x2_sq", "x1x2", "sin_x1", "sin_x2"]
+_POOL = {"type": "pool", "kind": "max", "size": 2}
+
+
+def _conv(filters: int, kernel: int = 3) -> dict[str, Any]:
+    return {"type": "conv", "filters": filters, "kernel": kernel, "padding": "same", "activation": "relu"}
+
+
+def _dense(units: int) -> dict[str, Any]:
+    return {"type": "dense", "units": units, "activation": "relu"}
+
 
 PRESETS: dict[str, dict[str, Any]] = {
     "playground": {
@@ -84,5 +94,44 @@ PRESETS: dict[str, dict[str, Any]] = {
         "title": "Regression",
         "description": "A linear output fits a tilted plane.",
         "spec": {"problem": "regression", "dataset": {"name": "plane"}},
+    },
+    "cnn-lenet-digits": {
+        "title": "LeNet-ish on handwritten digits",
+        "description": "Real 8×8 digits: conv 8, pool, conv 16, pool, dense 32, softmax over 10 digits; Adam.",
+        "spec": {
+            "dataset": {"name": "digits", "n": 1797, "train_percent": 80},
+            "network": {"kind": "cnn", "layers": [_conv(8), _POOL, _conv(16), _POOL, _dense(32)]},
+            "training": {"optimizer": "adam", "learning_rate": 0.01, "batch_size": 32},
+        },
+    },
+    "cnn-bars-edges": {
+        "title": "Edge filters from bars",
+        "description": "Horizontal or vertical bars, one conv layer of four 3×3 filters: they become edge detectors.",
+        "spec": {
+            "dataset": {"name": "bars", "n": 600, "noise": 5, "train_percent": 70},
+            "network": {"kind": "cnn", "layers": [_conv(4), {"type": "pool", "size": 4}]},
+            "training": {"optimizer": "adam", "learning_rate": 0.01, "batch_size": 20},
+        },
+    },
+    "cnn-shapes-tiny": {
+        "title": "A tiny convnet on shapes",
+        "description": "Circles, squares, triangles, crosses (16×16): two conv layers and max pooling.",
+        "spec": {
+            "dataset": {"name": "shapes", "n": 1200, "noise": 5, "train_percent": 75},
+            "network": {"kind": "cnn", "layers": [_conv(8), _POOL, _conv(16), _POOL]},
+            "training": {"optimizer": "adam", "learning_rate": 0.005, "batch_size": 20},
+        },
+    },
+    "cnn-convnetjs": {
+        "title": "ConvNetJS's MNIST net on shapes",
+        "description": "ConvNetJS's demo net: conv 5×5×8, max pool 2, conv 5×5×16, max pool 3, softmax; 28×28 images.",
+        "spec": {
+            "dataset": {"name": "shapes", "n": 2000, "noise": 5, "train_percent": 75, "image_size": 28},
+            "network": {
+                "kind": "cnn",
+                "layers": [_conv(8, 5), _POOL, _conv(16, 5), {"type": "pool", "size": 3}],
+            },
+            "training": {"optimizer": "adam", "learning_rate": 0.003, "batch_size": 20},
+        },
     },
 }

@@ -30,6 +30,7 @@ class LayerPublic(BaseModel):
 class ArchitecturePublic(BaseModel):
     inputs: list[str]
     hidden: list[LayerPublic]
+    layers: list[dict[str, Any]] | None = Field(None, description="CNN: each layer with its output_shape")
     output: OutputPublic
     parameters: int
     steps_per_epoch: int
@@ -88,7 +89,12 @@ class TrainIn(BaseModel):
 
 class PredictIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    inputs: list[tuple[float, float]] = Field(min_length=1, description="points [x1, x2] in the input plane")
+    inputs: list[tuple[float, float]] | None = Field(
+        None, min_length=1, description="MLP sessions: points [x1, x2] in the input plane"
+    )
+    images: list[list[list[float]]] | None = Field(
+        None, min_length=1, max_length=256, description="CNN sessions: grey images [row][column], pixels 0-1"
+    )
 
 
 class PredictPublic(BaseModel):
@@ -99,9 +105,12 @@ class PredictPublic(BaseModel):
 
 
 class LayerWeights(BaseModel):
+    """One layer's numbers: MLP w (in, out); CNN conv w (k, k, C_in, F), dense w (in, out); layers without
+    parameters (pool, flatten, dropout) are empty."""
+
     model_config = ConfigDict(extra="forbid")
-    w: list[list[float]]
-    b: list[float]
+    w: list[list[float]] | list[list[list[list[float]]]] | None = None
+    b: list[float] | None = None
     gamma: list[float] | None = None
     beta: list[float] | None = None
 

@@ -24,14 +24,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from server import cnn_experiment as cx
 from server import experiment as ex
 from server.config import Settings
 from server.ml.inspect import NEURON_RESOLUTION, OUTPUT_RESOLUTION
 from server.ml.models import OUTPUTS, count_params
-from server.ml.train import TrainConfig, TrainState
+from server.ml.train import TrainState
 from server.spec import ExperimentSpec, apply_patch
 
 T = TypeVar("T")
+
+
+def engine_for(spec: ExperimentSpec) -> Any:
+    """The module that turns this kind of spec into numbers: experiment (MLP) or cnn_experiment (CNN); both
+    offer the same functions by the same names."""
+    return cx if spec.network.kind == "cnn" else ex
+
+
 log = logging.getLogger(__name__)
 
 
@@ -86,8 +95,8 @@ class Session:
     id: str
     token: str
     spec: ExperimentSpec
-    cfg: TrainConfig
-    data: ex.Data
+    cfg: Any  # TrainConfig (MLP) or CnnTrainConfig
+    data: Any  # experiment.Data or cnn_experiment.ImageData
     state: TrainState
     status: str = "paused"  # paused | running | diverged
     epoch: int = 0
@@ -106,6 +115,10 @@ class Session:
     hyper_cache: tuple[Any, Any] = (None, None)  # (spec, its traced hyperparameters): built once per spec
 
     @property
+    def engine(self) -> Any:
+        return engine_for(self.spec)
+
+    @property
     def hyper(self) -> Any:
         spec, h = self.hyper_cache
         if spec is not self.spec:
@@ -121,9 +134,10 @@ class Session:
 class Snapshot:
     """What a frame shows, taken between chunks: a frame can then be computed while the next chunk trains."""
 
-    cfg: TrainConfig
-    data: ex.Data
+    cfg: Any
+    data: Any
     state: TrainState
+    engine: Any
     epoch: int
     step: int
     status: str
@@ -133,7 +147,9 @@ class Snapshot:
 
     @classmethod
     def of(cls, s: Session) -> Snapshot:
-        return cls(s.cfg, s.data, s.state, s.epoch, s.step, s.status, s.spec_version, s.revision, s.spec.problem)
+        return cls(
+            s.cfg, s.data, s.state, s.engine, s.epoch, s.step, s.status, s.spec_version, s.revision, s.spec.problem
+        )
 
 
 def _sanitize(values: dict[str, Any], problem: str) -> dict[str, float | None]:
@@ -169,11 +185,12 @@ class SessionManager:
         self._check_limits(spec)
 
         def build() -> Session:
-            cfg = ex.config_for(spec)
-            data = ex.build_data(spec)
-            state = ex.init_train_state(spec, cfg)
+            engine = engine_for(spec)
+            cfg = engine.config_for(spec)
+            data = engine.build_data(spec)
+            state = engine.init_train_state(spec, cfg)
             s = Session(secrets.token_urlsafe(9), secrets.token_urlsafe(24), spec, cfg, data, state)
-            s.metrics = ex.metrics(cfg, state, data, spec.problem)
+            s.metrics = engine.metrics(cfg, state, data, spec.problem)
             self._record(s, force=True)
             return s
 
@@ -187,11 +204,11 @@ class SessionManager:
         that pressing play on a new architecture finds it ready instead of waiting for the compiler."""
         if not self.settings.warm_start:
             return
-        args = (s.cfg, s.state, s.data, s.hyper)
+        args, engine = (s.cfg, s.state, s.data, s.hyper), s.engine
 
         async def run() -> None:
             with contextlib.suppress(Exception):  # the real call reports any error
-                await self._thread(ex.warm, *args)
+                await self._thread(engine.warm, *args)
 
         s.warm = asyncio.create_task(run(), name=f"warm-{s.id}")
 
@@ -240,7 +257,7 @@ class SessionManager:
 
     def _advance(self, s: Session, epochs: int) -> bool:
         """Train ``epochs`` epochs (worker thread, lock held). False when training diverged."""
-        result = ex.advance(s.cfg, s.state, s.data, s.hyper, epochs)
+        result = s.engine.advance(s.cfg, s.state, s.data, s.hyper, epochs)
         s.state = result.state
         s.epoch += result.epochs
         s.step += result.epochs * s.data.steps_per_epoch
@@ -254,7 +271,7 @@ class SessionManager:
             n = min(per_chunk, epochs - done)
             before = s.epoch
             ok = self._advance(s, n)
-            s.metrics = ex.metrics(s.cfg, s.state, s.data, s.spec.problem)
+            s.metrics = s.engine.metrics(s.cfg, s.state, s.data, s.spec.problem)
             if s.epoch > before:
                 self._record(s)
             done += n
@@ -278,7 +295,7 @@ class SessionManager:
             s.status = "diverged"
         elif not frame:
             return None
-        arrays = ex.frame_arrays(s.cfg, s.state, s.data)
+        arrays = s.engine.frame_arrays(s.cfg, s.state, s.data)
         s.metrics = _sanitize(arrays, s.spec.problem)
         if not s.history or s.history[-1]["epoch"] != s.epoch:
             self._record(s)
@@ -286,7 +303,7 @@ class SessionManager:
 
     def _frame_sync(self, s: Session, snap: Snapshot) -> tuple[dict[str, Any], tuple[dict[str, Any], dict[str, Any]]]:
         """A snapshot's frame arrays and its message (worker thread; needs no lock: the snapshot is immutable)."""
-        arrays = ex.frame_arrays(snap.cfg, snap.state, snap.data)
+        arrays = snap.engine.frame_arrays(snap.cfg, snap.state, snap.data)
         return arrays, self.frame_message(s, arrays, snap)
 
     async def _show(self, s: Session, snap: Snapshot) -> None:
@@ -390,10 +407,10 @@ class SessionManager:
         s.status = "paused"
 
         def fresh() -> None:
-            s.state = ex.init_train_state(s.spec, s.cfg)
+            s.state = s.engine.init_train_state(s.spec, s.cfg)
             s.epoch = s.step = s.chunks = 0
             s.history, s.history_stride = [], 1
-            s.metrics = ex.metrics(s.cfg, s.state, s.data, s.spec.problem)
+            s.metrics = s.engine.metrics(s.cfg, s.state, s.data, s.spec.problem)
             self._record(s, force=True)
 
         await self._edit(s, fresh)
@@ -406,7 +423,7 @@ class SessionManager:
             def run() -> tuple[T, dict[str, Any] | None]:
                 s.revision += 1
                 result = change()
-                return result, ex.frame_arrays(s.cfg, s.state, s.data) if s.subscribers else None
+                return result, s.engine.frame_arrays(s.cfg, s.state, s.data) if s.subscribers else None
 
             result, arrays = await self._thread(run)
             if arrays is not None:
@@ -428,17 +445,23 @@ class SessionManager:
 
     def _apply_spec(self, s: Session, new: ExperimentSpec) -> dict[str, Any]:
         old, old_cfg = s.spec, s.cfg
-        cfg = ex.config_for(new)
-        data_key = lambda sp: (sp.dataset, sp.problem, sp.features, ex.batch_size(sp, 10**9))  # noqa: E731
+        engine = engine_for(new)
+        cfg = engine.config_for(new)
+        data_key = lambda sp: (sp.network.kind, sp.dataset, sp.problem, sp.features, sp.training.batch_size)  # noqa: E731
         regenerate = data_key(old) != data_key(new)
-        state, report = ex.carry_over(old, old_cfg, s.state, new, cfg)
+        if engine is s.engine:
+            state, report = engine.carry_over(old, old_cfg, s.state, new, cfg)
+        else:  # MLP ↔ CNN: nothing carries over
+            state = engine.init_train_state(new, cfg)
+            n = sum(int(np.prod(v.shape)) for v in jax.tree_util.tree_leaves(state.params))
+            report = {"kept": 0, "initialized": n, "layers": [], "optimizer_state": "reinitialized"}
         if regenerate:
-            s.data = ex.build_data(new)
+            s.data = engine.build_data(new)
         s.spec, s.cfg, s.state = new, cfg, state
         s.spec_version += 1
         if s.status == "diverged":
             s.status = "paused"
-        s.metrics = ex.metrics(cfg, state, s.data, new.problem)
+        s.metrics = engine.metrics(cfg, state, s.data, new.problem)
         at_reset = (("seed", old.seed, new.seed), ("network.init", old.network.init, new.network.init))
         later = [name for name, a, b in at_reset if a != b]
         return {
@@ -496,18 +519,28 @@ class SessionManager:
 
     def _set_params(self, s: Session, params: list[dict[str, Any]]) -> None:
         s.state = s.state._replace(params=params)
-        s.metrics = ex.metrics(s.cfg, s.state, s.data, s.spec.problem)
+        s.metrics = s.engine.metrics(s.cfg, s.state, s.data, s.spec.problem)
         if s.status == "diverged" and s.metrics["train_loss"] is not None:
             s.status = "paused"  # the user replaced weights: trainable again
 
     async def predict(self, s: Session, points: np.ndarray) -> np.ndarray:
         if len(points) > self.settings.max_predict_points:
             raise Invalid(f"at most {self.settings.max_predict_points} inputs per call", ("inputs",))
+        if s.spec.network.kind == "cnn":
+            shape = tuple(s.spec.image_shape)
+            if points.ndim == 3 and shape[2] == 1:
+                points = points[..., None]
+            if points.shape[1:] != shape or not np.isfinite(points).all():
+                want = "×".join(map(str, shape))
+                raise Invalid(
+                    f"inputs are images of {want} pixels (values 0-1), got {list(points.shape[1:])}", ("inputs",)
+                )
+            return await self._thread(cx.predict_images, s.cfg, s.state, s.spec, points)
         return await self._thread(ex.predict_points, s.cfg, s.state, s.spec, points)
 
     async def frame(self, s: Session) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         async with s.lock:
-            arrays = await self._thread(ex.frame_arrays, s.cfg, s.state, s.data)
+            arrays = await self._thread(s.engine.frame_arrays, s.cfg, s.state, s.data)
         return self.frame_message(s, arrays)
 
     # ------------------------------------------------------------------ frames and subscribers
@@ -517,7 +550,6 @@ class SessionManager:
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Header (JSON-able) and arrays of a frame (of the session now, or of a snapshot); see docs/frames.md."""
         snap = snap or Snapshot.of(s)
-        arch = snap.cfg.arch
         header = {
             "type": "frame",
             "id": s.id,
@@ -526,6 +558,13 @@ class SessionManager:
             "status": snap.status,
             "spec_version": snap.spec_version,
             "metrics": _sanitize(arrays, snap.problem),
+        }
+        if snap.engine is cx:
+            header |= cx.frame_header(snap.cfg, snap.data)
+            return header, cx.frame_payload(arrays, jax.device_get(snap.state.params))
+        arch = snap.cfg.arch
+        header |= {
+            "kind": "mlp",
             "output_kind": arch.output,
             "output_scale": [0.0, 1.0] if arch.output == "softmax" else [-1.0, 1.0],
             "output_resolution": OUTPUT_RESOLUTION,
@@ -562,8 +601,7 @@ class SessionManager:
 
     def public(self, s: Session) -> dict[str, Any]:
         """The session's state as GET returns it (and every mutation answers with)."""
-        arch = s.cfg.arch
-        return {
+        out = {
             "id": s.id,
             "spec": s.spec.model_dump(),
             "status": s.status,
@@ -571,6 +609,23 @@ class SessionManager:
             "step": s.step,
             "spec_version": s.spec_version,
             "metrics": s.metrics,
+            "notes": s.engine.notes_for(s.spec),
+        }
+        if s.engine is cx:
+            n = s.spec.n_classes
+            out["architecture"] = {
+                "inputs": ["×".join(map(str, s.spec.image_shape)) + " image"],
+                "hidden": [],
+                "layers": cx.architecture(s.cfg, s.data),
+                "output": {"kind": "softmax", "units": n, "description": OUTPUTS["softmax"]},
+                "parameters": count_params(s.state.params),
+                "steps_per_epoch": s.data.steps_per_epoch,
+                "n_train": int(s.data.x_train.shape[0]),
+                "n_test": int(s.data.x_test.shape[0]),
+            }
+            return out
+        arch = s.cfg.arch
+        return out | {
             "architecture": {
                 "inputs": list(s.spec.features),
                 "hidden": [{"units": u, "activation": a} for u, a in arch.hidden],
@@ -580,12 +635,21 @@ class SessionManager:
                 "n_train": int(s.data.x_train.shape[0]),
                 "n_test": int(s.data.x_test.shape[0]),
             },
-            "notes": ex.notes_for(s.spec),
         }
 
     def data(self, s: Session) -> dict[str, Any]:
         """The points being learned, for drawing: [x1, x2] and labels, train and test."""
         d = s.data
+        if s.engine is cx:  # images: the labels and class names (the pixels travel in frames / the export)
+            return {
+                "spec_version": s.spec_version,
+                "problem": s.spec.problem,
+                "classes": s.spec.n_classes,
+                "class_names": list(d.class_names),
+                "image_shape": list(s.spec.image_shape),
+                "train": {"labels": d.labels_train.tolist()},
+                "test": {"labels": d.labels_test.tolist()},
+            }
         return {
             "spec_version": s.spec_version,
             "problem": s.spec.problem,
@@ -596,4 +660,5 @@ class SessionManager:
 
     def weights(self, s: Session) -> dict[str, Any]:
         layers = [{k: np.asarray(v).tolist() for k, v in layer.items()} for layer in jax.device_get(s.state.params)]
-        return {"epoch": s.epoch, "spec_version": s.spec_version, "inputs": list(s.spec.features), "layers": layers}
+        inputs = ["image"] if s.engine is cx else list(s.spec.features)
+        return {"epoch": s.epoch, "spec_version": s.spec_version, "inputs": inputs, "layers": layers}

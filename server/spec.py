@@ -12,18 +12,21 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from server.ml import cnn
 from server.ml.datasets import DATASETS, FEATURES
+from server.ml.images import IMAGE_DATASETS
 from server.ml.models import ACTIVATIONS, INITS
 from server.ml.train import OPTIMIZERS
 
 ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
-DatasetName = Literal[(*DATASETS, "custom")]  # type: ignore[valid-type]
+DatasetName = Literal[(*DATASETS, *IMAGE_DATASETS, "custom")]  # type: ignore[valid-type]
 FeatureName = Literal[tuple(FEATURES)]  # type: ignore[valid-type]
 OptimizerName = Literal[tuple(OPTIMIZERS)]  # type: ignore[valid-type]
 InitName = Literal[INITS]  # type: ignore[valid-type]
 
 MAX_HIDDEN_LAYERS = 10
 MAX_UNITS = 64
+MAX_CNN_LAYERS = 16
 
 
 Coordinate = Annotated[float, Field(ge=-6, le=6, description="inside the plotted square [-6, 6]")]
@@ -52,6 +55,9 @@ class DatasetSpec(_Strict):
     added: list[Point] = Field(
         default_factory=list, max_length=1000, description="points added by hand [x1, x2, label]: training set"
     )
+    image_size: Literal[16, 28] | None = Field(
+        None, description="side of generated images (shapes, bars): 16 or 28; null = 16. digits are 8×8"
+    )
 
 
 class LayerSpec(_Strict):
@@ -59,14 +65,71 @@ class LayerSpec(_Strict):
     activation: ActivationName = "tanh"  # see GET /api/v1/activations
 
 
+class ConvLayerSpec(_Strict):
+    type: Literal["conv"]
+    filters: int = Field(8, ge=1, le=64, description="output channels (1-64)")
+    kernel: int = Field(3, ge=1, le=7, description="square kernel side (1-7)")
+    stride: int = Field(1, ge=1, le=4)
+    padding: Literal["same", "valid"] = "same"
+    activation: ActivationName = "relu"
+
+
+class PoolLayerSpec(_Strict):
+    type: Literal["pool"]
+    kind: Literal["max", "avg"] = "max"
+    size: int = Field(2, ge=1, le=8, description="square window side")
+    stride: int | None = Field(None, ge=1, le=8, description="null = the window size (no overlap)")
+
+
+class FlattenLayerSpec(_Strict):
+    type: Literal["flatten"]
+
+
+class DenseLayerSpec(_Strict):
+    type: Literal["dense"]
+    units: int = Field(32, ge=1, le=256)
+    activation: ActivationName = "relu"
+
+
+class DropoutLayerSpec(_Strict):
+    type: Literal["dropout"]
+    rate: float = Field(0.5, ge=0, le=0.9)
+
+
+class BatchNormLayerSpec(_Strict):
+    type: Literal["batch_norm"]
+
+
+CnnLayerSpec = Annotated[
+    ConvLayerSpec | PoolLayerSpec | FlattenLayerSpec | DenseLayerSpec | DropoutLayerSpec | BatchNormLayerSpec,
+    Field(discriminator="type"),
+]
+
+
+def _default_cnn_layers() -> list[Any]:
+    """A small convnet that fits every image set (8×8 digits too): conv, pool, conv, pool."""
+    return [
+        ConvLayerSpec(type="conv", filters=8, kernel=3),
+        PoolLayerSpec(type="pool"),
+        ConvLayerSpec(type="conv", filters=16, kernel=3),
+        PoolLayerSpec(type="pool"),
+    ]
+
+
 class NetworkSpec(_Strict):
-    kind: Literal["mlp"] = "mlp"
+    kind: Literal["mlp", "cnn"] = "mlp"
     hidden: list[LayerSpec] = Field(
         default_factory=lambda: [LayerSpec(units=4), LayerSpec(units=2)],
         max_length=MAX_HIDDEN_LAYERS,
-        description="hidden layers, input side first (0-10 layers)",
+        description="MLP: hidden layers, input side first (0-10 layers)",
     )
-    init: InitName = "xavier"  # xavier | he | normal (small, σ = 0.01) | zeros
+    layers: list[CnnLayerSpec] = Field(
+        default_factory=_default_cnn_layers,
+        max_length=MAX_CNN_LAYERS,
+        description="CNN: layers from the image up (conv, pool, flatten, dense, dropout, batch_norm); a softmax"
+        " dense head over the classes follows them",
+    )
+    init: InitName = "xavier"  # xavier | he | normal (small, σ = 0.01) | zeros  (MLP; CNN layers use He/Xavier)
 
 
 class TrainingSpec(_Strict):
@@ -110,6 +173,8 @@ class ExperimentSpec(_Strict):
                 if bad:
                     message = f"class labels are 0, 1 (or 2 for three classes); got {bad[0]:g}"
                     raise _error(("dataset", name), message, bad[0])
+        if self.network.kind == "cnn" or self.dataset.name in IMAGE_DATASETS:
+            return self._check_cnn()
         labels = [p[2] for p in self.dataset.added]
         if self.dataset.name == "custom":
             if len(self.dataset.points or []) < 2:
@@ -129,6 +194,41 @@ class ExperimentSpec(_Strict):
                 self.dataset.name,
             )
         return self._check_training()
+
+    def _check_cnn(self) -> ExperimentSpec:
+        """Image data with a CNN, a classification problem, and layers whose geometry fits the images."""
+        name = self.dataset.name
+        if self.network.kind != "cnn":
+            raise _error(("network", "kind"), f"'{name}' holds images: use network.kind 'cnn'", self.network.kind)
+        if name not in IMAGE_DATASETS:
+            images = ", ".join(IMAGE_DATASETS)
+            raise _error(("dataset", "name"), f"a CNN learns from images: choose one of {images}", name)
+        info = IMAGE_DATASETS[name]
+        if self.problem != "classification":
+            raise _error(("problem",), "the image sets are classification problems", self.problem)
+        if self.dataset.n > info.max_n:
+            raise _error(("dataset", "n"), f"'{name}' has at most {info.max_n} images", self.dataset.n)
+        if self.dataset.image_size is not None and not info.sizes:
+            side = info.shape[0]
+            raise _error(("dataset", "image_size"), f"'{name}' images are {side}×{side}: leave image_size null", side)
+        if self.training.algorithm != "backprop":
+            raise _error(("training", "algorithm"), "a CNN trains by backpropagation", self.training.algorithm)
+        if self.dataset.added or self.dataset.points:
+            raise _error(("dataset", "added"), "points are for the 2-D datasets, not images", None)
+        layers = cnn_layers(self)
+        for i in range(len(layers)):  # the first layer whose input it cannot take
+            try:
+                cnn.output_shapes(self.image_shape, layers[: i + 1])
+            except cnn.GeometryError as exc:
+                raise _error(("network", "layers", i), str(exc), self.network.layers[i].type) from None
+        return self
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of the spec's images."""
+        info = IMAGE_DATASETS[self.dataset.name]
+        side = info.side(self.dataset.image_size)
+        return side, side, info.shape[2]
 
     def _check_training(self) -> ExperimentSpec:
         if self.problem == "regression" and self.training.loss == "cross_entropy":
@@ -155,7 +255,14 @@ class ExperimentSpec(_Strict):
             return 0
         if self.dataset.name == "custom":
             return 3 if any(p[2] == 2 for p in self.dataset.points) else 2
+        if self.dataset.name in IMAGE_DATASETS:
+            return IMAGE_DATASETS[self.dataset.name].n_classes
         return DATASETS[self.dataset.name].n_classes
+
+
+def cnn_layers(spec: ExperimentSpec) -> tuple[cnn.Layer, ...]:
+    """The spec's CNN layers as the engine's layer specs."""
+    return tuple(cnn.layer_from_dict(layer.model_dump(exclude_none=True)) for layer in spec.network.layers)
 
 
 def merge_patch(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -97,6 +97,10 @@ def assert_subset(expected: Any, actual: Any, where: str = "spec") -> None:
         for k, v in expected.items():
             assert k in actual, f"{where}.{k} missing"
             assert_subset(v, actual[k], f"{where}.{k}")
+    elif isinstance(expected, list) and expected and isinstance(expected[0], dict):
+        assert isinstance(actual, list) and len(actual) == len(expected), where
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
+            assert_subset(e, a, f"{where}[{i}]")
     else:
         assert actual == expected, f"{where}: {actual!r} != {expected!r}"
 

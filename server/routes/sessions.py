@@ -21,6 +21,7 @@ from server.schemas import (
     WeightsIn,
     WeightsPublic,
 )
+from server.sessions import Invalid
 from server.spec import ExperimentSpec
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
@@ -120,8 +121,16 @@ async def put_weights(s: OwnedSessionDep, manager: ManagerDep, body: WeightsIn) 
 
 @router.post("/{session_id}/predict", response_model=PredictPublic)
 async def predict(s: SessionDep, manager: ManagerDep, body: PredictIn) -> dict[str, Any]:
-    """The network's answer for points of the input plane."""
-    out = await manager.predict(s, np.asarray(body.inputs, np.float32))
+    """The network's answer for points of the input plane (MLP) or for images (CNN)."""
+    field = "images" if s.spec.network.kind == "cnn" else "inputs"
+    given = getattr(body, field)
+    if given is None:
+        raise Invalid(f"this session's network takes '{field}'", (field,))
+    try:
+        values = np.asarray(given, np.float32)
+    except ValueError:  # ragged rows
+        raise Invalid("every image needs the same number of rows and columns", (field,)) from None
+    out = await manager.predict(s, values)
     if s.spec.problem == "regression":
         return {"outputs": out.tolist(), "classes": None}
     classes = out.argmax(axis=1) if out.ndim == 2 else (out >= 0).astype(int)

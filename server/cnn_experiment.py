@@ -1,0 +1,260 @@
+"""From an ExperimentSpec with ``network.kind = "cnn"`` to the numeric objects of server/ml/cnn.py.
+
+The same functions, by the same names, as ``server/experiment.py`` (the MLP's), so ``server/sessions.py``
+drives either through ``engine_for(spec)``: data, static config, first weights, a training advance that
+handles divergence, metrics, frames, predictions, live-edit carry-over. Pure functions, no session state.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from server.experiment import Advance, hyper_for  # noqa: F401  (hyper_for: part of the engine interface)
+from server.ml import cnn, images
+from server.ml.inspect import quantize
+from server.ml.train import Hyper, TrainState, init_opt_state
+from server.spec import ExperimentSpec, cnn_layers
+
+N_EXAMPLES = 8  # test images whose feature maps frames carry (the page picks one)
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """A spec's images: host copies for drawing, device arrays for training, evaluation and frames."""
+
+    images_train: np.ndarray  # (n_train, H, W, C) in [0, 1]
+    labels_train: np.ndarray  # (n_train,) int32
+    images_test: np.ndarray
+    labels_test: np.ndarray
+    x_train: jax.Array
+    y_train: jax.Array
+    x_test: jax.Array
+    y_test: jax.Array
+    batches: tuple[jax.Array, jax.Array, jax.Array]  # x (S, B, H, W, C), y (S, B), mask (S, B): one epoch
+    padded: bool
+    class_names: tuple[str, ...]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return int(self.batches[0].shape[0])
+
+
+def batch_size(spec: ExperimentSpec, n_train: int) -> int:
+    return max(1, min(spec.training.batch_size, n_train))
+
+
+def build_data(spec: ExperimentSpec) -> ImageData:
+    """Generate (or load) the images, split them, batch the training part."""
+    d = spec.dataset
+    x, y = images.generate_images(d.name, d.n, d.noise / 100.0, d.seed, size=d.image_size)
+    x_tr, y_tr, x_te, y_te = images.split_images(x, y, d.train_percent, d.seed)
+    b = batch_size(spec, len(x_tr))
+    return ImageData(
+        images_train=x_tr,
+        labels_train=y_tr,
+        images_test=x_te,
+        labels_test=y_te,
+        x_train=jnp.asarray(x_tr),
+        y_train=jnp.asarray(y_tr),
+        x_test=jnp.asarray(x_te),
+        y_test=jnp.asarray(y_te),
+        batches=cnn.image_batches(x_tr, y_tr, b),
+        padded=len(x_tr) % b != 0,
+        class_names=images.IMAGE_DATASETS[d.name].class_names,
+    )
+
+
+def arch_for(spec: ExperimentSpec) -> cnn.CnnArch:
+    return cnn.CnnArch(spec.image_shape, cnn_layers(spec), spec.n_classes)
+
+
+def config_for(spec: ExperimentSpec) -> cnn.CnnTrainConfig:
+    t = spec.training
+    arch = arch_for(spec)
+    has_dropout = any(layer.type == "dropout" and layer.rate > 0 for layer in arch.layers)
+    return cnn.CnnTrainConfig(arch=arch, optimizer=t.optimizer, regularization=t.regularization, dropout=has_dropout)
+
+
+def init_train_state(spec: ExperimentSpec, cfg: cnn.CnnTrainConfig) -> TrainState:
+    """First weights and optimizer state, determined by spec.seed."""
+    k_init, k_run = jax.random.split(jax.random.PRNGKey(spec.seed))
+    return cnn.init_cnn_state(cfg, cnn.init_cnn(k_init, cfg.arch), k_run)
+
+
+def carry_over(
+    old_spec: ExperimentSpec,
+    old_cfg: cnn.CnnTrainConfig,
+    old: TrainState,
+    spec: ExperimentSpec,
+    cfg: cnn.CnnTrainConfig,
+) -> tuple[TrainState, dict[str, Any]]:
+    """The training state after a live edit: layer i keeps old layer i's numbers where both are the same
+    kind (the overlapping block of each array: an added filter or unit is new, the others are kept), the
+    head keeps the old head's; optimizer state kept when nothing changed shape."""
+    if old_cfg.arch == cfg.arch:
+        params = old.params
+        n = sum(int(np.prod(v.shape)) for v in jax.tree_util.tree_leaves(params))
+        layers_report: list[dict[str, Any]] = []
+        report: dict[str, Any] = {"kept": n, "initialized": 0}
+    else:
+        fresh = init_train_state(spec, cfg).params
+        old_kinds = [layer.type for layer in old_cfg.arch.layers] + ["head"]
+        new_kinds = [layer.type for layer in cfg.arch.layers] + ["head"]
+        params, layers_report = [], []
+        for i, layer in enumerate(fresh):
+            j = len(old_kinds) - 1 if new_kinds[i] == "head" else i
+            src = old.params[j] if j < len(old_kinds) and old_kinds[j] == new_kinds[i] else {}
+            out, kept, size = dict(layer), 0, 0
+            for name, value in layer.items():
+                size += int(np.prod(value.shape))
+                if name in src and src[name].ndim == value.ndim:
+                    block = tuple(slice(0, min(a, b)) for a, b in zip(value.shape, src[name].shape, strict=True))
+                    out[name] = value.at[block].set(src[name][block])
+                    kept += int(np.prod([s.stop for s in block]))
+            params.append(out)
+            if size:
+                layers_report.append({"layer": i, "shape": list(layer.get("w", next(iter(layer.values()))).shape)})
+                layers_report[-1] |= {"kept": kept, "initialized": size - kept}
+        report = {
+            "kept": sum(r["kept"] for r in layers_report),
+            "initialized": sum(r["initialized"] for r in layers_report),
+        }
+    report["layers"] = layers_report
+    keep_opt = old_cfg.arch == cfg.arch and old_cfg.optimizer == cfg.optimizer
+    state = TrainState(params, old.opt_state if keep_opt else init_opt_state(cfg, params), old.bn_state, old.key)
+    if old_cfg.arch != cfg.arch:
+        state = state._replace(bn_state=cnn.init_cnn_bn_state(cfg.arch))
+    report["optimizer_state"] = "kept" if keep_opt else "reinitialized"
+    return state, report
+
+
+def advance(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, h: Hyper, epochs: int) -> Advance:
+    """Train ``epochs`` epochs in one compiled call; on divergence, the last state whose weights and
+    losses are finite (replayed: training is deterministic), and how many epochs led to it."""
+    done, new, ok = cnn.train_cnn_epochs(cfg, state, data.batches, h, jnp.int32(epochs), data.padded)
+    done, ok = int(done), bool(ok)
+    if ok:
+        return Advance(new, done, False)
+    best = state
+    if done > 1:
+        _, s, fine = cnn.train_cnn_epochs(cfg, state, data.batches, h, jnp.int32(done - 1), data.padded)
+        best = s if bool(fine) else state
+        done = done - 1 if bool(fine) else 0
+    else:
+        done = 0
+    return Advance(best, done, True)
+
+
+def warm(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, h: Hyper) -> None:
+    """Compile the training program for these shapes by training zero epochs."""
+    jax.block_until_ready(cnn.train_cnn_epochs(cfg, state, data.batches, h, jnp.int32(0), data.padded))
+
+
+def _finite_or_none(v: float) -> float | None:
+    return float(f"{v:.7g}") if math.isfinite(v) else None
+
+
+def metrics(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, problem: str) -> dict[str, float | None]:
+    tr = cnn.evaluate_cnn(cfg, state.params, state.bn_state, data.x_train, data.y_train)
+    te = cnn.evaluate_cnn(cfg, state.params, state.bn_state, data.x_test, data.y_test)
+    (tr_loss, tr_acc), (te_loss, te_acc) = jax.device_get((tr, te))
+    values = {"train_loss": tr_loss, "test_loss": te_loss, "train_accuracy": tr_acc, "test_accuracy": te_acc}
+    return {k: _finite_or_none(float(v)) for k, v in values.items()}
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def _frame(cfg: cnn.CnnTrainConfig, params, bn_state, x_train, y_train, x_test, y_test, examples):
+    """One compiled call: losses, accuracies, the test confusion matrix, every layer's feature maps of the
+    example images quantized per map (uint8 + each map's range)."""
+    tr_loss, tr_acc = cnn.evaluate_cnn(cfg, params, bn_state, x_train, y_train)
+    logits = cnn.predict_cnn(cfg, params, bn_state, x_test)
+    te_loss = jnp.mean(jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, y_test[:, None], -1)[:, 0])
+    te_acc = jnp.mean(jnp.argmax(logits, -1) == y_test)
+    _, extras = cnn.apply_cnn(params, examples, cfg.arch, bn_state=bn_state, with_activations=True, conv=cfg.conv)
+    maps, ranges = [], []
+    for a in extras["activations"]:
+        if a.ndim == 4:  # (examples, H, W, C) → (examples, C, H, W) uint8, range per map
+            lo, hi = a.min(axis=(1, 2)), a.max(axis=(1, 2))  # (examples, C)
+            scale = jnp.where(hi > lo, hi - lo, 1.0)
+            q = quantize((a - lo[:, None, None, :]) / scale[:, None, None, :] * 2.0 - 1.0)
+            maps.append(q.transpose(0, 3, 1, 2))
+            ranges.append(jnp.stack([lo, hi], -1))
+        else:
+            maps.append(None)
+            ranges.append(None)
+    probs = jax.nn.softmax(cnn.apply_cnn(params, examples, cfg.arch, bn_state=bn_state, conv=cfg.conv)[0])
+    return {
+        "train_loss": tr_loss,
+        "test_loss": te_loss,
+        "train_accuracy": tr_acc,
+        "test_accuracy": te_acc,
+        "confusion": cnn.confusion_matrix(logits, y_test, cfg.arch.n_classes),
+        "maps": maps,
+        "map_ranges": ranges,
+        "example_probs": probs,
+    }
+
+
+def frame_arrays(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData) -> dict[str, Any]:
+    examples = data.x_test[:N_EXAMPLES]
+    out = _frame(cfg, state.params, state.bn_state, data.x_train, data.y_train, data.x_test, data.y_test, examples)
+    return jax.device_get(out)
+
+
+def frame_header(cfg: cnn.CnnTrainConfig, data: ImageData) -> dict[str, Any]:
+    """The kind-specific part of a frame's header."""
+    shapes = cnn.check_arch(cfg.arch)
+    return {
+        "kind": "cnn",
+        "input_shape": list(cfg.arch.input_shape),
+        "layers": [
+            {**cnn.layer_to_dict(layer), "output_shape": list(shape)}
+            for layer, shape in zip(cfg.arch.layers, shapes, strict=True)
+        ],
+        "class_names": list(data.class_names),
+        "example_labels": data.labels_test[:N_EXAMPLES].tolist(),
+        "map_scale": "per map: 0 ↔ the map's minimum, 255 ↔ its maximum (map_ranges{i} gives them)",
+    }
+
+
+def frame_payload(arrays: dict[str, Any], params: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """The arrays a frame sends: feature maps and their ranges per layer, the confusion matrix, the
+    examples' class probabilities, and every weight (conv filters are w{i}: (k, k, C_in, F))."""
+    out: dict[str, np.ndarray] = {
+        "confusion": np.asarray(arrays["confusion"], np.int32),
+        "example_probs": np.asarray(arrays["example_probs"], np.float32),
+    }
+    for i, (m, r) in enumerate(zip(arrays["maps"], arrays["map_ranges"], strict=True)):
+        if m is not None:
+            out[f"maps{i}"] = np.asarray(m, np.uint8)
+            out[f"map_ranges{i}"] = np.asarray(r, np.float32)
+    for i, layer in enumerate(params):
+        for name, value in layer.items():
+            out[f"{name}{i}"] = np.asarray(value, np.float32)
+    return out
+
+
+def predict_images(cfg: cnn.CnnTrainConfig, state: TrainState, spec: ExperimentSpec, x: np.ndarray) -> np.ndarray:
+    """Class probabilities (n, n_classes) for images (n, H, W, C) in [0, 1]."""
+    logits = cnn.predict_cnn(cfg, state.params, state.bn_state, jnp.asarray(x, jnp.float32))
+    return np.asarray(jax.nn.softmax(logits, axis=-1))
+
+
+def architecture(cfg: cnn.CnnTrainConfig, data: ImageData) -> dict[str, Any]:
+    """The CNN part of a session's public state: each layer with its output shape."""
+    return frame_header(cfg, data)["layers"]
+
+
+def notes_for(spec: ExperimentSpec) -> list[str]:
+    notes = []
+    for i, layer in enumerate(spec.network.layers):
+        if getattr(layer, "activation", None) in ("step", "sign"):
+            notes.append(f"layer {i + 1} uses '{layer.activation}', whose derivative is 0 almost everywhere")
+    return notes
