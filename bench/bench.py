@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import psutil
 
+from bench.cnn import cnn_figures
 from bench.ws import ws_figures
 from server import experiment as ex
 from server.ml import models
@@ -138,6 +139,7 @@ def main() -> None:
     figures["compile_s_cold"] = round(cold, 3)
     figures["compile_s_cached"] = round(cached, 3)
     figures["rss_mb_per_session"] = round(rss_mb_per_session(), 3)
+    figures.update(cnn_figures())
     with tempfile.TemporaryDirectory() as cache:
         figures.update(ws_figures(cache))
     figures["tf_playground_reference"] = {

@@ -161,23 +161,57 @@ def _finite_or_none(v: float) -> float | None:
     return float(f"{v:.7g}") if math.isfinite(v) else None
 
 
+EVAL_CHUNK = 256  # images per compiled evaluation call: one program per architecture, whatever the data size
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def _eval_chunk(cfg: cnn.CnnTrainConfig, params, bn_state, x, y, mask):
+    """Sum of cross-entropy and of correct answers over the real rows of a chunk, and its logits."""
+    logits, _ = cnn.apply_cnn(params, x, cfg.arch, bn_state=bn_state, conv=cfg.conv)
+    per = jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, y[:, None], -1)[:, 0]
+    right = (jnp.argmax(logits, -1) == y).astype(jnp.float32)
+    return jnp.sum(per * mask), jnp.sum(right * mask), logits
+
+
+def _chunks(x: jax.Array, y: jax.Array):
+    """(x, y, mask) chunks of EVAL_CHUNK rows, the last one padded."""
+    n = int(x.shape[0])
+    for start in range(0, n, EVAL_CHUNK):
+        xc, yc = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
+        real = int(xc.shape[0])
+        if real < EVAL_CHUNK:
+            pad = EVAL_CHUNK - real
+            xc = jnp.pad(xc, ((0, pad), (0, 0), (0, 0), (0, 0)))
+            yc = jnp.pad(yc, (0, pad))
+        yield xc, yc, (jnp.arange(EVAL_CHUNK) < real).astype(jnp.float32), real
+
+
+def _evaluate(cfg: cnn.CnnTrainConfig, state: TrainState, x: jax.Array, y: jax.Array, logits: bool = False):
+    """(mean loss, accuracy[, logits (n, K)]) over all of x, one compiled chunk program at a time."""
+    loss = right = 0.0
+    outs = []
+    for xc, yc, mask, real in _chunks(x, y):
+        l, r, lg = _eval_chunk(cfg, state.params, state.bn_state, xc, yc, mask)
+        loss, right = loss + l, right + r
+        if logits:
+            outs.append(lg[:real])
+    n = max(int(x.shape[0]), 1)
+    result = (loss / n, right / n)
+    return (*result, jnp.concatenate(outs)) if logits else result
+
+
 def metrics(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, problem: str) -> dict[str, float | None]:
-    tr = cnn.evaluate_cnn(cfg, state.params, state.bn_state, data.x_train, data.y_train)
-    te = cnn.evaluate_cnn(cfg, state.params, state.bn_state, data.x_test, data.y_test)
+    tr, te = _evaluate(cfg, state, data.x_train, data.y_train), _evaluate(cfg, state, data.x_test, data.y_test)
     (tr_loss, tr_acc), (te_loss, te_acc) = jax.device_get((tr, te))
     values = {"train_loss": tr_loss, "test_loss": te_loss, "train_accuracy": tr_acc, "test_accuracy": te_acc}
     return {k: _finite_or_none(float(v)) for k, v in values.items()}
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def _frame(cfg: cnn.CnnTrainConfig, params, bn_state, x_train, y_train, x_test, y_test, examples):
-    """One compiled call: losses, accuracies, the test confusion matrix, every layer's feature maps of the
-    example images quantized per map (uint8 + each map's range)."""
-    tr_loss, tr_acc = cnn.evaluate_cnn(cfg, params, bn_state, x_train, y_train)
-    logits = cnn.predict_cnn(cfg, params, bn_state, x_test)
-    te_loss = jnp.mean(jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, y_test[:, None], -1)[:, 0])
-    te_acc = jnp.mean(jnp.argmax(logits, -1) == y_test)
-    _, extras = cnn.apply_cnn(params, examples, cfg.arch, bn_state=bn_state, with_activations=True, conv=cfg.conv)
+def _views(cfg: cnn.CnnTrainConfig, params, bn_state, examples):
+    """Every layer's feature maps of the example images quantized per map (uint8 + each map's range), and
+    the examples' class probabilities."""
+    logits, extras = cnn.apply_cnn(params, examples, cfg.arch, bn_state=bn_state, with_activations=True, conv=cfg.conv)
     maps, ranges = [], []
     for a in extras["activations"]:
         if a.ndim == 4:  # (examples, H, W, C) → (examples, C, H, W) uint8, range per map
@@ -189,22 +223,21 @@ def _frame(cfg: cnn.CnnTrainConfig, params, bn_state, x_train, y_train, x_test, 
         else:
             maps.append(None)
             ranges.append(None)
-    probs = jax.nn.softmax(cnn.apply_cnn(params, examples, cfg.arch, bn_state=bn_state, conv=cfg.conv)[0])
     return {
-        "train_loss": tr_loss,
-        "test_loss": te_loss,
-        "train_accuracy": tr_acc,
-        "test_accuracy": te_acc,
-        "confusion": cnn.confusion_matrix(logits, y_test, cfg.arch.n_classes),
+        "examples": jnp.round(jnp.clip(examples, 0.0, 1.0) * 255.0).astype(jnp.uint8).transpose(0, 3, 1, 2),
         "maps": maps,
         "map_ranges": ranges,
-        "example_probs": probs,
+        "example_probs": jax.nn.softmax(logits, axis=-1),
     }
 
 
 def frame_arrays(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData) -> dict[str, Any]:
-    examples = data.x_test[:N_EXAMPLES]
-    out = _frame(cfg, state.params, state.bn_state, data.x_train, data.y_train, data.x_test, data.y_test, examples)
+    """Losses, accuracies, the test confusion matrix, feature maps and class probabilities of the examples."""
+    tr_loss, tr_acc = _evaluate(cfg, state, data.x_train, data.y_train)
+    te_loss, te_acc, logits = _evaluate(cfg, state, data.x_test, data.y_test, logits=True)
+    out = _views(cfg, state.params, state.bn_state, data.x_test[:N_EXAMPLES])
+    out |= {"train_loss": tr_loss, "test_loss": te_loss, "train_accuracy": tr_acc, "test_accuracy": te_acc}
+    out["confusion"] = cnn.confusion_matrix(logits, data.y_test, cfg.arch.n_classes)
     return jax.device_get(out)
 
 
@@ -228,6 +261,7 @@ def frame_payload(arrays: dict[str, Any], params: list[dict[str, Any]]) -> dict[
     """The arrays a frame sends: feature maps and their ranges per layer, the confusion matrix, the
     examples' class probabilities, and every weight (conv filters are w{i}: (k, k, C_in, F))."""
     out: dict[str, np.ndarray] = {
+        "examples": np.asarray(arrays["examples"], np.uint8),  # (examples, C, H, W) the input images, 0..255
         "confusion": np.asarray(arrays["confusion"], np.int32),
         "example_probs": np.asarray(arrays["example_probs"], np.float32),
     }

@@ -140,7 +140,8 @@ def conv_padding(size: int, kernel: int, stride: int, padding: str) -> tuple[int
 def _spatial(i: int, layer: Layer, shape: Shape) -> tuple[int, int, int]:
     if len(shape) != 3:
         raise GeometryError(
-            f"layer {i} ({layer.type}) needs an image (H, W, C) but gets {shape}: it comes after a flatten"
+            f"layer {i} ({layer.type}) needs an image (H, W, C) but gets {shape}: "
+            "it comes after a flatten or dense layer"
         )
     return shape
 
@@ -234,10 +235,13 @@ class _Ctx(NamedTuple):
 
 def _he_or_xavier(key: jax.Array, shape: Shape, fan_in: int, fan_out: int, activation: str) -> jax.Array:
     """He normal for the ReLU family (it keeps the activations' variance), Glorot uniform otherwise."""
+    # Drawn flat, then reshaped: XLA's CPU compiler takes seconds over the random bits of a 4-D shape
+    # such as (3, 3, 8, 16) and a fraction of a second over the same 1,152 numbers in one row.
+    n = math.prod(shape)
     if activation in ("relu", "leaky_relu", "elu", "gelu", "swish", "softplus"):
-        return jax.random.normal(key, shape, jnp.float32) * math.sqrt(2.0 / fan_in)
+        return (jax.random.normal(key, (n,), jnp.float32) * math.sqrt(2.0 / fan_in)).reshape(shape)
     lim = math.sqrt(6.0 / (fan_in + fan_out))
-    return jax.random.uniform(key, shape, jnp.float32, -lim, lim)
+    return jax.random.uniform(key, (n,), jnp.float32, -lim, lim).reshape(shape)
 
 
 def _init_conv(key, layer: Conv, shape: Shape) -> dict:

@@ -16,7 +16,9 @@ MNIST / Fashion-MNIST arrive as IDX files: `read_idx`, `write_idx`, `load_idx_da
 
 from __future__ import annotations
 
+import functools
 import gzip
+import importlib.util
 import math
 import os
 import struct
@@ -43,13 +45,25 @@ def _balanced(n: int, k: int) -> np.ndarray:
     return np.repeat(np.arange(k), [n // k + (c < n % k) for c in range(k)]).astype(np.int32)
 
 
+@functools.cache
+def _all_digits() -> tuple[np.ndarray, np.ndarray]:
+    """sklearn's 1,797 digits (8, 8) as 0..16 and their labels, read once per process."""
+    spec = importlib.util.find_spec("sklearn")  # finds the package without importing it (that costs seconds)
+    path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec and spec.origin else None
+    if path is not None and path.exists():  # the file load_digits reads: 64 pixels and the label per row
+        table = np.loadtxt(path, delimiter=",", dtype=np.float32)
+        return table[:, :64].reshape(-1, 8, 8), table[:, 64].astype(np.int32)
+    from sklearn.datasets import load_digits  # the same data through sklearn's own reader
+
+    bunch = load_digits()
+    return bunch.images.astype(np.float32), bunch.target.astype(np.int32)
+
+
 def _digits(n: int, rng: np.random.Generator, side: int) -> tuple[np.ndarray, np.ndarray]:
     """A seeded subset of sklearn's 1,797 digits, scaled from 0..16 to 0..1."""
-    from sklearn.datasets import load_digits  # lazy: importing sklearn costs seconds; only digits need it
-
-    bunch = load_digits()  # read from files inside the sklearn package, never the network
-    take = rng.permutation(len(bunch.target))[:n]
-    return (bunch.images[take] / 16.0).astype(np.float32), bunch.target[take].astype(np.int32)
+    images, labels = _all_digits()  # read from files inside the sklearn package, never the network
+    take = rng.permutation(len(labels))[:n]
+    return (images[take] / 16.0).astype(np.float32), labels[take]
 
 
 # Signed distance (pixels, < 0 inside) from offsets dx, dy to the centre, for "radius" r; every

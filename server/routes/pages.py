@@ -22,10 +22,12 @@ from pydantic import ValidationError
 
 from server.deps import ManagerDep, token_cookie
 from server.ml.datasets import DATASETS, FEATURE_LABELS, FEATURES, generate
+from server.ml.images import IMAGE_DATASETS
 from server.ml.models import ACTIVATIONS
 from server.ml.train import OPTIMIZERS
+from server.presets import PRESETS
 from server.sessions import Session, SessionError
-from server.spec import MAX_HIDDEN_LAYERS, MAX_UNITS, ExperimentSpec
+from server.spec import MAX_CNN_LAYERS, MAX_HIDDEN_LAYERS, MAX_UNITS, ExperimentSpec
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -185,6 +187,9 @@ def catalog(frame_rate: float) -> dict[str, Any]:
         "max_layers": MAX_HIDDEN_LAYERS,
         "max_units": MAX_UNITS,
         "learning_rates": [0.00001, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10],
+        "image_datasets": list(IMAGE_DATASETS.values()),
+        "cnn_presets": [(name, p["title"]) for name, p in PRESETS.items() if name.startswith("cnn-")],
+        "max_cnn_layers": MAX_CNN_LAYERS,
         "regularization_rates": [0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10],
     }
 
@@ -282,7 +287,18 @@ async def apply(request: Request, s: Session, sender: str, patch: dict[str, Any]
 
 def _page(request: Request, s: Session, readonly: bool, page_error: str | None = None) -> HTMLResponse:
     ctx = context(request, s, readonly, page_error=page_error, url=spec_url(s.spec))
-    return request.app.state.templates.TemplateResponse(request, "index.html", ctx)
+    ctx["mlp_url"] = spec_url(ExperimentSpec())
+    ctx["cnn_url"] = spec_url(ExperimentSpec.model_validate(PRESETS["cnn-lenet-digits"]["spec"]))
+    page = "cnn.html" if s.spec.network.kind == "cnn" else "index.html"
+    return request.app.state.templates.TemplateResponse(request, page, ctx)
+
+
+@router.get("/presets/{name}")
+async def open_preset(name: str) -> RedirectResponse:
+    """A lesson's experiment: the page of a new session from that preset."""
+    if name not in PRESETS:
+        raise HTTPException(404, f"no preset {name!r}")
+    return RedirectResponse(spec_url(ExperimentSpec.model_validate(PRESETS[name]["spec"])), status_code=303)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -515,3 +531,88 @@ async def add_point(request: Request, s: OwnedDep, form: FormDep) -> HTMLRespons
 async def clear_points(request: Request, s: OwnedDep, form: FormDep) -> HTMLResponse:
     """Forget the points added by clicking."""
     return await apply(request, s, "points", {"dataset": {"added": []}}, form)
+
+
+# ------------------------------------------------------------------------------------------ the CNN page
+
+
+def cnn_respond(
+    request: Request, s: Session, sender: str, *, errors: dict[str, str] | None = None, form=None, note=None
+) -> HTMLResponse:
+    """The CNN page's answer: the sending panel (errors beside their fields) and, out of band, the other."""
+    panels = {"settings": "partials/cnn_settings.html", "layers": "partials/cnn_layers.html"}
+    slots = {
+        "settings": [f"training.{k}" for k in ("learning_rate", "optimizer", "batch_size")]
+        + [f"dataset.{k}" for k in ("name", "noise", "image_size", "n")],
+        "layers": ["network.layers"] + [f"network.layers.{i}" for i in range(MAX_CNN_LAYERS + 1)],
+    }
+    errs = place(errors or {}, slots[sender], sender)
+    ctx = context(request, s, False, errs=errs, form=form or {})
+    html = [fragment(request, panels[sender], ctx)]
+    if not errors:
+        other = "layers" if sender == "settings" else "settings"
+        html.append(fragment(request, panels[other], {**ctx, "oob": True}))
+        html.append(fragment(request, "partials/change_note.html", {**ctx, "note": note, "oob": True}))
+    response = HTMLResponse("".join(html), status_code=422 if errors else 200)
+    if not errors:
+        trigger = {"ng:spec": {"url": spec_url(s.spec), "spec_version": s.spec_version}}
+        response.headers["HX-Trigger"] = json.dumps(trigger)
+    return response
+
+
+async def cnn_apply(request: Request, s: Session, sender: str, patch: dict[str, Any], form: dict[str, list[str]]):
+    old = s.spec
+    flat = {k: v[0] for k, v in form.items() if v}
+    try:
+        report = await request.app.state.sessions.patch(s, patch)
+    except (ValidationError, SessionError) as exc:
+        return cnn_respond(request, s, sender, errors=errors_of(exc), form=flat)
+    return cnn_respond(request, s, sender, note=change_note(report, old, s.spec), form=flat)
+
+
+@router.patch("/ui/sessions/{session_id}/cnn/settings", response_class=HTMLResponse)
+async def cnn_settings(request: Request, s: OwnedDep, form: FormDep) -> HTMLResponse:
+    """CNN top bar: learning rate, optimizer, batch size; the image set, its noise and image size."""
+    training = {k: first(form, f"training.{k}") for k in ("learning_rate", "optimizer", "batch_size")}
+    dataset: dict[str, Any] = {k: first(form, f"dataset.{k}") for k in ("name", "noise")}
+    patch: dict[str, Any] = {
+        "training": {k: v for k, v in training.items() if v is not None},
+        "dataset": {k: v for k, v in dataset.items() if v is not None},
+    }
+    name = patch["dataset"].get("name", s.spec.dataset.name)
+    if name in IMAGE_DATASETS:
+        info = IMAGE_DATASETS[name]
+        size = first(form, "dataset.image_size")
+        patch["dataset"]["image_size"] = (int(size) if size and size.isdigit() else None) if info.sizes else None
+        if name != s.spec.dataset.name:
+            patch["dataset"]["n"] = min(info.max_n, 1797 if name == "digits" else 1200)
+    return await cnn_apply(request, s, "settings", patch, form)
+
+
+@router.patch("/ui/sessions/{session_id}/cnn/layers", response_class=HTMLResponse)
+async def cnn_layers_form(request: Request, s: OwnedDep, form: FormDep) -> HTMLResponse:
+    """CNN layers: + / − filters of a conv layer, a conv layer added or the last layer removed, activations."""
+    layers = [layer.model_dump(exclude_none=True) for layer in s.spec.network.layers]
+    activations = form.get("activation", [])
+    with_activation = [layer for layer in layers if "activation" in layer]
+    if len(activations) == len(with_activation):  # a stale form (another tab changed the layers) only sends ops
+        for layer, act in zip(with_activation, activations, strict=True):
+            layer["activation"] = act
+    op, _, arg = (first(form, "op") or "").partition(":")
+    i = int(arg) if arg.isdigit() else -1
+    errors: dict[str, str] = {}
+    if op in ("add_filter", "remove_filter") and 0 <= i < len(layers) and layers[i]["type"] == "conv":
+        layers[i]["filters"] += 1 if op == "add_filter" else -1
+        if layers[i]["filters"] < 1:
+            errors[f"network.layers.{i}"] = "a conv layer needs at least one filter: remove the layer instead"
+    elif op == "add_conv":
+        layers.append({"type": "conv", "filters": 8, "kernel": 3, "padding": "same", "activation": "relu"})
+    elif op == "add_pool":
+        layers.append({"type": "pool", "kind": "max", "size": 2})
+    elif op == "remove_layer":
+        if not layers:
+            errors["network.layers"] = "there is no layer to remove"
+        layers = layers[:-1]
+    if errors:
+        return cnn_respond(request, s, "layers", errors=errors)
+    return await cnn_apply(request, s, "layers", {"network": {"layers": layers}}, form)

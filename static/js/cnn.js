@@ -1,0 +1,302 @@
+// The CNN page's glue: frames from the websocket are decoded and painted (filters, feature maps, the test
+// images, the confusion matrix, the loss chart); the controls are htmx forms answered with fragments.
+import { LossChart } from "./charts.js";
+import { rgbOf } from "./colors.js";
+import { decodeFrame } from "./frames.js";
+
+const $ = (id) => document.getElementById(id);
+const body = document.body;
+const session = body.dataset.session;
+const readonly = body.dataset.role === "viewer";
+const api = `/api/v1/sessions/${session}`;
+
+let socket = null;
+let latest = null;
+let painting = false;
+let chosen = 0; // which test image's feature maps are shown
+let pausedAt = null;
+let lastFrameAt = 0;
+const loss = new LossChart($("loss-chart"));
+
+// ------------------------------------------------------------------------------------------ the stream
+
+document.addEventListener("htmx:wsOpen", (e) => {
+  socket = e.detail.socketWrapper;
+  $("connection").textContent = "";
+});
+document.addEventListener("htmx:wsClose", (e) => {
+  const gone = e.detail.event?.code === 4404;
+  $("connection").textContent = gone ? "this session has ended (reload the page)" : "connection lost — reconnecting…";
+});
+document.addEventListener("htmx:wsBeforeMessage", (e) => {
+  e.preventDefault();
+  receive(e.detail.message);
+});
+
+function receive(message) {
+  if (message instanceof Blob) return void message.arrayBuffer().then(receive);
+  if (message instanceof ArrayBuffer) {
+    const frame = decodeFrame(message);
+    if (frame.header.type === "frame") {
+      latest = frame;
+      schedulePaint();
+    }
+    return;
+  }
+  let msg;
+  try {
+    msg = JSON.parse(message);
+  } catch {
+    return;
+  }
+  if (msg.type === "error") {
+    $("stream-error").textContent = msg.message;
+    $("stream-error").hidden = false;
+  } else if (msg.type === "ack") {
+    $("stream-error").hidden = true;
+  }
+}
+
+function schedulePaint() {
+  if (painting) return;
+  painting = true;
+  const later = document.hidden ? (f) => setTimeout(f, 100) : requestAnimationFrame;
+  later(() => {
+    painting = false;
+    if (latest) paint(latest);
+  });
+}
+
+// ------------------------------------------------------------------------------------------ painting
+
+const num = (v) => (v == null ? "–" : v.toFixed(3));
+const pct = (v) => (v == null ? "–" : `${(100 * v).toFixed(1)} %`);
+
+function paint(frame) {
+  const h = frame.header;
+  lastFrameAt = performance.now();
+  $("epoch").value = String(h.epoch).padStart(6, "0").replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  showStatus(h.status === "running" && pausedAt != null && h.step <= pausedAt ? "paused" : h.status);
+  const m = h.metrics;
+  $("train-loss").value = num(m.train_loss);
+  $("test-loss").value = num(m.test_loss);
+  $("train-acc").value = pct(m.train_accuracy);
+  $("test-acc").value = pct(m.test_accuracy);
+  paintFilters(frame);
+  paintExamples(frame);
+  paintMaps(frame);
+  paintConfusion(frame);
+  loss.push(h);
+  window.neuroglass.frame = h;
+}
+
+/** A canvas for `key` inside `parent`, created once (data-key); sized w × h device pixels. */
+function canvasIn(parent, key, w, h, label) {
+  let c = parent.querySelector(`canvas[data-key="${key}"]`);
+  if (!c) {
+    const fig = document.createElement("figure");
+    fig.dataset.key = key;
+    c = document.createElement("canvas");
+    c.dataset.key = key;
+    c.setAttribute("role", "img");
+    const cap = document.createElement("figcaption");
+    fig.append(c, cap);
+    parent.append(fig);
+  }
+  if (c.width !== w) c.width = w;
+  if (c.height !== h) c.height = h;
+  c.setAttribute("aria-label", label);
+  c.parentElement.querySelector("figcaption").textContent = label;
+  return c;
+}
+
+/** Drop the figures of layers the network no longer has. */
+function prune(parent, keys) {
+  for (const fig of [...parent.children]) if (!keys.has(fig.dataset.key)) fig.remove();
+}
+
+function paintFilters(frame) {
+  const parent = $("filters");
+  const keys = new Set();
+  frame.header.layers.forEach((layer, i) => {
+    const w = frame.arrays[`w${i}`];
+    if (layer.type !== "conv" || !w) return;
+    const [k, , cin, f] = w.shape; // (k, k, C_in, F)
+    let max = 1e-12;
+    for (const v of w.data) max = Math.max(max, Math.abs(v));
+    const tile = k + 1;
+    const c = canvasIn(parent, `conv${i}`, f * tile - 1, cin * tile - 1, `layer ${i + 1}: ${f} filters ${k}×${k} over ${cin} channel${cin > 1 ? "s" : ""}`);
+    const ctx = c.getContext("2d");
+    const img = ctx.createImageData(c.width, c.height);
+    img.data.fill(255);
+    for (let y = 0; y < k; y++)
+      for (let x = 0; x < k; x++)
+        for (let ch = 0; ch < cin; ch++)
+          for (let j = 0; j < f; j++) {
+            const v = w.data[((y * k + x) * cin + ch) * f + j] / max;
+            const [r, g, b] = rgbOf(v);
+            const p = ((ch * tile + y) * c.width + j * tile + x) * 4;
+            img.data[p] = r;
+            img.data[p + 1] = g;
+            img.data[p + 2] = b;
+          }
+    ctx.putImageData(img, 0, 0);
+    c.style.width = `${Math.min(100, (f * tile * 100) / 40)}%`;
+    c.dataset.painted = String(frame.header.epoch);
+    keys.add(`conv${i}`);
+  });
+  prune(parent, keys);
+}
+
+/** A grey image (rows × cols bytes at `offset`) painted into a tile of an ImageData. */
+function greyTile(img, bytes, offset, rows, cols, x0, y0) {
+  for (let y = 0; y < rows; y++)
+    for (let x = 0; x < cols; x++) {
+      const q = bytes[offset + y * cols + x];
+      const p = ((y0 + y) * img.width + x0 + x) * 4;
+      img.data[p] = img.data[p + 1] = img.data[p + 2] = q;
+      img.data[p + 3] = 255;
+    }
+}
+
+function paintMaps(frame) {
+  const parent = $("maps");
+  const keys = new Set();
+  frame.header.layers.forEach((layer, i) => {
+    const maps = frame.arrays[`maps${i}`];
+    if (!maps) return;
+    const [n, ch, rows, cols] = maps.shape; // (examples, C, H, W)
+    const e = Math.min(chosen, n - 1);
+    const per = Math.min(ch, 8);
+    const lines = Math.ceil(ch / per);
+    const c = canvasIn(parent, `maps${i}`, per * (cols + 1) - 1, lines * (rows + 1) - 1,
+      `layer ${i + 1} (${layer.type}): ${ch} maps of ${rows}×${cols}`);
+    const ctx = c.getContext("2d");
+    const img = ctx.createImageData(c.width, c.height);
+    img.data.fill(255);
+    for (let m = 0; m < ch; m++) {
+      greyTile(img, maps.data, ((e * ch + m) * rows) * cols, rows, cols, (m % per) * (cols + 1), Math.floor(m / per) * (rows + 1));
+    }
+    ctx.putImageData(img, 0, 0);
+    c.dataset.painted = String(frame.header.epoch);
+    c.dataset.example = String(e);
+    keys.add(`maps${i}`);
+  });
+  prune(parent, keys);
+}
+
+function paintExamples(frame) {
+  const ex = frame.arrays.examples;
+  const probs = frame.arrays.example_probs;
+  if (!ex) return;
+  const [n, , rows, cols] = ex.shape;
+  const names = frame.header.class_names;
+  const parent = $("examples");
+  for (let e = 0; e < n; e++) {
+    let btn = parent.querySelector(`[data-example="${e}"]`);
+    if (!btn) {
+      btn = document.createElement("button");
+      btn.type = "button";
+      btn.className = "example";
+      btn.dataset.example = String(e);
+      btn.setAttribute("role", "option");
+      btn.append(document.createElement("canvas"), document.createElement("span"));
+      btn.addEventListener("click", () => choose(e));
+      parent.append(btn);
+    }
+    const c = btn.querySelector("canvas");
+    c.width = cols;
+    c.height = rows;
+    const ctx = c.getContext("2d");
+    const img = ctx.createImageData(cols, rows);
+    greyTile(img, ex.data, e * rows * cols * ex.shape[1], rows, cols, 0, 0);
+    ctx.putImageData(img, 0, 0);
+    const k = probs.shape[1];
+    let best = 0;
+    for (let j = 1; j < k; j++) if (probs.data[e * k + j] > probs.data[e * k + best]) best = j;
+    const truth = frame.header.example_labels[e];
+    const span = btn.querySelector("span");
+    span.textContent = names[best];
+    span.className = best === truth ? "right" : "wrong";
+    btn.setAttribute("aria-selected", String(e === chosen));
+    btn.setAttribute("aria-label", `test image ${e + 1}: a ${names[truth]}, the network says ${names[best]} (${(100 * probs.data[e * k + best]).toFixed(0)} %)`);
+    if (e === chosen) $("example-caption").textContent = btn.getAttribute("aria-label");
+  }
+}
+
+function choose(e) {
+  chosen = e;
+  if (latest) paint(latest);
+}
+
+function paintConfusion(frame) {
+  const cm = frame.arrays.confusion;
+  if (!cm) return;
+  const k = cm.shape[0];
+  const names = frame.header.class_names;
+  const table = $("confusion");
+  const rows = [`<tr><th scope="col">true \\ said</th>${names.map((n) => `<th scope="col">${n}</th>`).join("")}<th scope="col">right</th></tr>`];
+  let total = 0;
+  for (let i = 0; i < k; i++) {
+    let sum = 0;
+    for (let j = 0; j < k; j++) sum += cm.data[i * k + j];
+    total += sum;
+    const cells = [];
+    for (let j = 0; j < k; j++) {
+      const v = cm.data[i * k + j];
+      const t = sum ? v / sum : 0;
+      const [r, g, b] = rgbOf(i === j ? t : -t);
+      cells.push(`<td style="background: rgb(${r},${g},${b})">${v}</td>`);
+    }
+    const right = sum ? `${((100 * cm.data[i * k + i]) / sum).toFixed(0)} %` : "–";
+    rows.push(`<tr><th scope="row">${names[i]}</th>${cells.join("")}<td class="right-col">${right}</td></tr>`);
+  }
+  table.innerHTML = rows.join("");
+  table.dataset.total = String(total);
+}
+
+function showStatus(s) {
+  $("status").dataset.status = s;
+  $("status").textContent = s === "diverged" ? "diverged — lower the learning rate or reset" : s;
+  body.dataset.status = s;
+  const run = $("run-buttons");
+  if (run) run.dataset.status = s;
+}
+
+document.addEventListener("htmx:afterSwap", (e) => {
+  const run = $("run-buttons");
+  if (!run || !(e.detail.target === run || e.detail.elt?.id === "run-buttons")) return;
+  pausedAt = run.dataset.status === "running" ? null : +run.dataset.step;
+  showStatus(run.dataset.status);
+});
+
+setInterval(async () => {
+  if (body.dataset.status !== "running" || performance.now() - lastFrameAt < 2500) return;
+  const r = await fetch(api);
+  if (r.ok && (await r.json()).status !== "running") showStatus("paused");
+}, 1000);
+
+document.body.addEventListener("ng:spec", (e) => {
+  if (readonly) return;
+  history.replaceState(null, "", e.detail.url);
+  const link = $("spec-link");
+  if (link) link.href = e.detail.url;
+});
+
+document.addEventListener("keydown", (e) => {
+  if (readonly || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.target.closest?.("input, select, textarea, button, a")) return;
+  if (e.key === " ") {
+    e.preventDefault();
+    $("play-btn")?.click();
+  } else if (e.key === "s" || e.key === "S") {
+    $("step-btn")?.click();
+  }
+});
+
+if (!readonly) history.replaceState(null, "", body.dataset.url);
+window.neuroglass = {
+  frame: null,
+  send: (msg) => socket?.send(typeof msg === "string" ? msg : JSON.stringify(msg)),
+};
+fetch(`${api}/history`).then(async (r) => r.ok && loss.load((await r.json()).records));

@@ -1,0 +1,81 @@
+"""The CNN page in a real browser: it trains live, paints filters and feature maps, edits without reset."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.e2e
+
+EPOCH = "+document.getElementById('epoch').value.replace(/,/g, '')"
+
+
+def open_cnn(page: Page, preset: str = "cnn-lenet-digits") -> str:
+    page.goto(f"/presets/{preset}")
+    page.wait_for_function("window.neuroglass && neuroglass.frame && neuroglass.frame.kind === 'cnn'", timeout=60_000)
+    return page.locator("body").get_attribute("data-session")
+
+
+def test_the_cnn_page_trains_and_shows_what_the_filters_learn(page: Page, base_url: str) -> None:
+    sid = open_cnn(page)
+    expect(page.locator("body")).to_have_attribute("data-kind", "cnn")
+    first = page.eval_on_selector('#filters canvas[data-key="conv0"]', "c => c.toDataURL()")
+    page.click("#play-btn")
+    page.wait_for_function(f"{EPOCH} >= 3", timeout=60_000)
+    page.wait_for_function(
+        "before => document.querySelector('#filters canvas[data-key=\"conv0\"]').toDataURL() !== before", arg=first
+    )
+    conv0, conv2 = page.locator('#filters canvas[data-key="conv0"]'), page.locator('#filters canvas[data-key="conv2"]')
+    expect(conv0).to_have_attribute("aria-label", re.compile("8 filters 3×3"))
+    expect(conv2).to_have_attribute("aria-label", re.compile("over 8 channels"))
+    # The confusion matrix counts every test image; accuracy shows as a percentage.
+    n_test = httpx.get(f"{base_url}/api/v1/sessions/{sid}").json()["architecture"]["n_test"]
+    expect(page.locator("#confusion")).to_have_attribute("data-total", str(n_test))
+    expect(page.locator("#test-acc")).to_have_text(re.compile(r"\d+\.\d %"))
+    # Choosing a test image shows its feature maps.
+    page.click('.example[data-example="3"]')
+    expect(page.locator('.example[data-example="3"]')).to_have_attribute("aria-selected", "true")
+    expect(page.locator('#maps canvas[data-key="maps0"]')).to_have_attribute("data-example", "3")
+    expect(page.locator("#example-caption")).to_contain_text("test image 4")
+    # One more filter while training: the layer list and the filter picture follow, the epoch never goes back.
+    before = page.evaluate(EPOCH)
+    page.click("#add-filter-0")
+    expect(page.locator('.layer-row[data-layer="0"] .count')).to_have_text("9 filters 3×3")
+    expect(page.locator("#change-note")).to_contain_text("without a reset")
+    expect(conv0).to_have_attribute("aria-label", re.compile("9 filters"))
+    assert page.evaluate(EPOCH) >= before
+    spec = httpx.get(f"{base_url}/api/v1/sessions/{sid}").json()["spec"]
+    assert spec["network"]["layers"][0]["filters"] == 9
+    # An out-of-range learning rate is refused beside the field.
+    page.fill("#lr", "50")
+    page.press("#lr", "Tab")
+    expect(page.locator("#lr-error")).to_contain_text("at most 10")
+    page.click("#play-btn")  # pause
+    expect(page.locator("#status")).to_have_text("paused")
+
+
+def test_the_tabs_switch_between_mlp_and_cnn(page: Page) -> None:
+    page.goto("/")
+    page.wait_for_selector("#output-map[data-painted]")
+    page.click("#cnn-tab")
+    page.wait_for_function("window.neuroglass && neuroglass.frame && neuroglass.frame.kind === 'cnn'", timeout=60_000)
+    expect(page.locator("#image-set")).to_have_value("digits")
+    page.click('.kinds a:has-text("MLP")')
+    page.wait_for_selector("#output-map[data-painted]")
+
+
+def test_screenshots_of_the_cnn_page(page: Page, artifacts: Path) -> None:
+    open_cnn(page)
+    page.click("#play-btn")
+    page.wait_for_function(f"{EPOCH} >= 5", timeout=60_000)
+    page.screenshot(path=artifacts / "cnn-desktop.png")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(300)
+    page.screenshot(path=artifacts / "cnn-phone-full.png", full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing sticks out sideways
+    for name in ("cnn-desktop.png", "cnn-phone-full.png"):
+        assert (artifacts / name).stat().st_size > 10_000
