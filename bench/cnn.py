@@ -81,10 +81,24 @@ def views_ms() -> tuple[float, float]:
     )
 
 
+def actmax_ms(layer: int = 2, steps: int = 20) -> float:
+    """Activation maximization of every filter of ConvNetJS's second conv layer (16 filters), 20 steps."""
+    from server.ml.cnn_views import maximize
+
+    params = cnn.init_cnn(jax.random.key(0), CONVNETJS_NET)
+
+    def run():
+        jax.block_until_ready(maximize(params, None, jax.random.PRNGKey(1), CONVNETJS_NET, layer, steps=steps))
+
+    run()  # compile
+    return 1000 * _best(run, 5)
+
+
 def cnn_figures() -> dict[str, float]:
     """The CNN figures of the bench, measured side by side in this process."""
     views, frame = views_ms()
     return {
+        "actmax_16x20_ms": round(actmax_ms(), 1),
         "cnn_convnetjs_net_samples_per_s": round(samples_per_s(CONVNETJS_NET, "im2col")),
         "cnn_convnetjs_net_samples_per_s_lax_conv": round(samples_per_s(CONVNETJS_NET, "lax")),
         "cnn_views_ms": round(views, 2),

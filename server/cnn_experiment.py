@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from server.experiment import Advance, hyper_for  # noqa: F401  (hyper_for: part of the engine interface)
-from server.ml import cnn, images
+from server.ml import cnn, cnn_views, images
 from server.ml.inspect import quantize
 from server.ml.train import Hyper, TrainState, init_opt_state
 from server.spec import ExperimentSpec, cnn_layers
@@ -292,3 +292,24 @@ def notes_for(spec: ExperimentSpec) -> list[str]:
         if getattr(layer, "activation", None) in ("step", "sign"):
             notes.append(f"layer {i + 1} uses '{layer.activation}', whose derivative is 0 almost everywhere")
     return notes
+
+
+def activation_maximization(
+    cfg: cnn.CnnTrainConfig, state: TrainState, layer: int, steps: int, seed: int = 0
+) -> dict[str, Any]:
+    """For every channel of ``layer``: the input image that excites it most (gradient ascent on the input
+    with jitter, L2 and blur), as bytes (channels, C, H, W), with the channel's mean activation before/after."""
+    images_, start, end = cnn_views.maximize(
+        state.params, state.bn_state, jax.random.PRNGKey(seed), cfg.arch, layer, steps=steps
+    )
+    q = jnp.round(images_ * 255.0).astype(jnp.uint8).transpose(0, 3, 1, 2)
+    q, start, end = jax.device_get((q, start, end))
+    return {"images": np.asarray(q), "start": np.asarray(start), "end": np.asarray(end)}
+
+
+def saliency_maps(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, examples: list[int]) -> np.ndarray:
+    """|input gradient of the predicted class| of the chosen test images, each scaled to 0..255: (n, H, W)."""
+    x = data.x_test[jnp.asarray(examples)]
+    s = cnn_views.saliency(state.params, state.bn_state, x, cfg.arch)
+    top = jnp.max(s, axis=(1, 2), keepdims=True)
+    return np.asarray(jax.device_get(jnp.round(255.0 * s / jnp.where(top > 0, top, 1.0)).astype(jnp.uint8)))

@@ -538,6 +538,30 @@ class SessionManager:
             return await self._thread(cx.predict_images, s.cfg, s.state, s.spec, points)
         return await self._thread(ex.predict_points, s.cfg, s.state, s.spec, points)
 
+    def _cnn_only(self, s: Session) -> None:
+        if s.spec.network.kind != "cnn":
+            raise Invalid("this view is for CNN sessions (network.kind 'cnn')", ("network", "kind"))
+
+    async def actmax(self, s: Session, layer: int, steps: int) -> dict[str, Any]:
+        """What each filter (or unit) of a layer wants to see; computed beside training, never blocking it."""
+        self._cnn_only(s)
+        layers = s.cfg.arch.layers
+        if not 0 <= layer < len(layers):
+            raise Invalid(f"layer must be from 0 to {len(layers) - 1}", ("layer",))
+        snap = Snapshot.of(s)  # immutable: no lock needed, training goes on
+        out = await self._thread(cx.activation_maximization, snap.cfg, snap.state, layer, steps)
+        return {"epoch": snap.epoch, "spec_version": snap.spec_version, "layer": layer, "steps": steps, **out}
+
+    async def saliency(self, s: Session, examples: list[int]) -> dict[str, Any]:
+        self._cnn_only(s)
+        n = int(s.data.x_test.shape[0])
+        bad = [e for e in examples if not 0 <= e < n]
+        if bad:
+            raise Invalid(f"examples are test-image indices from 0 to {n - 1}; got {bad[0]}", ("examples",))
+        snap = Snapshot.of(s)
+        maps = await self._thread(cx.saliency_maps, snap.cfg, snap.state, snap.data, examples)
+        return {"epoch": snap.epoch, "examples": examples, "maps": maps}
+
     async def frame(self, s: Session) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         async with s.lock:
             arrays = await self._thread(s.engine.frame_arrays, s.cfg, s.state, s.data)

@@ -861,7 +861,8 @@ def test_optimizers_catalog(client):
     assert set(names) == {"sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "adagrad"}
 
 
-def test_every_preset_creates_a_session(client):
+def test_every_preset_creates_a_session(make_client):
+    client = make_client(warm_start=False)  # creating is what is tested: no background compile per preset
     r = client.get("/api/v1/presets")
     assert r.status_code == 200
     presets = r.json()["presets"]

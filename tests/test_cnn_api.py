@@ -180,3 +180,26 @@ def test_cnn_session_streams_binary_frames(client):
                 if header["epoch"] == 1:
                     break
         assert header["metrics"]["test_accuracy"] is not None
+
+
+def test_actmax_and_saliency_views(client, new_session):
+    body, auth = _create(client, {"dataset": {"name": "bars", "n": 200}, "network": {"kind": "cnn"}})
+    _train(client, body, auth, 2)
+    url = f"/api/v1/sessions/{body['id']}"
+    r = client.get(f"{url}/actmax", params={"layer": 0, "steps": 20, "encoding": "list"})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    images = np.array(out["images"]["data"])
+    assert images.shape == (8, 1, 16, 16) and images.min() >= 0 and images.max() <= 255
+    start, end = np.array(out["start"]["data"]), np.array(out["end"]["data"])
+    alive = start > 1e-6  # a ReLU filter dead on grey has no gradient to climb
+    assert alive.any() and np.all(end[alive] > start[alive])
+    assert client.get(f"{url}/actmax", params={"layer": 9}).status_code == 422
+    r = client.get(f"{url}/saliency", params={"examples": [0, 3], "encoding": "list"})
+    assert r.status_code == 200
+    maps = np.array(r.json()["maps"]["data"])
+    assert maps.shape == (2, 16, 16) and maps.max() == 255
+    assert client.get(f"{url}/saliency", params={"examples": [10_000]}).status_code == 422
+    mlp, _ = new_session()
+    r = client.get(f"/api/v1/sessions/{mlp}/actmax")
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "kind"

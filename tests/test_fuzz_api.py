@@ -10,7 +10,8 @@ from schemathesis.checks import not_a_server_error
 from server.app import create_app
 from server.config import Settings
 
-app = create_app(Settings(compile_cache_dir=None, max_sessions=10_000))
+# no background compiles: the fuzzer makes hundreds of short-lived sessions of random architectures
+app = create_app(Settings(compile_cache_dir=None, max_sessions=10_000, warm_start=False))
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 

@@ -149,6 +149,36 @@ async def get_frame(
     return encode_json(header, arrays, encoding)
 
 
+@router.get("/{session_id}/actmax")
+async def get_actmax(
+    s: SessionDep,
+    manager: ManagerDep,
+    layer: Annotated[int, Query(ge=0, le=63, description="index of a CNN layer (0 = the first)")] = 0,
+    steps: Annotated[int, Query(ge=1, le=200, description="gradient-ascent steps")] = 20,
+    encoding: Annotated[Literal["base64", "list"], Query(description="how arrays are written")] = "base64",
+) -> dict[str, Any]:
+    """CNN: for every filter of a layer, the input image that excites it most (activation maximization:
+    gradient ascent on the input with jitter, L2 and blur). ``images`` (filters, C, H, W) bytes 0..255;
+    ``start``/``end``: each filter's mean activation on its image before and after the climb."""
+    out = await manager.actmax(s, layer, steps)
+    arrays = {k: out.pop(k) for k in ("images", "start", "end")}
+    return encode_json(out, arrays, encoding)
+
+
+@router.get("/{session_id}/saliency")
+async def get_saliency(
+    s: SessionDep,
+    manager: ManagerDep,
+    examples: Annotated[list[int], Query(max_length=64, description="test-image indices")] = [0],  # noqa: B006
+    encoding: Annotated[Literal["base64", "list"], Query(description="how arrays are written")] = "base64",
+) -> dict[str, Any]:
+    """CNN: which pixels the predicted class depends on — |∂ logit / ∂ pixel| of each chosen test image,
+    scaled to 0..255 per image: ``maps`` (n, H, W)."""
+    out = await manager.saliency(s, examples)
+    maps = out.pop("maps")
+    return encode_json(out, {"maps": maps}, encoding)
+
+
 @router.get("/{session_id}/export", response_model=ExportPublic)
 async def export_session(s: SessionDep, manager: ManagerDep) -> dict[str, Any]:
     """Spec and weights together: everything needed to reproduce this network."""

@@ -86,6 +86,7 @@ function paint(frame) {
   paintExamples(frame);
   paintMaps(frame);
   paintConfusion(frame);
+  layerOptions(frame);
   loss.push(h);
   window.neuroglass.frame = h;
 }
@@ -254,6 +255,65 @@ function paintConfusion(frame) {
   table.innerHTML = rows.join("");
   table.dataset.total = String(total);
 }
+
+// ------------------------------------------------------------------------------------------ activation maximization
+
+let actmaxBusy = false;
+let actmaxAt = 0;
+
+function layerOptions(frame) {
+  const select = $("actmax-layer");
+  const wanted = frame.header.layers.map((l, i) => (l.type === "conv" ? i : -1)).filter((i) => i >= 0);
+  const have = [...select.options].map((o) => +o.value);
+  if (wanted.join() === have.join()) return;
+  const keep = select.value;
+  select.innerHTML = wanted.map((i) => `<option value="${i}">${i + 1}: conv, ${frame.header.layers[i].filters} filters</option>`).join("");
+  if (keep !== "" && wanted.includes(+keep)) select.value = keep;
+  $("actmax-btn").disabled = !wanted.length;
+}
+
+async function showActmax() {
+  if (actmaxBusy || !$("actmax-layer").value) return;
+  actmaxBusy = true;
+  actmaxAt = performance.now();
+  const layer = +$("actmax-layer").value;
+  const note = $("actmax-note");
+  note.textContent = "computing… (the first time for a layer compiles its program: a few seconds)";
+  try {
+    const r = await fetch(`${api}/actmax?layer=${layer}&steps=20&encoding=list`);
+    if (!r.ok) throw new Error((await r.json()).detail?.[0]?.msg || `the server answered ${r.status}`);
+    const out = await r.json();
+    const imgs = out.images.data; // (filters, C, H, W)
+    const f = imgs.length, rows = imgs[0][0].length, cols = imgs[0][0][0].length;
+    const parent = $("actmax");
+    const c = canvasIn(parent, "actmax", f * (cols + 1) - 1, rows, `layer ${layer + 1}: what each of its ${f} filters wants to see (epoch ${out.epoch})`);
+    const ctx = c.getContext("2d");
+    const img = ctx.createImageData(c.width, c.height);
+    img.data.fill(255);
+    for (let j = 0; j < f; j++)
+      for (let y = 0; y < rows; y++)
+        for (let x = 0; x < cols; x++) {
+          const q = imgs[j][0][y][x];
+          const p = (y * c.width + j * (cols + 1) + x) * 4;
+          img.data[p] = img.data[p + 1] = img.data[p + 2] = q;
+        }
+    ctx.putImageData(img, 0, 0);
+    c.style.width = "100%";
+    c.dataset.painted = String(out.epoch);
+    c.dataset.layer = String(layer);
+    note.textContent = "";
+  } catch (err) {
+    note.textContent = `could not compute it: ${err.message}`;
+  } finally {
+    actmaxBusy = false;
+  }
+}
+
+$("actmax-btn").addEventListener("click", showActmax);
+$("actmax-layer").addEventListener("change", showActmax);
+setInterval(() => {
+  if ($("actmax-live").checked && body.dataset.status === "running" && performance.now() - actmaxAt > 2000) showActmax();
+}, 500);
 
 function showStatus(s) {
   $("status").dataset.status = s;

@@ -41,6 +41,13 @@ def test_the_cnn_page_trains_and_shows_what_the_filters_learn(page: Page, base_u
     expect(page.locator('.example[data-example="3"]')).to_have_attribute("aria-selected", "true")
     expect(page.locator('#maps canvas[data-key="maps0"]')).to_have_attribute("data-example", "3")
     expect(page.locator("#example-caption")).to_contain_text("test image 4")
+    # What the first layer's filters want to see, computed while the network trains.
+    page.click("#actmax-btn")
+    expect(page.locator("#actmax-note")).to_contain_text("computing")
+    # (its first call compiles a program while training and frames go on: on a busy 2-core machine, a while)
+    expect(page.locator("#actmax canvas")).to_have_attribute("data-layer", "0", timeout=120_000)
+    expect(page.locator("#actmax-note")).to_have_text("")
+    expect(page.locator("#actmax figcaption")).to_contain_text("8 filters")
     # One more filter while training: the layer list and the filter picture follow, the epoch never goes back.
     before = page.evaluate(EPOCH)
     page.click("#add-filter-0")
