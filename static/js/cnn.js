@@ -87,6 +87,7 @@ function paint(frame) {
   paintMaps(frame);
   paintConfusion(frame);
   layerOptions(frame);
+  lastHeader = h;
   loss.push(h);
   window.neuroglass.frame = h;
 }
@@ -314,6 +315,127 @@ $("actmax-layer").addEventListener("change", showActmax);
 setInterval(() => {
   if ($("actmax-live").checked && body.dataset.status === "running" && performance.now() - actmaxAt > 2000) showActmax();
 }, 500);
+
+// ------------------------------------------------------------------------------------------ draw your own
+
+const pad = $("draw");
+const pen = pad.getContext("2d");
+let drawing = false;
+let asking = false;
+let again = false;
+let lastHeader = null;
+
+function clearPad() {
+  pen.fillStyle = "#000";
+  pen.fillRect(0, 0, pad.width, pad.height);
+  $("draw-probs").textContent = "";
+  pad.dataset.drawn = "";
+}
+clearPad();
+
+function at(e) {
+  const r = pad.getBoundingClientRect();
+  return [((e.clientX - r.left) * pad.width) / r.width, ((e.clientY - r.top) * pad.height) / r.height];
+}
+pad.addEventListener("pointerdown", (e) => {
+  if (!lastHeader) return;
+  drawing = true;
+  pad.setPointerCapture(e.pointerId);
+  const [x, y] = at(e);
+  pen.strokeStyle = "#fff";
+  pen.lineCap = pen.lineJoin = "round";
+  pen.lineWidth = pad.width / (lastHeader.input_shape[0] <= 8 ? 7 : 11);
+  pen.beginPath();
+  pen.moveTo(x, y);
+  pen.lineTo(x + 0.1, y);
+  pen.stroke();
+});
+pad.addEventListener("pointermove", (e) => {
+  if (!drawing) return;
+  const [x, y] = at(e);
+  pen.lineTo(x, y);
+  pen.stroke();
+  classifyDrawing();
+});
+pad.addEventListener("pointerup", () => {
+  drawing = false;
+  classifyDrawing();
+});
+$("draw-clear").addEventListener("click", clearPad);
+$("draw-file").addEventListener("change", async (e) => {
+  const file = e.target.files[0];
+  e.target.value = "";
+  if (!file) return;
+  $("draw-error").hidden = true;
+  try {
+    const bitmap = await createImageBitmap(file);
+    clearPad();
+    const scale = Math.min(pad.width / bitmap.width, pad.height / bitmap.height);
+    const w = bitmap.width * scale, h = bitmap.height * scale;
+    pen.drawImage(bitmap, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+    classifyDrawing();
+  } catch {
+    $("draw-error").textContent = `${file.name} is not a picture this page can read (try a PNG or JPEG)`;
+    $("draw-error").hidden = false;
+  }
+});
+
+/** The drawing as the network's input: grey, scaled down to the images' size, 0..1 per pixel. */
+function drawingAsImage() {
+  const [rows, cols] = lastHeader.input_shape;
+  const small = document.createElement("canvas");
+  small.width = cols;
+  small.height = rows;
+  const ctx = small.getContext("2d");
+  ctx.imageSmoothingQuality = "high";
+  ctx.drawImage(pad, 0, 0, cols, rows);
+  const px = ctx.getImageData(0, 0, cols, rows).data;
+  const image = [];
+  for (let y = 0; y < rows; y++) {
+    const row = [];
+    for (let x = 0; x < cols; x++) {
+      const p = (y * cols + x) * 4;
+      row.push((0.299 * px[p] + 0.587 * px[p + 1] + 0.114 * px[p + 2]) / 255);
+    }
+    image.push(row);
+  }
+  return image;
+}
+
+async function classifyDrawing() {
+  if (!lastHeader) return;
+  if (asking) return void (again = true);
+  asking = true;
+  try {
+    const r = await fetch(`${api}/predict`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ images: [drawingAsImage()] }),
+    });
+    const out = await r.json();
+    if (!r.ok) throw new Error(out.detail?.[0]?.msg || `the server answered ${r.status}`);
+    showProbs(out.outputs[0]);
+    pad.dataset.drawn = String(out.classes[0]);
+  } catch (err) {
+    $("draw-error").textContent = `could not classify the drawing: ${err.message}`;
+    $("draw-error").hidden = false;
+  } finally {
+    asking = false;
+    if (again) {
+      again = false;
+      classifyDrawing();
+    }
+  }
+}
+
+function showProbs(probs) {
+  const names = lastHeader.class_names;
+  const best = probs.indexOf(Math.max(...probs));
+  $("draw-probs").innerHTML = probs
+    .map((p, k) => `<div class="prob${k === best ? " best" : ""}"><span>${names[k]}</span><span class="bar" style="width: ${(100 * p).toFixed(1)}%"></span><span>${(100 * p).toFixed(0)} %</span></div>`)
+    .join("");
+  $("draw-probs").setAttribute("aria-label", `the network says ${names[best]} (${(100 * probs[best]).toFixed(0)} %)`);
+}
 
 function showStatus(s) {
   $("status").dataset.status = s;

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import struct
+import zlib
 from pathlib import Path
 
 import httpx
@@ -86,3 +88,36 @@ def test_screenshots_of_the_cnn_page(page: Page, artifacts: Path) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing sticks out sideways
     for name in ("cnn-desktop.png", "cnn-phone-full.png"):
         assert (artifacts / name).stat().st_size > 10_000
+
+
+def _png(side: int = 20) -> bytes:
+    """A grey PNG: a bright vertical stroke on black (written by hand: no imaging library needed)."""
+    rows = b"".join(
+        b"\x00" + bytes(255 if side // 3 <= x < side // 3 + 3 else 0 for x in range(side)) for _ in range(side)
+    )
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def test_draw_or_upload_an_image_and_the_network_answers(page: Page) -> None:
+    open_cnn(page)
+    box = page.locator("#draw").bounding_box()
+    page.mouse.move(box["x"] + 84, box["y"] + 30)
+    page.mouse.down()
+    for y in range(30, 140, 10):  # a vertical stroke: something like a one
+        page.mouse.move(box["x"] + 84, box["y"] + y)
+    page.mouse.up()
+    expect(page.locator("#draw-probs .prob")).to_have_count(10)
+    expect(page.locator("#draw")).to_have_attribute("data-drawn", re.compile(r"^\d$"))
+    expect(page.locator("#draw-probs .prob.best")).to_have_count(1)
+    # A file that is not a picture is refused in words; a picture is scaled down and classified.
+    page.set_input_files("#draw-file", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}])
+    expect(page.locator("#draw-error")).to_contain_text("notes.txt is not a picture")
+    page.click("#draw-clear")
+    expect(page.locator("#draw-probs .prob")).to_have_count(0)
+    page.set_input_files("#draw-file", files=[{"name": "one.png", "mimeType": "image/png", "buffer": _png()}])
+    expect(page.locator("#draw-probs .prob")).to_have_count(10)
