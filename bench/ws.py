@@ -80,6 +80,11 @@ def _recv(ws, timeout: float = 30.0):
     return "text", json.loads(message), len(message)
 
 
+def _stop(base: str, sid: str, token: str) -> None:
+    """Delete a measured session, so that it does not train on during the next measurement."""
+    httpx.delete(f"{base}/api/v1/sessions/{sid}", headers={"Authorization": f"Bearer {token}"}, timeout=60)
+
+
 def first_frame_after_play(base: str, spec: dict) -> float:
     """Seconds from sending play on a fresh architecture to the first frame that shows training."""
     sid, token = _session(base, spec)
@@ -91,7 +96,10 @@ def first_frame_after_play(base: str, spec: dict) -> float:
         while True:
             kind, payload, _ = _recv(ws)
             if kind == "frame" and payload["epoch"] > 0:
-                return time.perf_counter() - t
+                elapsed = time.perf_counter() - t
+                break
+    _stop(base, sid, token)
+    return elapsed
 
 
 def first_frame_from_create(base: str, spec: dict) -> float:
@@ -104,7 +112,10 @@ def first_frame_from_create(base: str, spec: dict) -> float:
         while True:
             kind, payload, _ = _recv(ws)
             if kind == "frame" and payload["epoch"] > 0:
-                return time.perf_counter() - t
+                elapsed = time.perf_counter() - t
+                break
+    _stop(base, sid, token)
+    return elapsed
 
 
 def stream_figures(base: str, seconds: float = 4.0, patches: int = 40) -> dict[str, float]:

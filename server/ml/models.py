@@ -93,27 +93,39 @@ def output_kind(problem: str, loss: str, n_classes: int, algorithm: str = "backp
     return ("sigmoid", 1) if loss == "cross_entropy" else ("tanh", 1)
 
 
-def _init_weight(key: jax.Array, fan_in: int, fan_out: int, init: str) -> jax.Array:
+def _init_weights(key: jax.Array, shapes: Sequence[tuple[int, int]], init: str) -> list[jax.Array]:
+    """Every layer's weight matrix, from one draw of random numbers (one random-bits kernel to compile, not
+    one per layer: XLA's CPU compiler takes a while over each)."""
+    if init not in INITS:
+        raise KeyError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+    sizes = [a * b for a, b in shapes]
+    total = sum(sizes)
     if init == "zeros":  # the symmetry lesson: every neuron of a layer stays identical
-        return jnp.zeros((fan_in, fan_out), jnp.float32)
-    if init == "xavier":  # Glorot uniform
-        lim = math.sqrt(6.0 / (fan_in + fan_out))
-        return jax.random.uniform(key, (fan_in, fan_out), jnp.float32, -lim, lim)
-    if init == "he":
-        return jax.random.normal(key, (fan_in, fan_out), jnp.float32) * math.sqrt(2.0 / fan_in)
-    if init == "normal":  # small normal: deep sigmoid nets with it show vanishing gradients
-        return jax.random.normal(key, (fan_in, fan_out), jnp.float32) * 0.01
-    raise KeyError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+        return [jnp.zeros(shape, jnp.float32) for shape in shapes]
+    if init == "xavier":  # Glorot uniform: U(−1, 1) scaled per layer
+        draw = jax.random.uniform(key, (total,), jnp.float32, -1.0, 1.0)
+    else:
+        draw = jax.random.normal(key, (total,), jnp.float32)
+    out, offset = [], 0
+    for (fan_in, fan_out), n in zip(shapes, sizes, strict=True):
+        scale = {
+            "xavier": math.sqrt(6.0 / (fan_in + fan_out)),
+            "he": math.sqrt(2.0 / fan_in),
+            "normal": 0.01,  # small normal: deep sigmoid nets with it show vanishing gradients
+        }[init]
+        out.append((draw[offset : offset + n] * scale).reshape(fan_in, fan_out))
+        offset += n
+    return out
 
 
 @partial(jax.jit, static_argnames=("arch", "init"))
 def init_mlp(key: jax.Array, arch: Arch, init: str = "xavier") -> list[dict[str, jax.Array]]:
     """Fresh parameters for ``arch``: one ``{"w", "b"}`` dict per layer (+ gamma/beta with batch norm)."""
     sizes = arch.sizes
-    keys = jax.random.split(key, len(sizes) - 1)
+    weights = _init_weights(key, list(zip(sizes[:-1], sizes[1:], strict=True)), init)
     params = []
-    for i, (k, fan_in, fan_out) in enumerate(zip(keys, sizes[:-1], sizes[1:], strict=True)):
-        layer = {"w": _init_weight(k, fan_in, fan_out, init), "b": jnp.zeros((fan_out,), jnp.float32)}
+    for i, (w, fan_out) in enumerate(zip(weights, sizes[1:], strict=True)):
+        layer = {"w": w, "b": jnp.zeros((fan_out,), jnp.float32)}
         if arch.batch_norm and i < len(arch.hidden):
             layer["gamma"] = jnp.ones((fan_out,), jnp.float32)
             layer["beta"] = jnp.zeros((fan_out,), jnp.float32)
@@ -136,8 +148,8 @@ def dense(x: jax.Array, w: jax.Array) -> jax.Array:
     """
     if w.shape[0] * w.shape[1] <= 4096 and x.ndim == 2 and x.shape[0] <= 64:
         return (x[:, :, None] * w[None, :, :]).sum(axis=1)
-    if x.ndim == 2 and w.shape[0] <= 8:
-        # many rows (the frame's grids) through a narrow layer: a sum of rank-1 products fuses into one
+    if x.ndim == 2 and w.shape[0] <= 8 and x.shape[0] >= 4096:
+        # the 100×100 output grid through a narrow layer: a sum of rank-1 products fuses into one
         # loop, ~25 % faster than the library call for (10⁴, ≤8) × (≤8, ≤64)
         return sum(x[:, k, None] * w[k][None, :] for k in range(w.shape[0]))
     return x @ w
