@@ -238,6 +238,16 @@ def frame_arrays(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData) ->
     out = _views(cfg, state.params, state.bn_state, data.x_test[:N_EXAMPLES])
     out |= {"train_loss": tr_loss, "test_loss": te_loss, "train_accuracy": tr_acc, "test_accuracy": te_acc}
     out["confusion"] = cnn.confusion_matrix(logits, data.y_test, cfg.arch.n_classes)
+    # The most confidently misclassified test images: wrong answers, surest first.
+    probs = jax.nn.softmax(logits, axis=-1)
+    predicted, confidence = jnp.argmax(probs, -1), jnp.max(probs, -1)
+    order = jnp.argsort(jnp.where(predicted != data.y_test, -confidence, jnp.inf))[:N_EXAMPLES]
+    wrong = np.asarray(predicted[order] != data.y_test[order])
+    order = np.asarray(order)[wrong]
+    out["wrong_index"] = order.astype(np.int32)
+    out["wrong_images"] = np.round(data.images_test[order] * 255.0).astype(np.uint8).transpose(0, 3, 1, 2)
+    out["wrong_predicted"] = np.asarray(predicted)[order].astype(np.int32)
+    out["wrong_confidence"] = np.asarray(confidence)[order].astype(np.float32)
     return jax.device_get(out)
 
 
@@ -263,6 +273,11 @@ def frame_payload(arrays: dict[str, Any], params: list[dict[str, Any]]) -> dict[
     out: dict[str, np.ndarray] = {
         "examples": np.asarray(arrays["examples"], np.uint8),  # (examples, C, H, W) the input images, 0..255
         "confusion": np.asarray(arrays["confusion"], np.int32),
+        # the most confidently misclassified test images (at most 8): index, pixels, answer, its probability
+        "wrong_index": arrays["wrong_index"],
+        "wrong_images": arrays["wrong_images"],
+        "wrong_predicted": arrays["wrong_predicted"],
+        "wrong_confidence": arrays["wrong_confidence"],
         "example_probs": np.asarray(arrays["example_probs"], np.float32),
     }
     for i, (m, r) in enumerate(zip(arrays["maps"], arrays["map_ranges"], strict=True)):

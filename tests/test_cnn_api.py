@@ -51,6 +51,13 @@ def test_lenet_preset_learns_the_digits_within_20_epochs(client):
     assert maps0.shape == (8, 8, 8, 8) and maps0.min() >= 0 and maps0.max() <= 255
     assert np.array(frame["maps3"]["data"]).shape == (8, 16, 2, 2)
     assert frame["class_names"] == [str(d) for d in range(10)]
+    # The surest mistakes: test images answered wrongly, most confident first.
+    index = np.array(frame["wrong_index"]["data"], dtype=int)
+    said, sure = np.array(frame["wrong_predicted"]["data"]), np.array(frame["wrong_confidence"]["data"])
+    labels = np.array(client.get(f"/api/v1/sessions/{body['id']}/data").json()["test"]["labels"])
+    wrong = int(np.trace(confusion) != confusion.sum()) and min(8, confusion.sum() - np.trace(confusion))
+    assert len(index) == wrong and np.all(labels[index] != said)
+    assert np.all(np.diff(sure) <= 0) and np.array(frame["wrong_images"]["data"]).shape == (wrong, 1, 8, 8)
 
 
 def test_one_conv_layer_on_bars_learns_edge_detectors(client):

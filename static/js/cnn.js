@@ -86,6 +86,7 @@ function paint(frame) {
   paintExamples(frame);
   paintMaps(frame);
   paintConfusion(frame);
+  paintWrong(frame);
   layerOptions(frame);
   lastHeader = h;
   loss.push(h);
@@ -224,6 +225,38 @@ function paintExamples(frame) {
     btn.setAttribute("aria-label", `test image ${e + 1}: a ${names[truth]}, the network says ${names[best]} (${(100 * probs.data[e * k + best]).toFixed(0)} %)`);
     if (e === chosen) $("example-caption").textContent = btn.getAttribute("aria-label");
   }
+}
+
+function paintWrong(frame) {
+  const imgs = frame.arrays.wrong_images;
+  if (!imgs) return;
+  const [m, ch, rows, cols] = imgs.shape;
+  const names = frame.header.class_names;
+  const parent = $("wrong");
+  $("wrong-none").hidden = m > 0;
+  while (parent.children.length > m) parent.lastChild.remove();
+  for (let i = 0; i < m; i++) {
+    let fig = parent.children[i];
+    if (!fig) {
+      fig = document.createElement("figure");
+      fig.className = "example";
+      fig.append(document.createElement("canvas"), document.createElement("figcaption"));
+      parent.append(fig);
+    }
+    const c = fig.querySelector("canvas");
+    c.width = cols;
+    c.height = rows;
+    const ctx = c.getContext("2d");
+    const img = ctx.createImageData(cols, rows);
+    greyTile(img, imgs.data, i * ch * rows * cols, rows, cols, 0, 0);
+    ctx.putImageData(img, 0, 0);
+    const said = names[frame.arrays.wrong_predicted.data[i]];
+    const sure = (100 * frame.arrays.wrong_confidence.data[i]).toFixed(0);
+    fig.querySelector("figcaption").textContent = `${said}? ${sure} %`;
+    c.setAttribute("role", "img");
+    c.setAttribute("aria-label", `test image ${frame.arrays.wrong_index.data[i] + 1}: the network says ${said} (${sure} %), wrongly`);
+  }
+  parent.dataset.count = String(m);
 }
 
 function choose(e) {

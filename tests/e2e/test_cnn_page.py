@@ -38,6 +38,7 @@ def test_the_cnn_page_trains_and_shows_what_the_filters_learn(page: Page, base_u
     n_test = httpx.get(f"{base_url}/api/v1/sessions/{sid}").json()["architecture"]["n_test"]
     expect(page.locator("#confusion")).to_have_attribute("data-total", str(n_test))
     expect(page.locator("#test-acc")).to_have_text(re.compile(r"\d+\.\d %"))
+    expect(page.locator("#wrong")).to_have_attribute("data-count", re.compile(r"^[0-8]$"))
     # Choosing a test image shows its feature maps.
     page.click('.example[data-example="3"]')
     expect(page.locator('.example[data-example="3"]')).to_have_attribute("aria-selected", "true")
