@@ -162,9 +162,55 @@ function greyTile(img, bytes, offset, rows, cols, x0, y0) {
     }
 }
 
+/** Bytes of example e's maps of layer i on the chosen colour scale: per map (as sent), per layer, global. */
+function scaledMaps(frame, i, e, mode, global) {
+  const maps = frame.arrays[`maps${i}`];
+  const [, ch, rows, cols] = maps.shape;
+  const cells = rows * cols;
+  const base = e * ch * cells;
+  if (mode === "map") return { bytes: maps.data, offset: base };
+  const ranges = frame.arrays[`map_ranges${i}`].data; // (examples, C, 2)
+  let lo = Infinity, hi = -Infinity;
+  if (mode === "global") [lo, hi] = global;
+  else
+    for (let m = 0; m < ch; m++) {
+      lo = Math.min(lo, ranges[(e * ch + m) * 2]);
+      hi = Math.max(hi, ranges[(e * ch + m) * 2 + 1]);
+    }
+  const span = hi > lo ? hi - lo : 1;
+  const out = new Uint8Array(ch * cells);
+  for (let m = 0; m < ch; m++) {
+    const a = ranges[(e * ch + m) * 2], b = ranges[(e * ch + m) * 2 + 1];
+    for (let k = 0; k < cells; k++) {
+      const v = a + (maps.data[base + m * cells + k] / 255) * (b - a);
+      out[m * cells + k] = Math.round((255 * (v - lo)) / span);
+    }
+  }
+  return { bytes: out, offset: 0 };
+}
+
+function globalRange(frame, e) {
+  let lo = Infinity, hi = -Infinity;
+  frame.header.layers.forEach((_, i) => {
+    const r = frame.arrays[`map_ranges${i}`];
+    if (!r) return;
+    const ch = r.shape[1];
+    for (let m = 0; m < ch; m++) {
+      lo = Math.min(lo, r.data[(e * ch + m) * 2]);
+      hi = Math.max(hi, r.data[(e * ch + m) * 2 + 1]);
+    }
+  });
+  return [lo, hi];
+}
+
+$("map-scale").addEventListener("change", () => latest && paint(latest));
+
 function paintMaps(frame) {
   const parent = $("maps");
   const keys = new Set();
+  const mode = $("map-scale").value;
+  const n0 = frame.arrays.maps0 ? frame.arrays.maps0.shape[0] : 1;
+  const global = globalRange(frame, Math.min(chosen, n0 - 1));
   frame.header.layers.forEach((layer, i) => {
     const maps = frame.arrays[`maps${i}`];
     if (!maps) return;
@@ -177,9 +223,11 @@ function paintMaps(frame) {
     const ctx = c.getContext("2d");
     const img = ctx.createImageData(c.width, c.height);
     img.data.fill(255);
+    const { bytes, offset } = scaledMaps(frame, i, e, mode, global);
     for (let m = 0; m < ch; m++) {
-      greyTile(img, maps.data, ((e * ch + m) * rows) * cols, rows, cols, (m % per) * (cols + 1), Math.floor(m / per) * (rows + 1));
+      greyTile(img, bytes, offset + m * rows * cols, rows, cols, (m % per) * (cols + 1), Math.floor(m / per) * (rows + 1));
     }
+    c.dataset.scale = mode;
     ctx.putImageData(img, 0, 0);
     c.dataset.painted = String(frame.header.epoch);
     c.dataset.example = String(e);
