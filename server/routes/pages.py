@@ -365,7 +365,11 @@ async def panels(request: Request, session_id: str, manager: ManagerDep) -> HTML
     """Every panel out of band, read-only: what a watching page reloads when the presenter changes the spec."""
     s = manager.get(session_id)
     ctx = context(request, s, True, oob=True)
-    return HTMLResponse("".join(fragment(request, t, ctx) for t, _ in PANELS.values()))
+    if s.spec.network.kind == "cnn":
+        templates = ["partials/cnn_settings.html", "partials/cnn_layers.html"]
+    else:
+        templates = [t for t, _ in PANELS.values()]
+    return HTMLResponse("".join(fragment(request, t, ctx) for t in templates))
 
 
 # ------------------------------------------------------------------------------------------ run buttons

@@ -16,6 +16,7 @@ let painting = false;
 let chosen = 0; // which test image's feature maps are shown
 let pausedAt = null;
 let lastFrameAt = 0;
+let specVersion = null; // a watcher reloads the panels when the presenter changes the spec
 const loss = new LossChart($("loss-chart"));
 
 // ------------------------------------------------------------------------------------------ the stream
@@ -89,6 +90,8 @@ function paint(frame) {
   paintWrong(frame);
   layerOptions(frame);
   lastHeader = h;
+  if (specVersion !== null && h.spec_version !== specVersion && readonly) htmx.trigger(body, "ng:spec-changed");
+  specVersion = h.spec_version;
   loss.push(h);
   window.neuroglass.frame = h;
 }

@@ -128,3 +128,21 @@ def test_draw_or_upload_an_image_and_the_network_answers(page: Page) -> None:
     expect(page.locator("#draw-probs .prob")).to_have_count(0)
     page.set_input_files("#draw-file", files=[{"name": "one.png", "mimeType": "image/png", "buffer": _png()}])
     expect(page.locator("#draw-probs .prob")).to_have_count(10)
+
+
+def test_a_watcher_follows_a_cnn_session(page: Page, chromium, base_url: str) -> None:
+    sid = open_cnn(page)
+    viewer_context = chromium.new_context(viewport={"width": 1366, "height": 900})
+    viewer = viewer_context.new_page()
+    try:
+        viewer.goto(f"{base_url}/watch/{sid}")
+        viewer.wait_for_function("window.neuroglass && neuroglass.frame", timeout=60_000)
+        expect(viewer.locator("#watch-badge")).to_be_visible()
+        for control in ("#play-btn", "#lr", "#add-filter-0", "#image-set"):
+            expect(viewer.locator(control)).to_be_disabled()
+        page.click("#add-filter-0")
+        expect(page.locator('.layer-row[data-layer="0"] .count')).to_have_text("9 filters 3×3")
+        expect(viewer.locator('.layer-row[data-layer="0"] .count')).to_have_text("9 filters 3×3")
+        expect(viewer.locator("#add-filter-0")).to_be_disabled()
+    finally:
+        viewer_context.close()
