@@ -75,6 +75,13 @@ def arch_for(spec: ExperimentSpec) -> cnn.CnnArch:
     return cnn.CnnArch(spec.image_shape, cnn_layers(spec), spec.n_classes)
 
 
+def parameter_count(spec: ExperimentSpec) -> int:
+    """Weights and biases of the spec's CNN, from its shapes (nothing is allocated)."""
+    arch = arch_for(spec)
+    shapes = jax.eval_shape(lambda: cnn.init_cnn.__wrapped__(jax.random.PRNGKey(0), arch))
+    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(shapes))
+
+
 def config_for(spec: ExperimentSpec) -> cnn.CnnTrainConfig:
     t = spec.training
     arch = arch_for(spec)

@@ -16,6 +16,8 @@ class Settings(BaseSettings):
 
     max_sessions: int = Field(200, ge=1)  # live sessions at once; more → 429
     max_points: int = Field(5000, ge=10, le=5000)  # dataset.n cap; more → 422
+    max_image_pixels: int = Field(5000 * 28 * 28, ge=1)  # CNN: images × pixels per session (float32: ×4 bytes)
+    max_cnn_parameters: int = Field(2_000_000, ge=1)  # CNN: weights and biases per network
     max_train_epochs: int = Field(100_000, ge=1)  # epochs per POST .../train; more → 422
     max_predict_points: int = Field(10_000, ge=1)  # inputs per POST .../predict
     session_idle_seconds: float = Field(3600.0, gt=0)  # untouched and unwatched this long → removed

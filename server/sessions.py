@@ -176,6 +176,20 @@ class SessionManager:
     def _check_limits(self, spec: ExperimentSpec) -> None:
         if spec.dataset.n > self.settings.max_points:
             raise Invalid(f"at most {self.settings.max_points} points on this server", ("dataset", "n"))
+        if spec.network.kind == "cnn":  # memory per session: the images, and the network's size
+            h, w, c = spec.image_shape
+            pixels = spec.dataset.n * h * w * c
+            if pixels > self.settings.max_image_pixels:
+                most = self.settings.max_image_pixels // (h * w * c)
+                raise Invalid(f"at most {most} images of {h}×{w} on this server", ("dataset", "n"))
+            params = cx.parameter_count(spec)
+            if params > self.settings.max_cnn_parameters:
+                limit = self.settings.max_cnn_parameters
+                raise Invalid(
+                    f"this network has {params:,} parameters; this server allows {limit:,}: use fewer filters or"
+                    " units, or pool before the dense layers",
+                    ("network", "layers"),
+                )
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -210,3 +210,17 @@ def test_actmax_and_saliency_views(client, new_session):
     mlp, _ = new_session()
     r = client.get(f"/api/v1/sessions/{mlp}/actmax")
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "kind"
+
+
+def test_memory_limits_for_cnn_sessions_answer_422(make_client):
+    small = make_client(max_image_pixels=100 * 64, max_cnn_parameters=5000)
+    r = small.post("/api/v1/sessions", json={"dataset": {"name": "digits", "n": 200}, "network": {"kind": "cnn"}})
+    assert r.status_code == 422 and "at most 100 images of 8×8" in r.json()["detail"][0]["msg"]
+    big = {"type": "dense", "units": 256}
+    spec = {"dataset": {"name": "digits", "n": 100}, "network": {"kind": "cnn", "layers": [{"type": "conv"}, big]}}
+    r = small.post("/api/v1/sessions", json=spec)
+    assert r.status_code == 422
+    (error,) = r.json()["detail"]
+    assert error["loc"][-2:] == ["network", "layers"] and "parameters" in error["msg"]
+    ok = small.post("/api/v1/sessions", json={"dataset": {"name": "digits", "n": 100}, "network": {"kind": "cnn"}})
+    assert ok.status_code == 201
