@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from typing import Any
 
 import jax
@@ -21,6 +20,7 @@ import jax.numpy as jnp
 import psutil
 
 from bench.cnn import cnn_figures
+from bench.timing import best as _best
 from bench.ws import ws_figures
 from server import experiment as ex
 from server.ml import models
@@ -36,16 +36,6 @@ BIGGEST = ExperimentSpec.model_validate(
         "network": {"hidden": [{"units": 8, "activation": "tanh"}] * 6},
     }
 )
-
-
-def _best(fn, repeats: int = 5) -> float:
-    """Fastest of several timed calls (seconds): the least disturbed by other work on the machine."""
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def epochs_per_s(spec: ExperimentSpec, epochs: int) -> float:

@@ -6,11 +6,11 @@
 from __future__ import annotations
 
 import json
-import time
 
 import jax
 import jax.numpy as jnp
 
+from bench.timing import best as _best
 from server.ml import cnn
 from server.ml.images import generate_images
 from server.ml.train import hyper
@@ -29,16 +29,6 @@ CONVNETJS_NET = cnn.CnnArch(
 BATCH = 20  # ConvNetJS's batch size
 N_TRAIN = 1000  # 50 steps per epoch
 EPOCHS = 2  # per timed call
-
-
-def _best(fn, repeats: int = 7) -> float:
-    """Fastest of several timed calls (seconds): the least disturbed by other work on the machine."""
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def samples_per_s(arch: cnn.CnnArch, conv: str, optimizer: str = "sgd") -> float:

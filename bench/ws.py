@@ -80,26 +80,29 @@ def _recv(ws, timeout: float = 30.0):
     return "text", json.loads(message), len(message)
 
 
-def _stop(base: str, sid: str, token: str) -> None:
-    """Delete a measured session, so that it does not train on during the next measurement."""
-    httpx.delete(f"{base}/api/v1/sessions/{sid}", headers={"Authorization": f"Bearer {token}"}, timeout=60)
-
-
-def first_frame_after_play(base: str, spec: dict) -> float:
-    """Seconds from sending play on a fresh architecture to the first frame that shows training."""
-    sid, token = _session(base, spec)
+def _play_until_trained(base: str, sid: str, token: str, t0: float | None, settle: bool) -> float:
+    """Send play; seconds from ``t0`` (None = from sending play) to the first frame showing training.
+    ``settle`` first reads the hello and the current frame. The session is deleted afterwards, so that it
+    does not train on during the next measurement."""
     with connect(_ws_url(base, sid, token), max_size=None) as ws:
-        _recv(ws)  # hello
-        _recv(ws)  # current frame
-        t = time.perf_counter()
+        if settle:
+            _recv(ws)  # hello
+            _recv(ws)  # current frame
+        t = time.perf_counter() if t0 is None else t0
         ws.send(json.dumps({"action": "play"}))
         while True:
             kind, payload, _ = _recv(ws)
             if kind == "frame" and payload["epoch"] > 0:
                 elapsed = time.perf_counter() - t
                 break
-    _stop(base, sid, token)
+    httpx.delete(f"{base}/api/v1/sessions/{sid}", headers={"Authorization": f"Bearer {token}"}, timeout=60)
     return elapsed
+
+
+def first_frame_after_play(base: str, spec: dict) -> float:
+    """Seconds from sending play on a fresh architecture to the first frame that shows training."""
+    sid, token = _session(base, spec)
+    return _play_until_trained(base, sid, token, None, settle=True)
 
 
 def first_frame_from_create(base: str, spec: dict) -> float:
@@ -107,15 +110,7 @@ def first_frame_from_create(base: str, spec: dict) -> float:
     play sent as soon as the socket opens (the compile done in the background at creation cannot hide)."""
     t = time.perf_counter()
     sid, token = _session(base, spec)
-    with connect(_ws_url(base, sid, token), max_size=None) as ws:
-        ws.send(json.dumps({"action": "play"}))
-        while True:
-            kind, payload, _ = _recv(ws)
-            if kind == "frame" and payload["epoch"] > 0:
-                elapsed = time.perf_counter() - t
-                break
-    _stop(base, sid, token)
-    return elapsed
+    return _play_until_trained(base, sid, token, t, settle=False)
 
 
 def stream_figures(base: str, seconds: float = 4.0, patches: int = 40) -> dict[str, float]:

@@ -7,7 +7,6 @@ handles divergence, metrics, frames, predictions, live-edit carry-over. Pure fun
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -16,7 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from server.experiment import Advance, hyper_for  # noqa: F401  (hyper_for: part of the engine interface)
+from server.experiment import (  # noqa: F401  (hyper_for: part of the engine interface)
+    Advance,
+    finite_or_none,
+    hyper_for,
+)
 from server.ml import cnn, cnn_views, images
 from server.ml.inspect import quantize
 from server.ml.train import Hyper, TrainState, init_opt_state
@@ -164,10 +167,6 @@ def warm(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, h: Hyper) 
     jax.block_until_ready(cnn.train_cnn_epochs(cfg, state, data.batches, h, jnp.int32(0), data.padded))
 
 
-def _finite_or_none(v: float) -> float | None:
-    return float(f"{v:.7g}") if math.isfinite(v) else None
-
-
 EVAL_CHUNK = 256  # images per compiled evaluation call: one program per architecture, whatever the data size
 
 
@@ -211,7 +210,7 @@ def metrics(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, problem
     tr, te = _evaluate(cfg, state, data.x_train, data.y_train), _evaluate(cfg, state, data.x_test, data.y_test)
     (tr_loss, tr_acc), (te_loss, te_acc) = jax.device_get((tr, te))
     values = {"train_loss": tr_loss, "test_loss": te_loss, "train_accuracy": tr_acc, "test_accuracy": te_acc}
-    return {k: _finite_or_none(float(v)) for k, v in values.items()}
+    return {k: finite_or_none(float(v)) for k, v in values.items()}
 
 
 @partial(jax.jit, static_argnames=("cfg",))

@@ -215,7 +215,7 @@ def warm(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper) -> None:
     jax.block_until_ready(train_epochs(cfg, state, data.batches, h, jnp.int32(0), data.padded))
 
 
-def _finite_or_none(v: float) -> float | None:
+def finite_or_none(v: float) -> float | None:
     return float(f"{v:.7g}") if math.isfinite(v) else None  # float32 precision, no noise digits
 
 
@@ -229,7 +229,7 @@ def metrics(cfg: TrainConfig, state: TrainState, data: Data, problem: str) -> di
         out |= {"train_accuracy": float(values[2]), "test_accuracy": float(values[3])}
     else:
         out |= {"train_accuracy": None, "test_accuracy": None}
-    return {k: None if v is None else _finite_or_none(v) for k, v in out.items()}
+    return {k: None if v is None else finite_or_none(v) for k, v in out.items()}
 
 
 def frame_arrays(cfg: TrainConfig, state: TrainState, data: Data) -> dict[str, Any]:

@@ -45,6 +45,17 @@ PANELS: dict[str, tuple[str, Any]] = {
     "points": ("partials/points.html", lambda sp: (sp.problem, sp.n_classes, len(sp.dataset.added))),
 }
 
+# The CNN page's panels, the same way.
+CNN_PANELS: dict[str, tuple[str, Any]] = {
+    "settings": ("partials/cnn_settings.html", lambda sp: (sp.training, sp.dataset)),
+    "layers": ("partials/cnn_layers.html", lambda sp: (sp.network.layers, sp.dataset)),
+}
+
+
+def panels_for(spec: ExperimentSpec) -> dict[str, tuple[str, Any]]:
+    return CNN_PANELS if spec.network.kind == "cnn" else PANELS
+
+
 # Where each panel shows errors: the field's own slot, else the panel's (named like the panel).
 SLOTS = {
     "run": ["training.learning_rate", "training.optimizer", "training.regularization", "training.regularization_rate"]
@@ -53,6 +64,9 @@ SLOTS = {
     + ["csv", "dataset.points"],
     "network": ["features", "network.hidden"] + [f"network.hidden.{i}" for i in range(MAX_HIDDEN_LAYERS + 1)],
     "points": ["label", "dataset.added"],
+    "settings": [f"training.{k}" for k in ("learning_rate", "optimizer", "batch_size")]
+    + [f"dataset.{k}" for k in ("name", "noise", "image_size", "n")],
+    "layers": ["network.layers"] + [f"network.layers.{i}" for i in range(MAX_CNN_LAYERS + 1)],
 }
 
 # Words a student knows for each field (errors and titles use them).
@@ -230,9 +244,10 @@ def respond(
     other panels the change touched and the note of what it kept."""
     errs = place(errors or {}, SLOTS.get(sender, []), sender)
     ctx = context(request, s, readonly, errs=errs, form=form or {})
-    html = [fragment(request, PANELS[sender][0], ctx)] if sender in PANELS else []
+    panels = panels_for(s.spec)
+    html = [fragment(request, panels[sender][0], ctx)] if sender in panels else []
     if not errors:
-        for name, (template, key) in PANELS.items():
+        for name, (template, key) in panels.items():
             if name != sender and key(old) != key(s.spec):
                 html.append(fragment(request, template, {**ctx, "oob": True}))
         html.append(fragment(request, "partials/change_note.html", {**ctx, "note": note, "oob": True}))
@@ -365,11 +380,7 @@ async def panels(request: Request, session_id: str, manager: ManagerDep) -> HTML
     """Every panel out of band, read-only: what a watching page reloads when the presenter changes the spec."""
     s = manager.get(session_id)
     ctx = context(request, s, True, oob=True)
-    if s.spec.network.kind == "cnn":
-        templates = ["partials/cnn_settings.html", "partials/cnn_layers.html"]
-    else:
-        templates = [t for t, _ in PANELS.values()]
-    return HTMLResponse("".join(fragment(request, t, ctx) for t in templates))
+    return HTMLResponse("".join(fragment(request, t, ctx) for t, _ in panels_for(s.spec).values()))
 
 
 # ------------------------------------------------------------------------------------------ run buttons
@@ -540,40 +551,6 @@ async def clear_points(request: Request, s: OwnedDep, form: FormDep) -> HTMLResp
 # ------------------------------------------------------------------------------------------ the CNN page
 
 
-def cnn_respond(
-    request: Request, s: Session, sender: str, *, errors: dict[str, str] | None = None, form=None, note=None
-) -> HTMLResponse:
-    """The CNN page's answer: the sending panel (errors beside their fields) and, out of band, the other."""
-    panels = {"settings": "partials/cnn_settings.html", "layers": "partials/cnn_layers.html"}
-    slots = {
-        "settings": [f"training.{k}" for k in ("learning_rate", "optimizer", "batch_size")]
-        + [f"dataset.{k}" for k in ("name", "noise", "image_size", "n")],
-        "layers": ["network.layers"] + [f"network.layers.{i}" for i in range(MAX_CNN_LAYERS + 1)],
-    }
-    errs = place(errors or {}, slots[sender], sender)
-    ctx = context(request, s, False, errs=errs, form=form or {})
-    html = [fragment(request, panels[sender], ctx)]
-    if not errors:
-        other = "layers" if sender == "settings" else "settings"
-        html.append(fragment(request, panels[other], {**ctx, "oob": True}))
-        html.append(fragment(request, "partials/change_note.html", {**ctx, "note": note, "oob": True}))
-    response = HTMLResponse("".join(html), status_code=422 if errors else 200)
-    if not errors:
-        trigger = {"ng:spec": {"url": spec_url(s.spec), "spec_version": s.spec_version}}
-        response.headers["HX-Trigger"] = json.dumps(trigger)
-    return response
-
-
-async def cnn_apply(request: Request, s: Session, sender: str, patch: dict[str, Any], form: dict[str, list[str]]):
-    old = s.spec
-    flat = {k: v[0] for k, v in form.items() if v}
-    try:
-        report = await request.app.state.sessions.patch(s, patch)
-    except (ValidationError, SessionError) as exc:
-        return cnn_respond(request, s, sender, errors=errors_of(exc), form=flat)
-    return cnn_respond(request, s, sender, note=change_note(report, old, s.spec), form=flat)
-
-
 @router.patch("/ui/sessions/{session_id}/cnn/settings", response_class=HTMLResponse)
 async def cnn_settings(request: Request, s: OwnedDep, form: FormDep) -> HTMLResponse:
     """CNN top bar: learning rate, optimizer, batch size; the image set, its noise and image size."""
@@ -590,7 +567,7 @@ async def cnn_settings(request: Request, s: OwnedDep, form: FormDep) -> HTMLResp
         patch["dataset"]["image_size"] = (int(size) if size and size.isdigit() else None) if info.sizes else None
         if name != s.spec.dataset.name:
             patch["dataset"]["n"] = min(info.max_n, 1797 if name == "digits" else 1200)
-    return await cnn_apply(request, s, "settings", patch, form)
+    return await apply(request, s, "settings", patch, form)
 
 
 @router.patch("/ui/sessions/{session_id}/cnn/layers", response_class=HTMLResponse)
@@ -618,5 +595,5 @@ async def cnn_layers_form(request: Request, s: OwnedDep, form: FormDep) -> HTMLR
             errors["network.layers"] = "there is no layer to remove"
         layers = layers[:-1]
     if errors:
-        return cnn_respond(request, s, "layers", errors=errors)
-    return await cnn_apply(request, s, "layers", {"network": {"layers": layers}}, form)
+        return respond(request, s, "layers", s.spec, errors=errors)
+    return await apply(request, s, "layers", {"network": {"layers": layers}}, form)
