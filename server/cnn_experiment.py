@@ -334,3 +334,22 @@ def saliency_maps(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, e
     s = cnn_views.saliency(state.params, state.bn_state, x, cfg.arch)
     top = jnp.max(s, axis=(1, 2), keepdims=True)
     return np.asarray(jax.device_get(jnp.round(255.0 * s / jnp.where(top > 0, top, 1.0)).astype(jnp.uint8)))
+
+
+def convolution_walkthrough(
+    cfg: cnn.CnnTrainConfig,
+    state: TrainState,
+    data: ImageData,
+    layer: int,
+    filter_: int | None,
+    example: int,
+    row: int | None,
+    col: int | None,
+) -> dict[str, Any]:
+    """One filter of a conv layer sliding over a patch of a test image, every multiply-and-sum spelled out,
+    and the pooling after it (cnn_views.conv_walkthrough), with the test image itself (H, W) in 0..1."""
+    image = data.images_test[example]  # (H, W, C), grey: C = 1
+    out = cnn_views.conv_walkthrough(
+        state.params, state.bn_state, cfg.arch, jnp.asarray(image), layer, filter_, row, col
+    )
+    return {"example": example, "label": int(data.labels_test[example]), "image": image[..., 0].tolist(), **out}

@@ -566,6 +566,27 @@ class SessionManager:
         out = await self._thread(cx.activation_maximization, snap.cfg, snap.state, layer, steps)
         return {"epoch": snap.epoch, "spec_version": snap.spec_version, "layer": layer, "steps": steps, **out}
 
+    async def convolution(
+        self, s: Session, layer: int, filter_: int | None, example: int, row: int | None, col: int | None
+    ) -> dict[str, Any]:
+        """The worked example of a convolution (and the pooling after it) on the session's current weights."""
+        self._cnn_only(s)
+        snap = Snapshot.of(s)
+        layers = snap.cfg.arch.layers
+        convs = [i for i, layer_ in enumerate(layers) if layer_.type == "conv"]
+        if layer not in convs:
+            raise Invalid(f"layer must be a conv layer: one of {convs}", ("layer",))
+        filters = layers[layer].filters
+        if filter_ is not None and not 0 <= filter_ < filters:
+            raise Invalid(f"filter must be from 0 to {filters - 1}", ("filter",))
+        n = int(snap.data.x_test.shape[0])
+        if not 0 <= example < n:
+            raise Invalid(f"example is a test-image index from 0 to {n - 1}", ("example",))
+        out = await self._thread(
+            cx.convolution_walkthrough, snap.cfg, snap.state, snap.data, layer, filter_, example, row, col
+        )
+        return {"epoch": snap.epoch, "spec_version": snap.spec_version, **out}
+
     async def saliency(self, s: Session, examples: list[int]) -> dict[str, Any]:
         self._cnn_only(s)
         n = int(s.data.x_test.shape[0])

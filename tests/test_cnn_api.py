@@ -207,6 +207,14 @@ def test_actmax_and_saliency_views(client, new_session):
     maps = np.array(r.json()["maps"]["data"])
     assert maps.shape == (2, 16, 16) and maps.max() == 255
     assert client.get(f"{url}/saliency", params={"examples": [10_000]}).status_code == 422
+    r = client.get(f"{url}/convolution", params={"layer": 0, "filter": 3, "example": 2})
+    assert r.status_code == 200, r.text
+    walk = r.json()
+    assert walk["filter"] == 3 and walk["example"] == 2 and np.array(walk["image"]).shape == (16, 16)
+    assert np.allclose(walk["outputs"], walk["feature_map"], atol=1e-5) and walk["pool"]["kind"] == "max"
+    for params, field in (({"layer": 1}, "layer"), ({"filter": 8}, "filter"), ({"example": 10_000}, "example")):
+        r = client.get(f"{url}/convolution", params=params)
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == field, r.text
     mlp, _ = new_session()
     r = client.get(f"/api/v1/sessions/{mlp}/actmax")
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "kind"

@@ -7,16 +7,22 @@ rely on exact pixel positions), an L2 penalty (keeps pixels moderate) and a ligh
 (keeps high-frequency noise out). Every filter of a layer climbs at once (``vmap``), in one compiled call.
 
 Saliency: the gradient of the predicted class's logit with respect to the input pixels, per example.
+
+The convolution walkthrough: one filter sliding over a small patch of one image, each multiply-and-sum
+spelled out on the network's real numbers, then the pooling after it — the lecture's worked example.
 """
 
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from server.ml import cnn
+from server.ml.models import ACTIVATIONS
 
 
 def _layer_output(params, x, arch: cnn.CnnArch, layer: int, bn_state) -> jax.Array:
@@ -88,3 +94,122 @@ def saliency(params, bn_state, x: jax.Array, arch: cnn.CnnArch) -> jax.Array:
         return logits[0, jnp.argmax(logits[0])]
 
     return jnp.abs(jax.vmap(jax.grad(top_logit))(x)).sum(-1)
+
+
+@partial(jax.jit, static_argnames=("arch",))
+def _activations_of(params, bn_state, image: jax.Array, arch: cnn.CnnArch) -> list[jax.Array]:
+    """Every layer's output for one image (H, W, C), batch axis dropped."""
+    _, extras = cnn.apply_cnn(params, image[None], arch, bn_state=bn_state, with_activations=True)
+    return [a[0] for a in extras["activations"]]
+
+
+def conv_walkthrough(
+    params,
+    bn_state,
+    arch: cnn.CnnArch,
+    image: jax.Array,
+    layer: int,
+    filter_: int | None,
+    row: int | None = None,
+    col: int | None = None,
+) -> dict[str, Any]:
+    """The lecture's worked example on real numbers: filter ``filter_`` of conv layer ``layer`` sliding over
+    a small patch of its input for one image, every multiply-and-sum spelled out, then the pooling layer
+    after it (when there is one) over the results. ``filter_`` None: the filter responding most to the image.
+
+    The region is ``n × n`` outputs of the conv layer with its top-left output at (row, col): n = pool size
+    + pool stride (two pooled outputs a side) when a pool follows, else 4; clipped to the map. Without
+    row/col, the region where the filter responds most strongly is chosen (aligned to the pooling grid).
+    Returns plain lists: the layer's whole ``input`` (C, H, W) with its top/left ``pads``; ``patch``
+    (C, P, P), the input values the region reads, with ``padding_cells`` (P, P) marking cells outside the
+    input; ``weights`` (C, k, k) and ``bias``; ``products`` (n, n, C, k, k); ``sums`` (n, n) = Σ products
+    + bias; ``outputs`` (n, n) after the activation, equal to the layer's real feature map there
+    (``feature_map``); and ``pool`` (kind, size, stride, each window's cells and value) or None.
+    """
+    conv_layer = arch.layers[layer]
+    if not isinstance(conv_layer, cnn.Conv):
+        raise ValueError(f"layer {layer} is a {conv_layer.type} layer, not conv")
+    acts = jax.device_get(_activations_of(params, bn_state, image, arch))
+    x = np.asarray(image if layer == 0 else acts[layer - 1], np.float64)  # (H, W, C) the layer's input
+    if filter_ is None:  # the filter this image excites most (a dead ReLU filter teaches little)
+        filter_ = int(np.argmax(np.asarray(acts[layer]).sum(axis=(0, 1))))
+    fmap = np.asarray(acts[layer][..., filter_], np.float64)  # (Ho, Wo)
+    w = np.asarray(params[layer]["w"][..., filter_], np.float64)  # (k, k, C)
+    b = float(params[layer]["b"][filter_])
+    k, s = conv_layer.kernel, conv_layer.stride
+    (ho, ph, _), (wo, pw, _) = (cnn.conv_padding(size, k, s, conv_layer.padding) for size in x.shape[:2])
+    nxt = arch.layers[layer + 1] if layer + 1 < len(arch.layers) else None
+    pool = nxt if isinstance(nxt, cnn.Pool) else None
+    n = min(pool.size + pool.step if pool else 4, ho, wo)
+    if row is None or col is None:
+        row, col = _strongest_region(fmap, n, pool.step if pool else 1)
+    row, col = min(max(row, 0), ho - n), min(max(col, 0), wo - n)
+    size = (n - 1) * s + k  # the patch the n × n outputs read
+    top, left = row * s - ph, col * s - pw  # patch origin in input coordinates (negative: padding)
+    ys, xs = np.arange(top, top + size), np.arange(left, left + size)
+    inside = (ys[:, None] >= 0) & (ys[:, None] < x.shape[0]) & (xs[None, :] >= 0) & (xs[None, :] < x.shape[1])
+    patch = np.zeros((size, size, x.shape[2]))
+    patch[inside] = x[np.clip(ys, 0, x.shape[0] - 1)[:, None], np.clip(xs, 0, x.shape[1] - 1)[None, :]][inside]
+    windows = np.stack(
+        [np.stack([patch[i * s : i * s + k, j * s : j * s + k] for j in range(n)]) for i in range(n)]
+    )  # (n, n, k, k, C)
+    products = windows * w
+    sums = products.sum(axis=(2, 3, 4)) + b
+    outputs = np.asarray(ACTIVATIONS[conv_layer.activation].fn(jnp.asarray(sums, jnp.float32)), np.float64)
+    return {
+        "layer": layer,
+        "filter": filter_,
+        "kernel": k,
+        "stride": s,
+        "padding": conv_layer.padding,
+        "activation": conv_layer.activation,
+        "row": row,
+        "col": col,
+        "map_shape": [ho, wo],
+        "input": x.transpose(2, 0, 1).tolist(),
+        "pads": [ph, pw],
+        "patch_origin": [int(top), int(left)],
+        "patch": patch.transpose(2, 0, 1).tolist(),
+        "padding_cells": (~inside).tolist(),
+        "weights": w.transpose(2, 0, 1).tolist(),
+        "bias": b,
+        "products": products.transpose(0, 1, 4, 2, 3).tolist(),
+        "sums": sums.tolist(),
+        "outputs": outputs.tolist(),
+        "feature_map": fmap[row : row + n, col : col + n].tolist(),
+        "pool": _pool_walk(pool, outputs) if pool else None,
+    }
+
+
+def _strongest_region(fmap: np.ndarray, n: int, align: int) -> tuple[int, int]:
+    """Top-left (row, col) of the n × n region of a map with the largest total response, on the pooling grid."""
+    ho, wo = fmap.shape
+    best, at = (-np.inf, 0.0), (0, 0)
+    for r in range(0, ho - n + 1, align):
+        for c in range(0, wo - n + 1, align):
+            # ties (a filter silent everywhere) go to the region nearest the centre, where the picture is
+            score = (
+                round(float(fmap[r : r + n, c : c + n].sum()), 6),
+                -abs(r + n / 2 - ho / 2) - abs(c + n / 2 - wo / 2),
+            )
+            if score > best:
+                best, at = score, (r, c)
+    return at
+
+
+def _pool_walk(pool: cnn.Pool, outputs: np.ndarray) -> dict[str, Any]:
+    """The pooling windows over the worked outputs: each window's cells [(i, j), ...] and its value (for max,
+    also which cell won)."""
+    n, t, z = outputs.shape[0], pool.step, pool.size
+    windows = []
+    for r in range(0, n - z + 1, t):
+        for c in range(0, n - z + 1, t):
+            cells = [(r + i, c + j) for i in range(z) for j in range(z)]
+            values = [outputs[i, j] for i, j in cells]
+            win = {"row": r, "col": c, "cells": cells}
+            if pool.kind == "max":
+                win |= {"value": float(max(values)), "winner": list(cells[int(np.argmax(values))])}
+            else:
+                win |= {"value": float(np.mean(values))}
+            windows.append(win)
+    return {"kind": pool.kind, "size": z, "stride": t, "windows": windows}

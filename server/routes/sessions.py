@@ -165,6 +165,26 @@ async def get_actmax(
     return encode_json(out, arrays, encoding)
 
 
+@router.get("/{session_id}/convolution")
+async def get_convolution(
+    s: SessionDep,
+    manager: ManagerDep,
+    layer: Annotated[int, Query(ge=0, le=63, description="index of a conv layer (0 = the first)")] = 0,
+    filter: Annotated[  # noqa: A002
+        int | None, Query(ge=0, le=63, description="which of the layer's filters (default: the most excited)")
+    ] = None,
+    example: Annotated[int, Query(ge=0, description="test-image index")] = 0,
+    row: Annotated[int | None, Query(ge=0, description="top output row of the region (default: strongest)")] = None,
+    col: Annotated[int | None, Query(ge=0, description="left output column of the region")] = None,
+) -> dict[str, Any]:
+    """CNN: how a convolution works, on this network's numbers — one filter sliding over a small patch of
+    a test image (or of the previous layer's maps): ``patch`` (C, P, P) with ``padding_cells``, ``weights``
+    (C, k, k), ``bias``, ``products`` (n, n, C, k, k), ``sums`` (n, n) = Σ products + bias, ``outputs``
+    after the activation (equal to ``feature_map``, the layer's real output there), and ``pool``: the
+    pooling layer after it over those outputs (windows, winners), or null."""
+    return await manager.convolution(s, layer, filter, example, row, col)
+
+
 @router.get("/{session_id}/saliency")
 async def get_saliency(
     s: SessionDep,

@@ -2,6 +2,7 @@
 // images, the confusion matrix, the loss chart); the controls are htmx forms answered with fragments.
 import { LossChart } from "./charts.js";
 import { rgbOf } from "./colors.js";
+import { walkExample, walkTick } from "./convwalk.js";
 import { decodeFrame } from "./frames.js";
 
 const $ = (id) => document.getElementById(id);
@@ -93,6 +94,7 @@ function paint(frame) {
   if (specVersion !== null && h.spec_version !== specVersion && readonly) htmx.trigger(body, "ng:spec-changed");
   specVersion = h.spec_version;
   loss.push(h);
+  walkTick(h.epoch, h.status === "running");
   window.neuroglass.frame = h;
 }
 
@@ -312,6 +314,7 @@ function paintWrong(frame) {
 
 function choose(e) {
   chosen = e;
+  walkExample(e);
   if (latest) paint(latest);
 }
 

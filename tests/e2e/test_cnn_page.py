@@ -146,3 +146,60 @@ def test_a_watcher_follows_a_cnn_session(page: Page, chromium, base_url: str) ->
         expect(viewer.locator("#add-filter-0")).to_be_disabled()
     finally:
         viewer_context.close()
+
+
+def test_how_a_convolution_works_steps_through_real_numbers(page: Page, base_url: str) -> None:
+    sid = open_cnn(page)
+    counter, eq = page.locator("#conv-counter"), page.locator("#conv-eq")
+    expect(counter).to_have_text("step 1 of 20")  # 4 × 4 outputs of a 3 × 3 filter, then 4 max-pool windows
+    expect(page.locator("#conv-patch tr")).to_have_count(6)
+    expect(page.locator("#conv-filter-grid td")).to_have_count(9)
+    expect(eq).to_contain_text("→ relu →")
+    assert eq.inner_text().count("×") == 9  # nine products, then the bias
+    filled = "document.querySelectorAll('#conv-out td:not(:empty)').length"
+    assert page.evaluate(filled) == 1
+    page.click("#conv-next")
+    expect(counter).to_have_text("step 2 of 20")
+    expect(eq).to_contain_text("output (1, 2)")
+    assert page.evaluate(filled) == 2
+    # The page's sum is the server's: the walkthrough's output equals the layer's real feature map there.
+    layer, filter_ = page.input_value("#conv-layer"), page.input_value("#conv-filter")
+    row, col = page.input_value("#conv-row"), page.input_value("#conv-col")
+    walk = httpx.get(
+        f"{base_url}/api/v1/sessions/{sid}/convolution",
+        params={"layer": layer, "filter": filter_, "row": row, "col": col},
+    ).json()
+    shown = page.locator("#conv-out tr").nth(0).locator("td").nth(1).inner_text().replace("−", "-")
+    assert float(shown) == pytest.approx(walk["feature_map"][0][1], abs=0.006)
+    # After the 16 sums, the pooling: each step keeps the largest of a 2 × 2 block.
+    for step in range(3, 18):
+        page.click("#conv-next")
+        expect(counter).to_have_text(f"step {step} of 20")
+    expect(counter).to_have_text("step 17 of 20")
+    expect(eq).to_contain_text("max pooling")
+    expect(page.locator("#conv-out td.winner")).to_have_count(1)
+    expect(page.locator("#conv-pool td:not(:empty)")).to_have_count(1)
+    # Play steps on by itself; pause stops it.
+    page.click("#conv-play")
+    expect(page.locator("#conv-walk")).to_have_attribute("data-playing", "true")
+    expect(counter).to_have_text("step 18 of 20")
+    page.click("#conv-play")
+    expect(page.locator("#conv-walk")).to_have_attribute("data-playing", "false")
+    stopped = counter.inner_text()
+    page.wait_for_timeout(1500)
+    expect(counter).to_have_text(stopped)
+    page.click("#conv-first")
+    expect(counter).to_have_text("step 1 of 20")
+    # Another filter, another image, a click on the image: the walkthrough follows.
+    other = (int(filter_) + 1) % 8
+    page.select_option("#conv-filter", str(other))
+    expect(page.locator("#conv-filter-grid")).to_have_attribute("aria-label", re.compile(f"filter {other + 1} weights"))
+    expect(counter).to_have_text("step 1 of 20")
+    page.click('.example[data-example="2"]')
+    expect(page.locator("#conv-example")).to_have_value("2")
+    expect(page.locator("#conv-image")).to_have_attribute("aria-label", re.compile("test image 3"))
+    page.locator("#conv-image").click(position={"x": 2, "y": 2})
+    expect(page.locator("#conv-picked")).to_have_value("1")
+    expect(page.locator("#conv-row")).to_have_value("0")
+    expect(page.locator("#conv-col")).to_have_value("0")
+    expect(page.locator("#conv-patch td.pad").first).to_be_visible()  # the top-left patch reads the padding

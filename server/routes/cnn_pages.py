@@ -1,0 +1,248 @@
+"""The CNN page's htmx endpoints: its settings and layers forms (the same respond/apply path as the MLP
+page's panels) and the "how a convolution works" walkthrough fragment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from server.deps import ManagerDep
+from server.ml.images import IMAGE_DATASETS
+from server.routes.pages import FormDep, OwnedDep, apply, context, first, fragment, respond
+from server.sessions import SessionError
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+# ---------------------------------------------------------------------------------------------- forms
+
+
+@router.patch("/ui/sessions/{session_id}/cnn/settings", response_class=HTMLResponse)
+async def cnn_settings(request: Request, s: OwnedDep, form: FormDep) -> HTMLResponse:
+    """CNN top bar: learning rate, optimizer, batch size; the image set, its noise and image size."""
+    training = {k: first(form, f"training.{k}") for k in ("learning_rate", "optimizer", "batch_size")}
+    dataset: dict[str, Any] = {k: first(form, f"dataset.{k}") for k in ("name", "noise")}
+    patch: dict[str, Any] = {
+        "training": {k: v for k, v in training.items() if v is not None},
+        "dataset": {k: v for k, v in dataset.items() if v is not None},
+    }
+    name = patch["dataset"].get("name", s.spec.dataset.name)
+    if name in IMAGE_DATASETS:
+        info = IMAGE_DATASETS[name]
+        size = first(form, "dataset.image_size")
+        patch["dataset"]["image_size"] = (int(size) if size and size.isdigit() else None) if info.sizes else None
+        if name != s.spec.dataset.name:
+            patch["dataset"]["n"] = min(info.max_n, 1797 if name == "digits" else 1200)
+    return await apply(request, s, "settings", patch, form)
+
+
+@router.patch("/ui/sessions/{session_id}/cnn/layers", response_class=HTMLResponse)
+async def cnn_layers_form(request: Request, s: OwnedDep, form: FormDep) -> HTMLResponse:
+    """CNN layers: + / − filters of a conv layer, a conv layer added or the last layer removed, activations."""
+    layers = [layer.model_dump(exclude_none=True) for layer in s.spec.network.layers]
+    activations = form.get("activation", [])
+    with_activation = [layer for layer in layers if "activation" in layer]
+    if len(activations) == len(with_activation):  # a stale form (another tab changed the layers) only sends ops
+        for layer, act in zip(with_activation, activations, strict=True):
+            layer["activation"] = act
+    op, _, arg = (first(form, "op") or "").partition(":")
+    i = int(arg) if arg.isdigit() else -1
+    errors: dict[str, str] = {}
+    if op in ("add_filter", "remove_filter") and 0 <= i < len(layers) and layers[i]["type"] == "conv":
+        layers[i]["filters"] += 1 if op == "add_filter" else -1
+        if layers[i]["filters"] < 1:
+            errors[f"network.layers.{i}"] = "a conv layer needs at least one filter: remove the layer instead"
+    elif op == "add_conv":
+        layers.append({"type": "conv", "filters": 8, "kernel": 3, "padding": "same", "activation": "relu"})
+    elif op == "add_pool":
+        layers.append({"type": "pool", "kind": "max", "size": 2})
+    elif op == "remove_layer":
+        if not layers:
+            errors["network.layers"] = "there is no layer to remove"
+        layers = layers[:-1]
+    if errors:
+        return respond(request, s, "layers", s.spec, errors=errors)
+    return await apply(request, s, "layers", {"network": {"layers": layers}}, form)
+
+
+# ------------------------------------------------------------------------------ how a convolution works
+
+GREY = (20, 24, 28)  # dark cell of an input patch (value 0); white is the largest value
+NEG, MID, POS = (245, 147, 34), (232, 234, 235), (8, 119, 189)  # the page's diverging scale (colors.js)
+
+
+def _mix(a: tuple[int, ...], b: tuple[int, ...], t: float) -> str:
+    return "rgb({},{},{})".format(*(round(x + (y - x) * t) for x, y in zip(a, b, strict=True)))
+
+
+def _diverging(v: float, scale: float) -> str:
+    t = max(-1.0, min(1.0, v / scale)) if scale > 0 else 0.0
+    return _mix(MID, NEG, -t) if t < 0 else _mix(MID, POS, t)
+
+
+def _shade(v: float, scale: float) -> tuple[str, bool]:
+    """Background of an input or output cell (dark = low, light = high) and whether it needs light text."""
+    t = max(0.0, min(1.0, v / scale)) if scale > 0 else 0.0
+    return _mix(GREY, (255, 255, 255), t), t < 0.55
+
+
+def num(v: float) -> str:
+    """Two decimals with a real minus sign."""
+    return f"{v:.2f}".replace("-", "−")
+
+
+def _int(form: dict[str, list[str]], name: str) -> int | None:
+    text = (first(form, name) or "").strip()
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+def walk_steps(walk: dict[str, Any]) -> int:
+    """Steps of the walkthrough: one per conv output, then one per pooling window."""
+    n = len(walk["sums"])
+    return n * n + (len(walk["pool"]["windows"]) if walk["pool"] else 0)
+
+
+def walk_view(walk: dict[str, Any], step: int, channel: int) -> dict[str, Any]:
+    """What the walkthrough fragment shows at ``step``: the patch (of one input channel), the filter, the
+    outputs so far, the pooling so far, and the sum being worked out, as display-ready cells."""
+    n, k, s = len(walk["sums"]), walk["kernel"], walk["stride"]
+    total = walk_steps(walk)
+    step = min(max(step, 0), total - 1)
+    conv_step = step < n * n
+    oi, oj = divmod(step, n) if conv_step else (n - 1, n - 1)
+    done = step + 1 if conv_step else n * n  # conv outputs shown
+    patch = walk["patch"][channel]
+    pad = walk["padding_cells"]
+    p_scale = max((abs(v) for row in patch for v in row), default=1.0) or 1.0
+    if walk["layer"] == 0:
+        p_scale = max(p_scale, 1.0)  # pixels are 0..1: keep their greys honest
+    window = {(oi * s + a, oj * s + b) for a in range(k) for b in range(k)} if conv_step else set()
+    patch_cells = [
+        [
+            {
+                "text": "0" if pad[y][x] else num(v),
+                "bg": "transparent" if pad[y][x] else _shade(v, p_scale)[0],
+                "light": (not pad[y][x]) and _shade(v, p_scale)[1],
+                "pad": pad[y][x],
+                "win": (y, x) in window,
+            }
+            for x, v in enumerate(row)
+        ]
+        for y, row in enumerate(patch)
+    ]
+    weights = walk["weights"][channel]
+    w_scale = max(abs(v) for row in weights for v in row) or 1.0
+    weight_cells = [[{"text": num(v), "bg": _diverging(v, w_scale)} for v in row] for row in weights]
+    outputs = walk["outputs"]
+    o_scale = max((abs(v) for row in outputs for v in row), default=1.0) or 1.0
+    pool = walk["pool"]
+    pool_step = step - n * n if not conv_step else -1
+    pool_win = pool["windows"][pool_step] if pool and pool_step >= 0 else None
+    in_pool = {tuple(c) for c in pool_win["cells"]} if pool_win else set()
+    output_cells = [
+        [
+            {
+                "text": num(v) if i * n + j < done else "",
+                "bg": _shade(v, o_scale)[0] if i * n + j < done else "",
+                "light": i * n + j < done and _shade(v, o_scale)[1],
+                "win": (conv_step and (i, j) == (oi, oj)) or (i, j) in in_pool,
+                "winner": bool(pool_win and pool_win.get("winner") == [i, j]),
+            }
+            for j, v in enumerate(row)
+        ]
+        for i, row in enumerate(outputs)
+    ]
+    pooled = []
+    if pool:
+        side = round(len(pool["windows"]) ** 0.5)
+        for r in range(side):
+            line = []
+            for c in range(side):
+                m = r * side + c
+                win = pool["windows"][m]
+                shown = pool_step >= m
+                line.append(
+                    {
+                        "text": num(win["value"]) if shown else "",
+                        "bg": _shade(win["value"], o_scale)[0] if shown else "",
+                        "light": shown and _shade(win["value"], o_scale)[1],
+                        "win": m == pool_step,
+                    }
+                )
+            pooled.append(line)
+    channels = len(walk["patch"])
+    if conv_step:
+        products = walk["products"][oi][oj]  # (C, k, k)
+        terms = [f"{num(patch[oi * s + a][oj * s + b])}×{_paren(weights[a][b])}" for a in range(k) for b in range(k)]
+        per_channel = [sum(sum(r) for r in products[c]) for c in range(channels)]
+        equation = {
+            "terms": terms,
+            "channel_sum": num(per_channel[channel]),
+            "others": [(c, num(v)) for c, v in enumerate(per_channel) if c != channel],
+            "bias": _paren(walk["bias"]),
+            "sum": num(walk["sums"][oi][oj]),
+            "output": num(outputs[oi][oj]),
+            "at": (oi, oj),
+        }
+    else:
+        cells = [outputs[i][j] for i, j in pool_win["cells"]]
+        equation = {"pool": pool["kind"], "inputs": [num(v) for v in cells], "value": num(pool_win["value"])}
+    plane = walk["input"][channel]
+    top = max((v for r in plane for v in r), default=0.0)
+    lo = min((v for r in plane for v in r), default=0.0)
+    span = (max(top, 1.0) if walk["layer"] == 0 else top) - min(lo, 0.0) or 1.0
+    thumb = [[round(255 * (v - min(lo, 0.0)) / span) for v in r] for r in plane]
+    return {
+        "thumb": thumb,
+        "has_pad": any(any(r) for r in pad),
+        "step": step,
+        "total": total,
+        "conv_step": conv_step,
+        "n": n,
+        "patch": patch_cells,
+        "weights": weight_cells,
+        "outputs": output_cells,
+        "pooled": pooled,
+        "equation": equation,
+        "channels": channels,
+        "channel": channel,
+    }
+
+
+def _paren(v: float) -> str:
+    return f"({num(v)})" if v < 0 else num(v)
+
+
+@router.get("/ui/sessions/{session_id}/cnn/convolution", response_class=HTMLResponse)
+async def convolution(request: Request, session_id: str, manager: ManagerDep, form: FormDep) -> HTMLResponse:
+    """The worked example fragment (anyone watching may step through it: it changes nothing). Query:
+    layer, filter, channel, example, row, col, step (and was, was_layer, picked: what the form showed)."""
+    s = manager.get(session_id)
+    convs = [(i, layer) for i, layer in enumerate(s.spec.network.layers) if layer.type == "conv"]
+    ctx = context(request, s, readonly=True, convs=convs, walk=None, view=None, walk_error=None)
+    if not convs:
+        ctx["walk_error"] = "This network has no conv layer: add one to see how a convolution works."
+        return HTMLResponse(fragment(request, "partials/conv_walk.html", ctx))
+    layer = _int(form, "layer")
+    layer = layer if layer in {i for i, _ in convs} else convs[0][0]
+    filters = s.spec.network.layers[layer].filters
+    asked = _int(form, "filter")
+    filter_ = None if asked is None else min(max(asked, 0), filters - 1)  # None: the most excited filter
+    example = max(_int(form, "example") or 0, 0)
+    row, col = _int(form, "row"), _int(form, "col")
+    picked = first(form, "picked") == "1" and first(form, "was_layer") == str(layer)
+    step = _int(form, "step") or 0
+    if first(form, "was") != f"{layer},{asked},{example}" and not picked:
+        row = col = None  # a new layer, filter or image: start where this filter responds most
+        step = 0
+    try:
+        walk = await manager.convolution(s, layer, filter_, example, row, col)
+    except SessionError as exc:
+        ctx["walk_error"] = exc.message
+        return HTMLResponse(fragment(request, "partials/conv_walk.html", ctx))
+    channel = min(max(_int(form, "channel") or 0, 0), len(walk["patch"]) - 1)
+    view = walk_view(walk, step, channel)
+    ctx |= {"walk": walk, "view": view, "filters": filters, "picked": picked}
+    ctx["was"] = f"{layer},{walk['filter']},{example}"
+    return HTMLResponse(fragment(request, "partials/conv_walk.html", ctx))
