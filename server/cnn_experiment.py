@@ -302,6 +302,18 @@ def predict_images(cfg: cnn.CnnTrainConfig, state: TrainState, spec: ExperimentS
     return np.asarray(jax.nn.softmax(logits, axis=-1))
 
 
+def image_maps(cfg: cnn.CnnTrainConfig, state: TrainState, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every spatial layer's feature maps of images (n, H, W, C) in [0, 1], quantized as a frame's:
+    ``maps{i}`` (n, C, H, W) bytes and ``map_ranges{i}`` (n, C, 2)."""
+    out = jax.device_get(_views(cfg, state.params, state.bn_state, jnp.asarray(x, jnp.float32)))
+    arrays: dict[str, np.ndarray] = {}
+    for i, (m, r) in enumerate(zip(out["maps"], out["map_ranges"], strict=True)):
+        if m is not None:
+            arrays[f"maps{i}"] = np.asarray(m, np.uint8)
+            arrays[f"map_ranges{i}"] = np.asarray(r, np.float32)
+    return arrays
+
+
 def architecture(cfg: cnn.CnnTrainConfig, data: ImageData) -> dict[str, Any]:
     """The CNN part of a session's public state: each layer with its output shape."""
     return frame_header(cfg, data)["layers"]

@@ -95,6 +95,9 @@ class PredictIn(BaseModel):
     images: list[list[list[float]]] | None = Field(
         None, min_length=1, max_length=256, description="CNN sessions: grey images [row][column], pixels 0-1"
     )
+    feature_maps: bool = Field(
+        False, description="CNN sessions: also every layer's feature maps of each image (maps{i}, map_ranges{i})"
+    )
 
 
 class PredictPublic(BaseModel):
@@ -102,6 +105,11 @@ class PredictPublic(BaseModel):
         description="±1-scale output (classification), value (regression), or class probabilities"
     )
     classes: list[int] | None = Field(None, description="predicted class index per input (classification)")
+    feature_maps: dict[str, Any] | None = Field(
+        None,
+        description="when asked: per spatial layer i, maps{i} (n, C, H, W) bytes 0-255, each map from its minimum "
+        "to its maximum, and map_ranges{i} (n, C, 2) those values — as in a frame (docs/frames.md), list-encoded",
+    )
 
 
 class LayerWeights(BaseModel):

@@ -541,16 +541,25 @@ class SessionManager:
         if len(points) > self.settings.max_predict_points:
             raise Invalid(f"at most {self.settings.max_predict_points} inputs per call", ("inputs",))
         if s.spec.network.kind == "cnn":
-            shape = tuple(s.spec.image_shape)
-            if points.ndim == 3 and shape[2] == 1:
-                points = points[..., None]
-            if points.shape[1:] != shape or not np.isfinite(points).all():
-                want = "×".join(map(str, shape))
-                raise Invalid(
-                    f"inputs are images of {want} pixels (values 0-1), got {list(points.shape[1:])}", ("inputs",)
-                )
-            return await self._thread(cx.predict_images, s.cfg, s.state, s.spec, points)
+            return await self._thread(cx.predict_images, s.cfg, s.state, s.spec, self._images(s, points))
         return await self._thread(ex.predict_points, s.cfg, s.state, s.spec, points)
+
+    def _images(self, s: Session, images: np.ndarray) -> np.ndarray:
+        """Images (n, H, W[, C]) checked against the session's image shape → (n, H, W, C)."""
+        shape = tuple(s.spec.image_shape)
+        if images.ndim == 3 and shape[2] == 1:
+            images = images[..., None]
+        if images.shape[1:] != shape or not np.isfinite(images).all():
+            want = "×".join(map(str, shape))
+            raise Invalid(f"inputs are images of {want} pixels (values 0-1), got {list(images.shape[1:])}", ("images",))
+        return images
+
+    async def image_maps(self, s: Session, images: np.ndarray) -> dict[str, np.ndarray]:
+        """CNN: every layer's feature maps of given images (a drawing), as a frame's maps{i} / map_ranges{i}."""
+        self._cnn_only(s)
+        images = self._images(s, images)
+        snap = Snapshot.of(s)
+        return await self._thread(cx.image_maps, snap.cfg, snap.state, images)
 
     def _cnn_only(self, s: Session) -> None:
         if s.spec.network.kind != "cnn":

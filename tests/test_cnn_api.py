@@ -167,9 +167,33 @@ def test_predict_takes_images_of_the_right_size(client):
     out = r.json()
     assert np.array(out["outputs"]).shape == (2, 10) and len(out["classes"]) == 2
     assert np.allclose(np.array(out["outputs"]).sum(axis=1), 1, atol=1e-5)
+    assert out["feature_maps"] is None
     r = client.post(url, json={"images": [[[0.0] * 5] * 5]})
     assert r.status_code == 422 and "8×8×1" in r.json()["detail"][0]["msg"]
+    assert r.json()["detail"][0]["loc"][-1] == "images"
     assert client.post(url, json={"inputs": [[0, 0]]}).status_code == 422
+    # A drawing's feature maps: the same layers, shapes and quantization as a frame's maps of a test image.
+    sid = body["id"]
+    frame = client.get(f"/api/v1/sessions/{sid}/frame", params={"encoding": "list"}).json()
+    test_image = np.array(frame["examples"]["data"][0][0]) / 255.0  # (H, W) of the first example
+    r = client.post(url, json={"images": [test_image.tolist()], "feature_maps": True})
+    assert r.status_code == 200, r.text
+    maps = r.json()["feature_maps"]
+    layers = [k for k in frame if k.startswith("maps")]
+    assert sorted(k for k in maps if k.startswith("maps")) == sorted(layers) and layers
+    for key in layers:
+        rkey = key.replace("maps", "map_ranges")
+        mine, theirs = np.array(maps[key]["data"]), np.array(frame[key]["data"])[:1]
+        assert mine.shape == theirs.shape
+        ranges, their_ranges = np.array(maps[rkey]["data"]), np.array(frame[rkey]["data"])[:1]
+        assert ranges.shape == (*mine.shape[:2], 2) and np.all(ranges[..., 0] <= ranges[..., 1])
+
+        def values(q, r):
+            return r[..., :1, None] + q.reshape(*q.shape[:2], -1) / 255.0 * (r[..., 1:, None] - r[..., :1, None])
+
+        # the same values, up to the test image having gone through bytes once more
+        scale = np.abs(their_ranges).max() + 1e-6
+        assert np.abs(values(mine, ranges) - values(theirs, their_ranges)).max() <= 0.05 * scale
 
 
 def test_cnn_session_streams_binary_frames(client):

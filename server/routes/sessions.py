@@ -131,10 +131,11 @@ async def predict(s: SessionDep, manager: ManagerDep, body: PredictIn) -> dict[s
     except ValueError:  # ragged rows
         raise Invalid("every image needs the same number of rows and columns", (field,)) from None
     out = await manager.predict(s, values)
+    maps = encode_json({}, await manager.image_maps(s, values), "list") if body.feature_maps else None
     if s.spec.problem == "regression":
-        return {"outputs": out.tolist(), "classes": None}
+        return {"outputs": out.tolist(), "classes": None, "feature_maps": maps}
     classes = out.argmax(axis=1) if out.ndim == 2 else (out >= 0).astype(int)
-    return {"outputs": out.tolist(), "classes": classes.tolist()}
+    return {"outputs": out.tolist(), "classes": classes.tolist(), "feature_maps": maps}
 
 
 @router.get("/{session_id}/frame")

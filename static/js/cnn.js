@@ -14,7 +14,10 @@ const api = `/api/v1/sessions/${session}`;
 let socket = null;
 let latest = null;
 let painting = false;
-let chosen = 0; // which test image's feature maps are shown
+let chosen = 0; // which test image's feature maps are shown; DRAWING: the user's own drawing
+const DRAWING = -1;
+let drawnMaps = null; // the drawing's feature maps (arrays as a frame's), from POST .../predict
+let drawnAt = 0; // when they were fetched
 let pausedAt = null;
 let lastFrameAt = 0;
 let specVersion = null; // a watcher reloads the panels when the presenter changes the spec
@@ -95,6 +98,10 @@ function paint(frame) {
   specVersion = h.spec_version;
   loss.push(h);
   walkTick(h.epoch, h.status === "running");
+  if (chosen === DRAWING && h.status === "running" && performance.now() - drawnAt > 2000) {
+    drawnAt = performance.now();
+    classifyDrawing(); // the drawing's answer and its maps follow the training
+  }
   window.neuroglass.frame = h;
 }
 
@@ -210,17 +217,22 @@ function globalRange(frame, e) {
 
 $("map-scale").addEventListener("change", () => latest && paint(latest));
 
-function paintMaps(frame) {
+function paintMaps(latestFrame) {
+  // the chosen test image's maps come in every frame; the drawing's from its last classification
+  const drawn = chosen === DRAWING && drawnMaps;
+  const frame = drawn ? { header: latestFrame.header, arrays: drawnMaps } : latestFrame;
+  const pick = drawn ? 0 : Math.max(chosen, 0);
   const parent = $("maps");
   const keys = new Set();
   const mode = $("map-scale").value;
   const n0 = frame.arrays.maps0 ? frame.arrays.maps0.shape[0] : 1;
-  const global = globalRange(frame, Math.min(chosen, n0 - 1));
+  const global = globalRange(frame, Math.min(pick, n0 - 1));
+  parent.dataset.source = drawn ? "drawing" : "test";
   frame.header.layers.forEach((layer, i) => {
     const maps = frame.arrays[`maps${i}`];
     if (!maps) return;
     const [n, ch, rows, cols] = maps.shape; // (examples, C, H, W)
-    const e = Math.min(chosen, n - 1);
+    const e = Math.min(pick, n - 1);
     const per = Math.min(ch, 8);
     const lines = Math.ceil(ch / per);
     const c = canvasIn(parent, `maps${i}`, per * (cols + 1) - 1, lines * (rows + 1) - 1,
@@ -235,7 +247,7 @@ function paintMaps(frame) {
     c.dataset.scale = mode;
     ctx.putImageData(img, 0, 0);
     c.dataset.painted = String(frame.header.epoch);
-    c.dataset.example = String(e);
+    c.dataset.example = drawn ? "drawing" : String(e);
     keys.add(`maps${i}`);
   });
   prune(parent, keys);
@@ -417,6 +429,8 @@ function clearPad() {
   pen.fillRect(0, 0, pad.width, pad.height);
   $("draw-probs").textContent = "";
   pad.dataset.drawn = "";
+  drawnMaps = null;
+  if (chosen === DRAWING) choose(0);
 }
 clearPad();
 
@@ -497,12 +511,22 @@ async function classifyDrawing() {
     const r = await fetch(`${api}/predict`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ images: [drawingAsImage()] }),
+      body: JSON.stringify({ images: [drawingAsImage()], feature_maps: true }),
     });
     const out = await r.json();
     if (!r.ok) throw new Error(out.detail?.[0]?.msg || `the server answered ${r.status}`);
     showProbs(out.outputs[0]);
     pad.dataset.drawn = String(out.classes[0]);
+    drawnMaps = {};
+    for (const [name, a] of Object.entries(out.feature_maps)) {
+      const flat = a.data.flat(Infinity);
+      drawnMaps[name] = { shape: a.shape, data: a.dtype === "uint8" ? Uint8Array.from(flat) : Float32Array.from(flat) };
+    }
+    drawnAt = performance.now();
+    chosen = DRAWING; // the feature maps panel shows the drawing until a test image is clicked
+    const best = out.classes[0];
+    $("example-caption").textContent = `your drawing: the network says ${lastHeader.class_names[best]} (${(100 * out.outputs[0][best]).toFixed(0)} %)`;
+    if (latest) paint(latest);
   } catch (err) {
     $("draw-error").textContent = `could not classify the drawing: ${err.message}`;
     $("draw-error").hidden = false;

@@ -121,6 +121,14 @@ def test_draw_or_upload_an_image_and_the_network_answers(page: Page) -> None:
     expect(page.locator("#draw-probs .prob")).to_have_count(10)
     expect(page.locator("#draw")).to_have_attribute("data-drawn", re.compile(r"^\d$"))
     expect(page.locator("#draw-probs .prob.best")).to_have_count(1)
+    # The feature maps panel now shows the drawing's maps; a click on a test image goes back to it.
+    maps0 = page.locator('#maps canvas[data-key="maps0"]')
+    expect(maps0).to_have_attribute("data-example", "drawing")
+    expect(page.locator("#example-caption")).to_contain_text("your drawing: the network says")
+    drawn = maps0.evaluate("c => c.toDataURL()")
+    page.click('.example[data-example="1"]')
+    expect(maps0).to_have_attribute("data-example", "1")
+    assert maps0.evaluate("c => c.toDataURL()") != drawn
     # A file that is not a picture is refused in words; a picture is scaled down and classified.
     page.set_input_files("#draw-file", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}])
     expect(page.locator("#draw-error")).to_contain_text("notes.txt is not a picture")
