@@ -89,7 +89,14 @@ def config_for(spec: ExperimentSpec) -> cnn.CnnTrainConfig:
     t = spec.training
     arch = arch_for(spec)
     has_dropout = any(layer.type == "dropout" and layer.rate > 0 for layer in arch.layers)
-    return cnn.CnnTrainConfig(arch=arch, optimizer=t.optimizer, regularization=t.regularization, dropout=has_dropout)
+    a = spec.dataset.augment
+    return cnn.CnnTrainConfig(
+        arch=arch,
+        optimizer=t.optimizer,
+        regularization=t.regularization,
+        dropout=has_dropout,
+        augment=(a.shift, a.rotate, a.erase),
+    )
 
 
 def init_train_state(spec: ExperimentSpec, cfg: cnn.CnnTrainConfig) -> TrainState:

@@ -461,7 +461,13 @@ class SessionManager:
         old, old_cfg = s.spec, s.cfg
         engine = engine_for(new)
         cfg = engine.config_for(new)
-        data_key = lambda sp: (sp.network.kind, sp.dataset, sp.problem, sp.features, sp.training.batch_size)  # noqa: E731
+        data_key = lambda sp: (  # noqa: E731  (augmentation happens inside training: the data stay)
+            sp.network.kind,
+            sp.dataset.model_copy(update={"augment": None}),
+            sp.problem,
+            sp.features,
+            sp.training.batch_size,
+        )
         regenerate = data_key(old) != data_key(new)
         if engine is s.engine:
             state, report = engine.carry_over(old, old_cfg, s.state, new, cfg)

@@ -43,6 +43,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=False)
 
 
+class AugmentSpec(_Strict):
+    """Random variants of the training images, fresh every epoch (image datasets only; the test set is
+    never augmented)."""
+
+    shift: int = Field(0, ge=0, le=4, description="move each image by up to this many pixels along each axis")
+    rotate: float = Field(0.0, ge=0, le=45, description="turn each image by up to this many degrees either way")
+    erase: float = Field(0.0, ge=0, le=1, description="probability of blanking one random rectangle of an image")
+
+    @property
+    def active(self) -> bool:
+        return self.shift > 0 or self.rotate > 0 or self.erase > 0
+
+
 class DatasetSpec(_Strict):
     name: DatasetName = "circle"  # see GET /api/v1/datasets
     n: int = Field(500, ge=10, le=5000, description="number of points (train + test)")
@@ -57,6 +70,9 @@ class DatasetSpec(_Strict):
     )
     image_size: Literal[16, 28] | None = Field(
         None, description="side of generated images (shapes, bars): 16 or 28; null = 16. digits are 8×8"
+    )
+    augment: AugmentSpec = Field(
+        default_factory=AugmentSpec, description="image sets: random shifts, turns and erasing while training"
     )
 
 
@@ -175,6 +191,8 @@ class ExperimentSpec(_Strict):
                     raise _error(("dataset", name), message, bad[0])
         if self.network.kind == "cnn" or self.dataset.name in IMAGE_DATASETS:
             return self._check_cnn()
+        if self.dataset.augment.active:
+            raise _error(("dataset", "augment"), "augmentation is for the image datasets (a CNN)", None)
         labels = [p[2] for p in self.dataset.added]
         if self.dataset.name == "custom":
             if len(self.dataset.points or []) < 2:

@@ -245,3 +245,33 @@ def test_evaluate_in_chunks_equals_one_pass():
     x = jax.random.uniform(jax.random.key(1), (cnn.EVAL_CHUNK + 7, 6, 6, 1))
     logits = cnn.predict_cnn(cfg, params, cnn.init_cnn_bn_state(arch), x)
     np.testing.assert_allclose(logits, jax.jit(partial(cnn.apply_cnn, arch=arch))(params, x)[0], atol=1e-5)
+
+
+def test_augmentation_shows_fresh_variants_each_epoch_and_still_learns(bars):
+    x_tr, y_tr, x_te, y_te = bars
+    arch = CnnArch((16, 16, 1), (Conv(4, 3, activation="relu"), Pool("max", 2)), 2)
+    plain = CnnTrainConfig(arch, optimizer="adam")
+    cfg = CnnTrainConfig(arch, optimizer="adam", augment=(2, 10.0, 0.25))
+    batches = cnn.image_batches(x_tr, y_tr, 16)  # 300 images: the last batch has padded rows
+    a, b = cnn.augmented(cfg, jax.random.key(0), batches[0]), cnn.augmented(cfg, jax.random.key(1), batches[0])
+    assert a.shape == batches[0].shape and not np.array_equal(a, b) and not np.array_equal(a, batches[0])
+    pad = np.asarray(batches[2]) == 0
+    assert pad.any() and np.all(np.asarray(a)[pad] == 0)  # padded rows stay blank (and masked)
+    assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0 + 1e-6
+
+    start = cnn.init_cnn(jax.random.key(0), arch)
+    h = hyper(0.01)
+
+    def train(c, epochs):
+        state = cnn.init_cnn_state(c, start, jax.random.key(1))
+        done, state, ok = cnn.train_cnn_epochs(c, state, batches, h, jnp.int32(epochs))
+        assert int(done) == epochs and bool(ok)
+        return state
+
+    s1, s2 = train(cfg, 6), train(cfg, 6)
+    np.testing.assert_array_equal(s1.params[0]["w"], s2.params[0]["w"])  # deterministic: the key decides
+    assert not np.allclose(s1.params[0]["w"], train(plain, 6).params[0]["w"])
+    # The key moves on every epoch, so epoch 2 sees other variants than epoch 1.
+    assert not np.array_equal(train(cfg, 1).key, train(cfg, 2).key)
+    _, acc = cnn.evaluate_cnn(cfg, s1.params, s1.bn_state, x_te, y_te)
+    assert float(acc) > 0.85

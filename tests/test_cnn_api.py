@@ -126,6 +126,15 @@ def test_impossible_geometry_is_422_naming_the_layer(client, layers, index, word
             {"dataset": {"name": "bars"}, "network": {"kind": "cnn", "layers": [{"type": "conv", "filters": 65}]}},
             ["body", "network", "layers", 0, "conv", "filters"],
         ),
+        (
+            {"dataset": {"name": "bars", "augment": {"rotate": 90}}, "network": {"kind": "cnn"}},
+            ["body", "dataset", "augment", "rotate"],
+        ),
+        (
+            {"dataset": {"name": "bars", "augment": {"shift": 5}}, "network": {"kind": "cnn"}},
+            ["body", "dataset", "augment", "shift"],
+        ),
+        ({"dataset": {"name": "xor", "augment": {"shift": 1}}}, ["body", "dataset", "augment"]),
     ],
 )
 def test_image_spec_errors_name_the_field(client, spec, loc):
@@ -256,3 +265,22 @@ def test_memory_limits_for_cnn_sessions_answer_422(make_client):
     assert error["loc"][-2:] == ["network", "layers"] and "parameters" in error["msg"]
     ok = small.post("/api/v1/sessions", json={"dataset": {"name": "digits", "n": 100}, "network": {"kind": "cnn"}})
     assert ok.status_code == 201
+
+
+def test_augmentation_is_a_live_edit(client):
+    spec = {"dataset": {"name": "bars", "n": 200}, "network": {"kind": "cnn"}, "training": {"optimizer": "adam"}}
+    body, auth = _create(client, spec)
+    first = _train(client, body, auth, 2)
+    url = f"/api/v1/sessions/{body['id']}"
+    w0 = np.array(client.get(f"{url}/weights").json()["layers"][0]["w"])
+    r = client.patch(url, json={"dataset": {"augment": {"shift": 2, "rotate": 15, "erase": 0.3}}}, headers=auth)
+    assert r.status_code == 200, r.text
+    state = r.json()
+    assert state["epoch"] == first["epoch"] and state["spec"]["dataset"]["augment"] == {
+        "shift": 2,
+        "rotate": 15,
+        "erase": 0.3,
+    }
+    np.testing.assert_array_equal(np.array(client.get(f"{url}/weights").json()["layers"][0]["w"]), w0)
+    after = _train(client, body, auth, 3)
+    assert after["epoch"] == first["epoch"] + 3 and after["metrics"]["test_accuracy"] > 0.8

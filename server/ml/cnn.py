@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from server.ml import augment
 from server.ml.models import ACTIVATIONS, BN_EPS, BN_MOMENTUM, dense
 from server.ml.train import OPTIMIZERS, Hyper, TrainState, finite, init_opt_state
 
@@ -431,6 +432,7 @@ class CnnTrainConfig:
     dropout: bool = False  # whether the arch's dropout layers act while training (their rates are in the arch)
     conv: str = "im2col"  # a key of CONV_IMPLS
     unroll: int = 1  # inner-scan unrolling
+    augment: tuple[int, float, float] = (0, 0.0, 0.0)  # (shift px, rotate degrees, erase probability) per epoch
 
 
 def init_cnn_state(cfg: CnnTrainConfig, params, key: jax.Array) -> TrainState:
@@ -482,6 +484,13 @@ def cnn_step(state: TrainState, batch, h: Hyper, cfg: CnnTrainConfig, padded: bo
     return TrainState(optax.apply_updates(state.params, updates), opt_state, bn_state, key), loss
 
 
+def augmented(cfg: CnnTrainConfig, key: jax.Array, x: jax.Array) -> jax.Array:
+    """One epoch's batches x (steps, batch, H, W, C) augmented as cfg.augment says (shift, rotate, erase)."""
+    shift, rotate, erase = cfg.augment
+    flat = x.reshape(-1, *x.shape[2:])
+    return augment.augment(key, flat, shift, rotate, erase).reshape(x.shape)
+
+
 @partial(jax.jit, static_argnames=("cfg", "padded"))
 def train_cnn_epochs(cfg: CnnTrainConfig, state: TrainState, batches, h: Hyper, n_epochs: jax.Array, padded=True):
     """Run up to ``n_epochs`` epochs in one compiled call, as ``train.train_epochs``.
@@ -498,7 +507,12 @@ def train_cnn_epochs(cfg: CnnTrainConfig, state: TrainState, batches, h: Hyper, 
 
     def body(carry):
         i, st, _ = carry
-        st, losses = jax.lax.scan(lambda s, b: cnn_step(s, b, h, cfg, padded), st, batches, unroll=cfg.unroll)
+        epoch = batches
+        if any(cfg.augment):  # a fresh random variant of every training image, each epoch
+            key, sub = jax.random.split(st.key)
+            st = st._replace(key=key)
+            epoch = (augmented(cfg, sub, batches[0]), *batches[1:])
+        st, losses = jax.lax.scan(lambda s, b: cnn_step(s, b, h, cfg, padded), st, epoch, unroll=cfg.unroll)
         return i + 1, st, finite(st.params) & jnp.isfinite(losses.sum())
 
     return jax.lax.while_loop(cond, body, (jnp.int32(0), state, jnp.bool_(True)))

@@ -30,7 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
+
+from server.ml import augment as jaug
 
 # (n, rng, side) -> (images float32 (n, side, side) in [0, 1], labels int32 (n,)), noise-free, any order.
 ImageFn = Callable[[int, np.random.Generator, int], tuple[np.ndarray, np.ndarray]]
@@ -244,52 +247,24 @@ def split_images(
 # ------------------------------------------------------------------------ augmentation
 
 
-def _rng(key_or_seed: Any) -> np.random.Generator:
-    """A Generator from an int seed, a Generator (used as is), a raw JAX key (uint32) or a typed JAX key."""
+def _key(key_or_seed: Any):
+    """A raw JAX key from an int seed, a numpy Generator (one draw), a raw JAX key or a typed JAX key."""
     if isinstance(key_or_seed, np.random.Generator):
-        return key_or_seed
+        key_or_seed = int(key_or_seed.integers(2**31))
     if isinstance(key_or_seed, int | np.integer):
-        return np.random.default_rng(int(key_or_seed))
-    if "key<" in str(getattr(key_or_seed, "dtype", "")):  # jax.random.key(...): seed from its raw bits
-        import jax
-
-        key_or_seed = jax.random.key_data(key_or_seed)
-    return np.random.default_rng(np.asarray(key_or_seed, dtype=np.uint32).ravel().tolist())
+        return jax.random.PRNGKey(int(key_or_seed))
+    if "key<" in str(getattr(key_or_seed, "dtype", "")):  # jax.random.key(...): its raw bits
+        return jax.random.key_data(key_or_seed)
+    return key_or_seed
 
 
 def rotate(images: np.ndarray, degrees: float | np.ndarray) -> np.ndarray:
     """Rotate images (n, H, W, C) counter-clockwise as displayed (row 0 on top) about their centre.
 
     `degrees` is one angle or one per image (n,). Bilinear sampling, zero fill; float32 (n, H, W, C).
+    (The host face of ``server.ml.augment.rotate``, which training uses inside its compiled loop.)
     """
-    x = np.asarray(images, dtype=np.float32)
-    n, h, w, _ = x.shape
-    theta = np.deg2rad(np.broadcast_to(np.asarray(degrees, dtype=np.float64), (n,)))[:, None, None]
-    cos, sin = np.cos(theta), np.sin(theta)
-    cy, cx = (h - 1) / 2, (w - 1) / 2
-    dy, dx = np.arange(h)[:, None] - cy, np.arange(w)[None, :] - cx  # (H, 1), (1, W)
-    # Inverse map: each output pixel samples the source point it came from. With y pointing down,
-    # a counter-clockwise turn sends (dx, dy) to (dx cos + dy sin, dy cos - dx sin); invert that.
-    sx, sy = cx + dx * cos - dy * sin, cy + dx * sin + dy * cos  # (n, H, W)
-    x0, y0 = np.floor(sx).astype(int), np.floor(sy).astype(int)
-    fx, fy = sx - x0, sy - y0
-    batch = np.arange(n)[:, None, None]
-    out = np.zeros_like(x)
-    for oy, ox, weight in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
-        yi, xi = y0 + oy, x0 + ox
-        inside = (yi >= 0) & (yi < h) & (xi >= 0) & (xi < w)  # neighbours off the image count as 0
-        out += x[batch, np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)] * (weight * inside)[..., None]
-    return out
-
-
-def _shift(x: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
-    """Move image i of (n, H, W, C) down by dy[i] and right by dx[i] whole pixels, zero fill."""
-    n, h, w, _ = x.shape
-    src_y = np.arange(h)[None, :, None] - dy[:, None, None]  # (n, H, 1) source row of each output row
-    src_x = np.arange(w)[None, None, :] - dx[:, None, None]  # (n, 1, W)
-    inside = (src_y >= 0) & (src_y < h) & (src_x >= 0) & (src_x < w)  # (n, H, W)
-    moved = x[np.arange(n)[:, None, None], np.clip(src_y, 0, h - 1), np.clip(src_x, 0, w - 1)]
-    return moved * inside[..., None]
+    return np.asarray(jaug.rotate(np.asarray(images, np.float32), np.asarray(degrees, np.float32)))
 
 
 def augment(
@@ -300,7 +275,8 @@ def augment(
     rotate_degrees: angle uniform in [-rotate_degrees, rotate_degrees] (bilinear, zero fill).
     shift: integer offsets uniform in [-shift, shift] along each axis (zero fill).
     erase: probability of zeroing one random rectangle of 1/4..1/2 the height and width (random erasing).
-    All zero -> an unchanged float32 copy. `key_or_seed`: int, np.random.Generator or JAX key.
+    All zero -> an unchanged float32 copy. `key_or_seed`: int, np.random.Generator or JAX key. The work is
+    ``server.ml.augment.augment`` (the same function the training loop runs).
     """
     if shift < 0 or rotate_degrees < 0 or not 0 <= erase <= 1:
         raise ValueError(
@@ -309,21 +285,10 @@ def augment(
     x = np.array(images, dtype=np.float32)  # a copy: the caller's array is never modified
     if x.ndim != 4:
         raise ValueError(f"images must be (n, H, W, C), got shape {x.shape}")
-    rng = _rng(key_or_seed)
-    n, h, w, _ = x.shape
-    if rotate_degrees > 0:
-        x = rotate(x, rng.uniform(-rotate_degrees, rotate_degrees, n))
-    if shift > 0:
-        x = _shift(x, rng.integers(-shift, shift + 1, n), rng.integers(-shift, shift + 1, n))
-    if erase > 0:
-        hit = rng.random(n) < erase
-        eh = rng.integers(max(1, h // 4), max(1, h // 2) + 1, n)
-        ew = rng.integers(max(1, w // 4), max(1, w // 2) + 1, n)
-        y0, x0 = rng.integers(0, h - eh + 1), rng.integers(0, w - ew + 1)
-        rows = (np.arange(h) >= y0[:, None]) & (np.arange(h) < (y0 + eh)[:, None])  # (n, H)
-        cols = (np.arange(w) >= x0[:, None]) & (np.arange(w) < (x0 + ew)[:, None])  # (n, W)
-        x[hit[:, None, None] & rows[:, :, None] & cols[:, None, :]] = 0.0
-    return x
+    if shift == 0 and rotate_degrees == 0 and erase == 0:
+        return x
+    out = jaug.augment(_key(key_or_seed), x, int(shift), float(rotate_degrees), float(erase))
+    return np.array(out, dtype=np.float32)
 
 
 # -------------------------------------------------------------------------------- IDX

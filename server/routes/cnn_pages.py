@@ -27,6 +27,9 @@ async def cnn_settings(request: Request, s: OwnedDep, form: FormDep) -> HTMLResp
         "training": {k: v for k, v in training.items() if v is not None},
         "dataset": {k: v for k, v in dataset.items() if v is not None},
     }
+    augment = {k: first(form, f"dataset.augment.{k}") for k in ("shift", "rotate", "erase")}
+    if any(v is not None for v in augment.values()):
+        patch["dataset"]["augment"] = {k: v for k, v in augment.items() if v is not None}
     name = patch["dataset"].get("name", s.spec.dataset.name)
     if name in IMAGE_DATASETS:
         info = IMAGE_DATASETS[name]

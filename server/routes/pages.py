@@ -65,7 +65,7 @@ SLOTS = {
     "network": ["features", "network.hidden"] + [f"network.hidden.{i}" for i in range(MAX_HIDDEN_LAYERS + 1)],
     "points": ["label", "dataset.added"],
     "settings": [f"training.{k}" for k in ("learning_rate", "optimizer", "batch_size")]
-    + [f"dataset.{k}" for k in ("name", "noise", "image_size", "n")],
+    + [f"dataset.{k}" for k in ("name", "noise", "image_size", "n", "augment")],
     "layers": ["network.layers"] + [f"network.layers.{i}" for i in range(MAX_CNN_LAYERS + 1)],
 }
 

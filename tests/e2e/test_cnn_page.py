@@ -211,3 +211,18 @@ def test_how_a_convolution_works_steps_through_real_numbers(page: Page, base_url
     expect(page.locator("#conv-row")).to_have_value("0")
     expect(page.locator("#conv-col")).to_have_value("0")
     expect(page.locator("#conv-patch td.pad").first).to_be_visible()  # the top-left patch reads the padding
+
+
+def test_augmentation_is_picked_in_the_top_bar_without_a_reset(page: Page, base_url: str) -> None:
+    sid = open_cnn(page, "cnn-shapes-tiny")
+    page.click("#step-btn")
+    page.wait_for_function(f"{EPOCH} >= 1", timeout=60_000)
+    page.select_option("#aug-shift", "2")
+    expect(page.locator("#change-note")).to_contain_text("without a reset")
+    page.select_option("#aug-rotate", "15")
+    expect(page.locator("#aug-rotate")).to_have_value("15")
+    spec = httpx.get(f"{base_url}/api/v1/sessions/{sid}").json()["spec"]
+    assert spec["dataset"]["augment"] == {"shift": 2, "rotate": 15, "erase": 0}
+    assert page.evaluate(EPOCH) >= 1  # the epoch did not go back
+    page.click("#step-btn")
+    page.wait_for_function(f"{EPOCH} >= 2", timeout=60_000)
