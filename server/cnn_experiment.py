@@ -15,14 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from server.experiment import (  # noqa: F401  (hyper_for: part of the engine interface)
-    Advance,
-    finite_or_none,
-    hyper_for,
-)
+from server.experiment import Advance, finite_or_none
 from server.ml import cnn, cnn_views, images
 from server.ml.inspect import quantize
-from server.ml.train import Hyper, TrainState, init_opt_state
+from server.ml.train import Hyper, TrainState, hyper, init_opt_state
 from server.spec import ExperimentSpec, cnn_layers
 
 N_EXAMPLES = 8  # test images whose feature maps frames carry (the page picks one)
@@ -97,6 +93,14 @@ def config_for(spec: ExperimentSpec) -> cnn.CnnTrainConfig:
         dropout=has_dropout,
         augment=(a.shift, a.rotate, a.erase),
     )
+
+
+def hyper_for(spec: ExperimentSpec) -> Hyper:
+    """The traced hyperparameters; ``dropout`` holds every dropout layer's rate, in order (changing one
+    never recompiles)."""
+    t = spec.training
+    rates = [layer.rate for layer in spec.network.layers if layer.type == "dropout"]
+    return hyper(t.learning_rate, t.momentum, t.regularization_rate, rates)
 
 
 def init_train_state(spec: ExperimentSpec, cfg: cnn.CnnTrainConfig) -> TrainState:

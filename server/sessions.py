@@ -122,7 +122,7 @@ class Session:
     def hyper(self) -> Any:
         spec, h = self.hyper_cache
         if spec is not self.spec:
-            h = ex.hyper_for(self.spec)
+            h = self.engine.hyper_for(self.spec)
             self.hyper_cache = (self.spec, h)
         return h
 

@@ -217,7 +217,7 @@ def test_tiny_cnn_learns_bars(bars, conv="im2col"):
     state = cnn.init_cnn_state(cfg, cnn.init_cnn(jax.random.key(0), arch), jax.random.key(1))
     before, _ = cnn.evaluate_cnn(cfg, state.params, state.bn_state, x_te, y_te)
     batches = cnn.image_batches(x_tr, y_tr, 16)  # 300 images: the last batch is padded
-    done, state, ok = cnn.train_cnn_epochs(cfg, state, batches, hyper(0.01, reg_rate=1e-4), jnp.int32(5))
+    done, state, ok = cnn.train_cnn_epochs(cfg, state, batches, hyper(0.01, reg_rate=1e-4, dropout=[0.1]), jnp.int32(5))
     assert int(done) == 5 and bool(ok)
     loss, acc = cnn.evaluate_cnn(cfg, state.params, state.bn_state, x_te, y_te)
     assert float(acc) > 0.9
@@ -275,3 +275,25 @@ def test_augmentation_shows_fresh_variants_each_epoch_and_still_learns(bars):
     assert not np.array_equal(train(cfg, 1).key, train(cfg, 2).key)
     _, acc = cnn.evaluate_cnn(cfg, s1.params, s1.bn_state, x_te, y_te)
     assert float(acc) > 0.85
+
+
+def test_dropout_rates_are_traced_so_changing_one_never_recompiles(bars):
+    x_tr, y_tr, _, _ = bars
+    layers = lambda rate: (Conv(4, 3, activation="relu"), Pool("max", 2), Dropout(rate))  # noqa: E731
+    arch = CnnArch((16, 16, 1), layers(0.2), 2)
+    assert arch == CnnArch((16, 16, 1), layers(0.7), 2)  # the rate is not part of the compiled identity
+    cfg, plain = CnnTrainConfig(arch, optimizer="adam", dropout=True), CnnTrainConfig(arch, optimizer="adam")
+    batches = cnn.image_batches(x_tr, y_tr, 25)
+    start = cnn.init_cnn(jax.random.key(0), arch)
+
+    def train(c, rates):
+        state = cnn.init_cnn_state(c, start, jax.random.key(1))
+        _, state, _ = cnn.train_cnn_epochs(c, state, batches, hyper(0.01, dropout=rates), jnp.int32(2))
+        return np.asarray(state.params[0]["w"])
+
+    low = train(cfg, [0.2])
+    compiled = cnn.train_cnn_epochs._cache_size()
+    high, none = train(cfg, [0.7]), train(cfg, [0.0])
+    assert cnn.train_cnn_epochs._cache_size() == compiled  # other rates: the same program
+    assert not np.allclose(low, high)
+    np.testing.assert_allclose(none, train(plain, 0.0), atol=1e-6)  # rate 0 keeps every unit

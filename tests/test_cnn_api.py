@@ -284,3 +284,22 @@ def test_augmentation_is_a_live_edit(client):
     np.testing.assert_array_equal(np.array(client.get(f"{url}/weights").json()["layers"][0]["w"]), w0)
     after = _train(client, body, auth, 3)
     assert after["epoch"] == first["epoch"] + 3 and after["metrics"]["test_accuracy"] > 0.8
+
+
+def test_changing_a_dropout_rate_keeps_weights_and_compiled_program(client):
+    from server.ml import cnn
+
+    layers = [{"type": "conv", "filters": 4}, {"type": "pool"}, {"type": "dropout", "rate": 0.2}]
+    spec = {"dataset": {"name": "bars", "n": 200}, "network": {"kind": "cnn", "layers": layers}}
+    body, auth = _create(client, spec)
+    first = _train(client, body, auth, 2)
+    url = f"/api/v1/sessions/{body['id']}"
+    w0 = np.array(client.get(f"{url}/weights").json()["layers"][0]["w"])
+    compiled = cnn.train_cnn_epochs._cache_size()
+    layers[2]["rate"] = 0.6
+    r = client.patch(url, json={"network": {"layers": layers}}, headers=auth)
+    assert r.status_code == 200, r.text
+    assert r.json()["epoch"] == first["epoch"] and r.json()["spec"]["network"]["layers"][2]["rate"] == 0.6
+    np.testing.assert_array_equal(np.array(client.get(f"{url}/weights").json()["layers"][0]["w"]), w0)
+    assert _train(client, body, auth, 2)["epoch"] == first["epoch"] + 2
+    assert cnn.train_cnn_epochs._cache_size() == compiled  # the new rate is a traced number: no recompile

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, ClassVar, NamedTuple
 
@@ -98,8 +98,12 @@ class Dense:
 
 @dataclass(frozen=True)
 class Dropout:
+    """Inverted dropout. Its rate is not part of the layer's identity (compare=False): compiled training reads
+    the rates from the traced hyperparameters (``Hyper.dropout``, one per dropout layer), so changing a rate
+    never recompiles; only whether any rate is above 0 does (``CnnTrainConfig.dropout``)."""
+
     type: ClassVar[str] = "dropout"
-    rate: float = 0.5  # probability of dropping a unit while training, [0, 1)
+    rate: float = field(default=0.5, compare=False)  # probability of dropping a unit while training, [0, 1)
 
     def __post_init__(self):
         _check(0.0 <= self.rate < 1.0, f"dropout rate must be in [0, 1), got {self.rate}")
@@ -232,6 +236,7 @@ class _Ctx(NamedTuple):
     bn: dict  # this layer's running statistics ({} unless batch_norm)
     mask: jax.Array | None  # (batch,) real rows of a padded batch
     conv: str  # a key of CONV_IMPLS
+    rate: jax.Array | float  # this dropout layer's rate (traced while training)
 
 
 def _he_or_xavier(key: jax.Array, shape: Shape, fan_in: int, fan_out: int, activation: str) -> jax.Array:
@@ -278,11 +283,11 @@ def _apply_dense(layer: Dense, p: dict, x: jax.Array, ctx: _Ctx):
 
 
 def _apply_dropout(layer: Dropout, p: dict, x: jax.Array, ctx: _Ctx):
-    if not ctx.train or ctx.key is None or layer.rate == 0.0:
+    if not ctx.train or ctx.key is None:
         return x, {}
     # inverted dropout: keep with probability 1 - rate, rescale so the expectation is unchanged
-    keep = jax.random.uniform(ctx.key, x.shape) >= layer.rate
-    return jnp.where(keep, x / (1.0 - layer.rate), 0.0), {}
+    keep = jax.random.uniform(ctx.key, x.shape) >= ctx.rate
+    return jnp.where(keep, x / (1.0 - ctx.rate), 0.0), {}
 
 
 def _apply_bn(layer: BatchNorm, p: dict, x: jax.Array, ctx: _Ctx):
@@ -399,18 +404,29 @@ def apply_cnn(
     mask: jax.Array | None = None,
     with_activations: bool = False,
     conv: str = "im2col",
+    dropout_rates: jax.Array | None = None,
 ):
     """Forward pass. x: (batch, H, W, C) → logits (batch, n_classes).
 
     Returns ``(logits, extras)`` as ``apply_mlp``: extras has ``"activations"`` (each layer's output, when
     asked: the feature maps) and ``"bn_state"`` (updated when training). Dropout acts only when training
-    with a ``key``; ``mask`` (batch,) marks the real rows of a padded batch for batch statistics.
+    with a ``key``, at ``dropout_rates[j]`` for the j-th dropout layer (traced; a scalar: the same rate for
+    all) or else at the layer's own rate; ``mask`` (batch,) marks the real rows of a padded batch for batch statistics.
     """
     bn_state = init_cnn_bn_state(arch) if bn_state is None else bn_state
     h, activations, new_bn = x, [], []
+    j = 0  # dropout layers seen
     for i, layer in enumerate(arch.layers):
         sub = None if key is None else jax.random.fold_in(key, i)
-        h, bn = LAYERS[layer.type].apply(layer, params[i], h, _Ctx(train, sub, bn_state[i], mask, conv))
+        rate = 0.0
+        if layer.type == "dropout":
+            if dropout_rates is None:
+                rate = layer.rate
+            else:  # one traced rate for all (a scalar) or one per dropout layer
+                rate = dropout_rates if jnp.ndim(dropout_rates) == 0 else dropout_rates[j]
+            j += 1
+        ctx = _Ctx(train, sub, bn_state[i], mask, conv, rate)
+        h, bn = LAYERS[layer.type].apply(layer, params[i], h, ctx)
         new_bn.append(bn)
         if with_activations:
             activations.append(h)
@@ -467,7 +483,9 @@ def _masked_mean(per: jax.Array, mask: jax.Array | None) -> jax.Array:
 
 def cnn_objective(params, bn_state, x, y, mask, h: Hyper, cfg: CnnTrainConfig, key=None):
     """Mean softmax cross-entropy over the real rows plus the penalty; aux: (data loss, new bn_state)."""
-    logits, extras = apply_cnn(params, x, cfg.arch, bn_state=bn_state, train=True, key=key, mask=mask, conv=cfg.conv)
+    logits, extras = apply_cnn(
+        params, x, cfg.arch, bn_state=bn_state, train=True, key=key, mask=mask, conv=cfg.conv, dropout_rates=h.dropout
+    )
     data_loss = _masked_mean(optax.softmax_cross_entropy_with_integer_labels(logits, y), mask)
     return data_loss + cnn_penalty(params, cfg.regularization, h.reg_rate), (data_loss, extras["bn_state"])
 

@@ -42,13 +42,19 @@ async def cnn_settings(request: Request, s: OwnedDep, form: FormDep) -> HTMLResp
 
 @router.patch("/ui/sessions/{session_id}/cnn/layers", response_class=HTMLResponse)
 async def cnn_layers_form(request: Request, s: OwnedDep, form: FormDep) -> HTMLResponse:
-    """CNN layers: + / − filters of a conv layer, a conv layer added or the last layer removed, activations."""
+    """CNN layers: + / − filters of a conv layer, a conv, pool or dropout layer added or the last layer removed,
+    activations and dropout rates."""
     layers = [layer.model_dump(exclude_none=True) for layer in s.spec.network.layers]
     activations = form.get("activation", [])
     with_activation = [layer for layer in layers if "activation" in layer]
     if len(activations) == len(with_activation):  # a stale form (another tab changed the layers) only sends ops
         for layer, act in zip(with_activation, activations, strict=True):
             layer["activation"] = act
+    rates = form.get("rate", [])
+    dropouts = [layer for layer in layers if layer["type"] == "dropout"]
+    if len(rates) == len(dropouts):
+        for layer, rate in zip(dropouts, rates, strict=True):
+            layer["rate"] = rate
     op, _, arg = (first(form, "op") or "").partition(":")
     i = int(arg) if arg.isdigit() else -1
     errors: dict[str, str] = {}
@@ -60,6 +66,8 @@ async def cnn_layers_form(request: Request, s: OwnedDep, form: FormDep) -> HTMLR
         layers.append({"type": "conv", "filters": 8, "kernel": 3, "padding": "same", "activation": "relu"})
     elif op == "add_pool":
         layers.append({"type": "pool", "kind": "max", "size": 2})
+    elif op == "add_dropout":
+        layers.append({"type": "dropout", "rate": 0.3})
     elif op == "remove_layer":
         if not layers:
             errors["network.layers"] = "there is no layer to remove"

@@ -213,7 +213,7 @@ def test_how_a_convolution_works_steps_through_real_numbers(page: Page, base_url
     expect(page.locator("#conv-patch td.pad").first).to_be_visible()  # the top-left patch reads the padding
 
 
-def test_augmentation_is_picked_in_the_top_bar_without_a_reset(page: Page, base_url: str) -> None:
+def test_augmentation_and_dropout_are_live_edits(page: Page, base_url: str) -> None:
     sid = open_cnn(page, "cnn-shapes-tiny")
     page.click("#step-btn")
     page.wait_for_function(f"{EPOCH} >= 1", timeout=60_000)
@@ -226,3 +226,12 @@ def test_augmentation_is_picked_in_the_top_bar_without_a_reset(page: Page, base_
     assert page.evaluate(EPOCH) >= 1  # the epoch did not go back
     page.click("#step-btn")
     page.wait_for_function(f"{EPOCH} >= 2", timeout=60_000)
+    # Dropout: a layer added at the end, its rate changed — the epoch carries on.
+    page.click("#add-dropout")
+    row = page.locator('.layer-row[data-layer="4"]')
+    expect(row.locator(".layer-kind")).to_have_text("dropout")
+    page.select_option("#rate-4", "0.5")
+    expect(page.locator("#rate-4")).to_have_value("0.5")
+    layers = httpx.get(f"{base_url}/api/v1/sessions/{sid}").json()["spec"]["network"]["layers"]
+    assert layers[-1] == {"type": "dropout", "rate": 0.5}
+    assert page.evaluate(EPOCH) >= 2
