@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -49,10 +50,12 @@ def batch_size(spec: ExperimentSpec, n_train: int) -> int:
     return max(1, min(spec.training.batch_size, n_train))
 
 
-def build_data(spec: ExperimentSpec) -> ImageData:
-    """Generate (or load) the images, split them, batch the training part."""
+def build_data(spec: ExperimentSpec, data_dir: Path = images.DEFAULT_DATA_DIR, download: bool = True) -> ImageData:
+    """Generate (or load: IDX sets from data_dir) the images, split them, batch the training part."""
     d = spec.dataset
-    x, y = images.generate_images(d.name, d.n, d.noise / 100.0, d.seed, size=d.image_size)
+    x, y = images.generate_images(
+        d.name, d.n, d.noise / 100.0, d.seed, size=d.image_size, data_dir=data_dir, download=download
+    )
     x_tr, y_tr, x_te, y_te = images.split_images(x, y, d.train_percent, d.seed)
     b = batch_size(spec, len(x_tr))
     return ImageData(

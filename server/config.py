@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     worker_threads: int = Field(default_factory=lambda: os.cpu_count() or 2)  # concurrent training calls
     warm_start: bool = True  # compile a session's training program in the background as soon as it exists
     compile_cache_dir: Path | None = Path(".cache/jax")  # JAX's persistent compilation cache; None = off
+    data_dir: Path = Path(".cache/data")  # IDX image sets: data_dir/mnist/, data_dir/fashion_mnist/
+    allow_download: bool = True  # fetch a missing IDX set into data_dir on first use (when the network allows)
     database_url: str = "sqlite+aiosqlite:///data/neuroglass.sqlite"
 
 

@@ -77,9 +77,10 @@ def _points(rows, problem: str) -> tuple[np.ndarray, np.ndarray]:
     return a[:, :2], labels
 
 
-def build_data(spec: ExperimentSpec) -> Data:
+def build_data(spec: ExperimentSpec, data_dir: Any = None, download: bool = False) -> Data:
     """Generate (or take the user's own points), split and featurize the spec's dataset; batch the training
-    part. Points added by hand always go to the training set."""
+    part. Points added by hand always go to the training set. (data_dir and download are the image engine's:
+    the 2-D sets are generated, never read.)"""
     d = spec.dataset
     if d.name == "custom":
         points, labels = _points(d.points, spec.problem)

@@ -27,6 +27,7 @@ import numpy as np
 from server import cnn_experiment as cx
 from server import experiment as ex
 from server.config import Settings
+from server.ml import images
 from server.ml.inspect import NEURON_RESOLUTION, OUTPUT_RESOLUTION
 from server.ml.models import OUTPUTS, count_params
 from server.ml.train import TrainState
@@ -193,6 +194,14 @@ class SessionManager:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def _build_data(self, engine: Any, spec: ExperimentSpec) -> Any:
+        """The spec's data; image files that are missing and cannot be downloaded, or are not valid IDX,
+        are a 422 at dataset.name saying what to do."""
+        try:
+            return engine.build_data(spec, self.settings.data_dir, self.settings.allow_download)
+        except (OSError, images.IdxError) as exc:
+            raise Invalid(f"cannot load '{spec.dataset.name}': {exc}", ("dataset", "name")) from None
+
     async def create(self, spec: ExperimentSpec) -> Session:
         if len(self.sessions) >= self.settings.max_sessions:
             raise TooMany(f"this server holds at most {self.settings.max_sessions} sessions; delete one first")
@@ -201,7 +210,7 @@ class SessionManager:
         def build() -> Session:
             engine = engine_for(spec)
             cfg = engine.config_for(spec)
-            data = engine.build_data(spec)
+            data = self._build_data(engine, spec)
             state = engine.init_train_state(spec, cfg)
             s = Session(secrets.token_urlsafe(9), secrets.token_urlsafe(24), spec, cfg, data, state)
             s.metrics = engine.metrics(cfg, state, data, spec.problem)
@@ -476,7 +485,7 @@ class SessionManager:
             n = sum(int(np.prod(v.shape)) for v in jax.tree_util.tree_leaves(state.params))
             report = {"kept": 0, "initialized": n, "layers": [], "optimizer_state": "reinitialized"}
         if regenerate:
-            s.data = engine.build_data(new)
+            s.data = self._build_data(engine, new)
         s.spec, s.cfg, s.state = new, cfg, state
         s.spec_version += 1
         if s.status == "diverged":

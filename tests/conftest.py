@@ -17,6 +17,7 @@ SESSIONS = "/api/v1/sessions"
 # Explicit limits, so NEUROGLASS_* variables in the environment cannot change what the tests see.
 BASE_SETTINGS: dict[str, Any] = {
     "compile_cache_dir": None,
+    "allow_download": False,  # tests never reach for the network
     "max_sessions": 1000,
     "max_points": 5000,
     "max_train_epochs": 100_000,

@@ -303,3 +303,31 @@ def test_changing_a_dropout_rate_keeps_weights_and_compiled_program(client):
     np.testing.assert_array_equal(np.array(client.get(f"{url}/weights").json()["layers"][0]["w"]), w0)
     assert _train(client, body, auth, 2)["epoch"] == first["epoch"] + 2
     assert cnn.train_cnn_epochs._cache_size() == compiled  # the new rate is a traced number: no recompile
+
+
+def test_mnist_from_idx_files_in_the_data_folder(make_client, tmp_path):
+    from server.ml.images import write_idx
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(120) % 10
+    pictures = (rng.uniform(0, 60, (120, 28, 28)) + 150 * (labels[:, None, None] > 4)).astype(np.uint8)
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    write_idx(pictures, folder / "train-images-idx3-ubyte.gz")
+    write_idx(labels.astype(np.uint8), folder / "train-labels-idx1-ubyte.gz")
+    client = make_client(data_dir=tmp_path)
+    spec = {"dataset": {"name": "mnist", "n": 100}, "network": {"kind": "cnn"}}
+    body, auth = _create(client, spec)
+    assert body["architecture"]["inputs"] == ["28×28×1 image"] and body["architecture"]["output"]["units"] == 10
+    assert body["architecture"]["n_train"] + body["architecture"]["n_test"] == 100
+    assert _train(client, body, auth, 2)["epoch"] == 2
+    # No files (and no downloading): a 422 at dataset.name that says where the files go; nothing else breaks.
+    r = client.post(
+        "/api/v1/sessions", json={"dataset": {"name": "fashion_mnist", "n": 100}, "network": {"kind": "cnn"}}
+    )
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"][0]
+    assert detail["loc"][-1] == "name" and "fashion_mnist/train-images-idx3-ubyte.gz is missing" in detail["msg"]
+    r = client.patch(f"/api/v1/sessions/{body['id']}", json={"dataset": {"name": "fashion_mnist"}}, headers=auth)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "name"
+    assert client.get(f"/api/v1/sessions/{body['id']}").json()["spec"]["dataset"]["name"] == "mnist"

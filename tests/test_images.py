@@ -42,7 +42,7 @@ def horizontal_bar(side=16, row=7, thickness=2):
 
 
 def test_table_is_consistent():
-    assert list(IMAGE_DATASETS) == ["digits", "shapes", "bars"]
+    assert list(IMAGE_DATASETS) == ["digits", "shapes", "bars", "mnist", "fashion_mnist"]
     for name, info in IMAGE_DATASETS.items():
         assert info.name == name
         assert len(info.class_names) == info.n_classes
@@ -456,3 +456,52 @@ def test_cached_download_explains_a_network_failure(tmp_path):
     cache.mkdir()
     write_idx(np.ones(3, np.uint8), cache / "x.gz")
     assert cached_download("https://example.test/x.gz", cache, "x.gz", fetch=offline) == cache / "x.gz"
+
+
+def _write_mnist_like(folder, n=40, side=28, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, side, side), dtype=np.uint8)
+    labels = (np.arange(n) % 10).astype(np.uint8)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_idx(images, folder / "train-images-idx3-ubyte.gz")
+    write_idx(labels, folder / "train-labels-idx1-ubyte.gz")
+    return images, labels
+
+
+def test_idx_sets_load_from_the_data_folder(tmp_path):
+    images, labels = _write_mnist_like(tmp_path / "mnist")
+    x, y = generate_images("mnist", 25, 0.0, seed=3, data_dir=tmp_path, download=False)
+    assert x.shape == (25, 28, 28, 1) and x.dtype == np.float32 and y.dtype == np.int32
+    # each image is one of the file's, with its own label, drawn without repeats by the seed
+    flat = images.reshape(len(images), -1).astype(np.float32) / 255.0
+    rows = [int(np.flatnonzero((flat == xi.ravel()).all(axis=1))[0]) for xi in x]
+    assert len(set(rows)) == 25 and np.array_equal(labels[rows], y)
+    again, _ = generate_images("mnist", 25, 0.0, seed=3, data_dir=tmp_path, download=False)
+    np.testing.assert_array_equal(again, x)
+    other, _ = generate_images("mnist", 25, 0.0, seed=4, data_dir=tmp_path, download=False)
+    assert not np.array_equal(other, x)
+    noisy, _ = generate_images("mnist", 25, 0.2, seed=3, data_dir=tmp_path, download=False)
+    assert not np.array_equal(noisy, x) and noisy.min() >= 0 and noisy.max() <= 1
+
+
+def test_idx_sets_say_what_is_missing_or_wrong(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"mnist/train-images-idx3-ubyte.gz is missing.*put https://"):
+        generate_images("mnist", 10, 0.0, 0, data_dir=tmp_path, download=False)
+
+    def offline(url):
+        raise OSError("no route to host")
+
+    with pytest.raises(OSError, match="could not download .*place it at"):
+        generate_images("fashion_mnist", 10, 0.0, 0, data_dir=tmp_path, fetch=offline)
+    assert not any((tmp_path / "fashion_mnist").glob("*"))  # nothing half-written was cached
+    _write_mnist_like(tmp_path / "mnist", n=12, side=16)
+    with pytest.raises(IdxError, match="expected 28×28 images"):
+        generate_images("mnist", 10, 0.0, 0, data_dir=tmp_path, download=False)
+    _write_mnist_like(tmp_path / "mnist", n=12)
+    with pytest.raises(IdxError, match="holds 12 images; asked for 20"):
+        generate_images("mnist", 20, 0.0, 0, data_dir=tmp_path, download=False)
+    # downloading: a fetch that returns the files' bytes fills the folder once
+    served = {f.name: f.read_bytes() for f in (tmp_path / "mnist").iterdir()}
+    fresh = tmp_path / "fresh"
+    x, _ = generate_images("mnist", 10, 0.0, 0, data_dir=fresh, fetch=lambda url: served[url.rsplit("/", 1)[1]])
+    assert x.shape == (10, 28, 28, 1) and sorted(p.name for p in (fresh / "mnist").iterdir()) == sorted(served)

@@ -10,8 +10,9 @@ labels (n,). Everything is offline, pure and deterministic in its arguments (see
 `noise` is the standard deviation of Gaussian pixel noise (0..1), added last and clipped to [0, 1].
 It comes from its own random stream, so moving the noise slider keeps the same images, only noisier.
 
-MNIST / Fashion-MNIST arrive as IDX files: `read_idx`, `write_idx`, `load_idx_dataset`, and
-`cached_download`, which never caches a file it could not parse.
+- `mnist`, `fashion_mnist`: real 28x28 images from IDX files in a data folder (`data_dir`): the files
+  the user already has, or downloaded there once when the network allows (`cached_download`, which never
+  caches a file it could not parse). `read_idx`, `write_idx` and `load_idx_dataset` read and write IDX.
 """
 
 from __future__ import annotations
@@ -140,7 +141,9 @@ class ImageDatasetInfo:
     shape: tuple[int, int, int]  # (H, W, C) at the default size
     max_n: int  # largest n generate_images accepts
     sizes: tuple[int, ...]  # allowed image sides; () = fixed at shape[0]
-    fn: ImageFn = field(repr=False, compare=False)
+    fn: ImageFn | None = field(repr=False, compare=False)  # None: read from IDX files (``idx``)
+    idx: tuple[str, str] | None = None  # (training images, training labels) file names in the data folder
+    url: str = ""  # where those files can be downloaded from (the name is appended)
 
     def side(self, size: int | None = None) -> int:
         """The image side for a requested `size` (None = default); ValueError if not offered."""
@@ -184,13 +187,73 @@ _MENU = [
         _bars,
     ),
 ]
+_MENU += [
+    ImageDatasetInfo(
+        "mnist",
+        "Real 28×28 handwritten digits (MNIST): its IDX files in the data folder, downloaded there once "
+        "when the network allows.",
+        10,
+        tuple(str(d) for d in range(10)),
+        (28, 28, 1),
+        MAX_GENERATED,
+        (),
+        None,
+        ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    ),
+    ImageDatasetInfo(
+        "fashion_mnist",
+        "Real 28×28 photos of clothes in 10 kinds (Fashion-MNIST): its IDX files in the data folder, "
+        "downloaded there once when the network allows.",
+        10,
+        ("T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"),
+        (28, 28, 1),
+        MAX_GENERATED,
+        (),
+        None,
+        ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    ),
+]
 IMAGE_DATASETS: dict[str, ImageDatasetInfo] = {info.name: info for info in _MENU}
+DEFAULT_DATA_DIR = Path(".cache/data")
+
+
+def idx_files(
+    name: str, data_dir: str | os.PathLike[str], fetch: Callable[[str], bytes] | None = None, download: bool = True
+):
+    """(images path, labels path) of an IDX set in data_dir/name/, downloading what is missing (unless
+    ``download`` is False: then a missing file is a FileNotFoundError saying where to put it)."""
+    info = IMAGE_DATASETS[name]
+    folder = Path(data_dir) / name
+    if not download:
+        for f in info.idx:
+            if not (folder / f).is_file():
+                raise FileNotFoundError(f"{folder / f} is missing (downloading is off): put {info.url + f} there")
+    return tuple(cached_download(info.url + f, folder, f, fetch) for f in info.idx)
+
+
+@functools.lru_cache(maxsize=2)
+def _idx_set(images_path: Path, labels_path: Path, stamp: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """An IDX pair read once per process (per file version: ``stamp`` holds the modification times)."""
+    return load_idx_dataset(images_path, labels_path)
 
 
 def generate_images(
-    name: str, n: int, noise: float, seed: int, size: int | None = None
+    name: str,
+    n: int,
+    noise: float,
+    seed: int,
+    size: int | None = None,
+    data_dir: str | os.PathLike[str] = DEFAULT_DATA_DIR,
+    fetch: Callable[[str], bytes] | None = None,
+    download: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Images float32 (n, S, S, 1) in [0, 1] and labels int32 (n,), shuffled, deterministic in all args."""
+    """Images float32 (n, S, S, 1) in [0, 1] and labels int32 (n,), shuffled, deterministic in all args.
+
+    IDX sets (mnist, fashion_mnist) take n images drawn by the seed from the training file in
+    data_dir/<name>/ (downloaded there first if missing and ``download``: OSError when that fails or is
+    off, IdxError for bad files)."""
     if name not in IMAGE_DATASETS:
         raise KeyError(f"unknown image dataset {name!r}; choose one of: {', '.join(IMAGE_DATASETS)}")
     info = IMAGE_DATASETS[name]
@@ -200,9 +263,20 @@ def generate_images(
         raise ValueError(f"noise must be in [0, 1], got {noise}")
     side = info.side(size)
     content, pixel_noise = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
-    images, labels = info.fn(n, content, side)
-    order = content.permutation(n)  # generators emit class by class; shuffle so any split mixes classes
-    images, labels = images[order], labels[order]
+    if info.fn is None:
+        paths = idx_files(name, data_dir, fetch, download)
+        every, every_label = _idx_set(*paths, tuple(p.stat().st_mtime for p in paths))
+        if every.shape[1:3] != info.shape[:2]:
+            want = "×".join(map(str, info.shape[:2]))
+            raise IdxError(f"{paths[0]}: expected {want} images for {name!r}, found {every.shape[1]}×{every.shape[2]}")
+        if len(every) < n:
+            raise IdxError(f"{paths[0]} holds {len(every)} images; asked for {n}")
+        pick = content.choice(len(every), n, replace=False)
+        images, labels = every[pick, ..., 0], every_label[pick]
+    else:
+        images, labels = info.fn(n, content, side)
+        order = content.permutation(n)  # generators emit class by class; shuffle so any split mixes classes
+        images, labels = images[order], labels[order]
     if noise > 0:
         images = np.clip(images + noise * pixel_noise.standard_normal(images.shape, dtype=np.float32), 0, 1)
     return images[..., None].astype(np.float32), labels.astype(np.int32)
