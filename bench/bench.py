@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import psutil
 
 from bench.cnn import cnn_figures
+from bench.landscape import landscape_figures
 from bench.timing import best as _best
 from bench.ws import ws_figures
 from server import experiment as ex
@@ -130,6 +131,7 @@ def main() -> None:
     figures["compile_s_cached"] = round(cached, 3)
     figures["rss_mb_per_session"] = round(rss_mb_per_session(), 3)
     figures.update(cnn_figures())
+    figures.update(landscape_figures())
     with tempfile.TemporaryDirectory() as cache:
         figures.update(ws_figures(cache))
     figures["tf_playground_reference"] = {

@@ -9,6 +9,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,6 +163,47 @@ def stream_figures(base: str, seconds: float = 4.0, patches: int = 40) -> dict[s
     return figures
 
 
+LIVE_RESOLUTION = 31  # the landscape panel's resolution while training (51 once paused): coarse to fine
+
+
+def landscape_live_figures(base: str, seconds: float = 4.0) -> dict[str, float]:
+    """The landscape panel while the biggest net plays at full speed: slices refreshed per second by a
+    client that asks for the next as soon as one arrives (as the page does), and the frames per second the
+    websocket still delivers meanwhile."""
+    sid, token = _session(base, {**BIGGEST, "speed": None})
+    url = f"{base}/api/v1/sessions/{sid}/landscape"
+    figures: dict[str, float] = {}
+    with connect(_ws_url(base, sid, token), max_size=None) as ws, httpx.Client(timeout=60) as http:
+        _recv(ws)
+        _recv(ws)
+        ws.send(json.dumps({"action": "play"}))
+        for resolution in (51, LIVE_RESOLUTION):  # compile both before measuring
+            http.get(url, params={"resolution": resolution}).raise_for_status()
+        for resolution in (LIVE_RESOLUTION, 51):
+            done, frames, stop = [0], [0], threading.Event()
+
+            def refresh(res=resolution, done=done, stop=stop):
+                while not stop.is_set():
+                    http.get(url, params={"resolution": res}).raise_for_status()
+                    done[0] += 1
+
+            worker = threading.Thread(target=refresh)
+            t0 = time.perf_counter()
+            worker.start()
+            while time.perf_counter() - t0 < seconds:
+                if _recv(ws)[0] == "frame":
+                    frames[0] += 1
+            stop.set()
+            elapsed = time.perf_counter() - t0
+            worker.join()
+            suffix = "" if resolution == LIVE_RESOLUTION else f"_{resolution}"
+            figures[f"landscape_refresh_hz{suffix}"] = round(done[0] / elapsed, 1)
+            figures[f"landscape_frames_per_s{suffix}"] = round(frames[0] / elapsed, 1)
+        ws.send(json.dumps({"action": "pause"}))
+    httpx.delete(f"{base}/api/v1/sessions/{sid}", headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    return figures
+
+
 def ws_figures(cache_dir: str) -> dict[str, float]:
     """All websocket figures: cold start on an empty compilation cache, cached start, then streaming."""
     figures: dict[str, float] = {}
@@ -173,6 +215,7 @@ def ws_figures(cache_dir: str) -> dict[str, float]:
         figures["first_frame_s_cached"] = round(first_frame_after_play(base, BIGGEST), 3)
         figures["create_to_first_frame_s_cached"] = round(first_frame_from_create(base, other), 3)
         figures.update(stream_figures(base))
+        figures.update(landscape_live_figures(base))
     return figures
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import logging
 import math
@@ -26,6 +27,7 @@ import numpy as np
 
 from server import cnn_experiment as cx
 from server import experiment as ex
+from server import optimization as opt
 from server.config import Settings
 from server.ml import images
 from server.ml.inspect import NEURON_RESOLUTION, OUTPUT_RESOLUTION
@@ -114,6 +116,10 @@ class Session:
     warm: asyncio.Task | None = None  # compiling the training program in the background (see _warm)
     revision: int = 0  # bumped by every edit from outside the loop (reset, patch, weights): older frames are stale
     hyper_cache: tuple[Any, Any] = (None, None)  # (spec, its traced hyperparameters): built once per spec
+    init_params: Any = None  # the weights training started from (reset, or the last change of shapes)
+    trajectory: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (epoch, weights) as training went
+    trajectory_stride: int = 1  # record every n-th chunk once the trajectory has been thinned
+    sharpness: list[tuple[int, float | None]] = field(default_factory=list)  # (epoch, top Hessian eigenvalue)
 
     @property
     def engine(self) -> Any:
@@ -170,9 +176,18 @@ class SessionManager:
         self.settings = settings
         self.sessions: dict[str, Session] = {}
         self.limiter = anyio.CapacityLimiter(settings.worker_threads)
+        # Views computed beside training (slices, Hessians, activation maximization...) have their own
+        # thread: they never wait for a playing session's chunks, nor hold one back for more than a chunk.
+        self.view_limiter = anyio.CapacityLimiter(1)
 
-    async def _thread(self, fn: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+    async def _thread(self, fn: Callable[..., T], *args: Any, _view: bool = False, **kwargs: Any) -> T:
+        call = functools.partial(fn, *args, **kwargs) if kwargs else fn
+        limiter = self.view_limiter if _view else self.limiter
+        return await anyio.to_thread.run_sync(call, *(() if kwargs else args), limiter=limiter)
+
+    async def _view(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a view on a snapshot in the views' thread."""
+        return await self._thread(fn, *args, _view=True, **kwargs)
 
     def _check_limits(self, spec: ExperimentSpec) -> None:
         if spec.dataset.n > self.settings.max_points:
@@ -270,6 +285,7 @@ class SessionManager:
 
     def _record(self, s: Session, force: bool = False, snap: Snapshot | None = None) -> None:
         s.chunks += 1
+        self._record_path(s, force, snap)
         if not force and s.chunks % s.history_stride:
             return
         epoch, step = (s.epoch, s.step) if snap is None else (snap.epoch, snap.step)
@@ -277,6 +293,28 @@ class SessionManager:
         if len(s.history) > self.settings.history_limit:
             s.history = s.history[::2]  # keep the whole run at half the resolution
             s.history_stride *= 2
+
+    def _record_path(self, s: Session, force: bool = False, snap: Snapshot | None = None) -> None:
+        """The weights now, as a point of the session's trajectory (MLPs of moderate size)."""
+        if s.engine is not ex or (not force and s.chunks % s.trajectory_stride):
+            return
+        state, epoch = (s.state, s.epoch) if snap is None else (snap.state, snap.epoch)
+        if count_params(state.params) > opt.MAX_TRAJECTORY_PARAMS:
+            return
+        if s.init_params is None:
+            s.init_params = state.params
+        if s.trajectory and s.trajectory[-1][0] == epoch:
+            s.trajectory[-1] = (epoch, opt.flat(state.params))
+        else:
+            s.trajectory.append((epoch, opt.flat(state.params)))
+        if len(s.trajectory) > opt.TRAJECTORY_POINTS:
+            s.trajectory = s.trajectory[::2]  # keep the whole path at half the resolution
+            s.trajectory_stride *= 2
+
+    def _restart_path(self, s: Session) -> None:
+        """A new starting point: after a reset, or when the weights' shapes changed."""
+        s.init_params, s.trajectory, s.trajectory_stride, s.sharpness = None, [], 1, []
+        self._record_path(s, force=True)
 
     def _advance(self, s: Session, epochs: int) -> bool:
         """Train ``epochs`` epochs (worker thread, lock held). False when training diverged."""
@@ -434,6 +472,7 @@ class SessionManager:
             s.epoch = s.step = s.chunks = 0
             s.history, s.history_stride = [], 1
             s.metrics = s.engine.metrics(s.cfg, s.state, s.data, s.spec.problem)
+            self._restart_path(s)
             self._record(s, force=True)
 
         await self._edit(s, fresh)
@@ -486,7 +525,11 @@ class SessionManager:
             report = {"kept": 0, "initialized": n, "layers": [], "optimizer_state": "reinitialized"}
         if regenerate:
             s.data = self._build_data(engine, new)
+        shapes = lambda st: [a.shape for a in jax.tree_util.tree_leaves(st.params)]  # noqa: E731
+        reshaped = engine is not s.engine or shapes(state) != shapes(s.state)
         s.spec, s.cfg, s.state = new, cfg, state
+        if reshaped:
+            self._restart_path(s)
         s.spec_version += 1
         if s.status == "diverged":
             s.status = "paused"
@@ -587,7 +630,7 @@ class SessionManager:
         if not 0 <= layer < len(layers):
             raise Invalid(f"layer must be from 0 to {len(layers) - 1}", ("layer",))
         snap = Snapshot.of(s)  # immutable: no lock needed, training goes on
-        out = await self._thread(cx.activation_maximization, snap.cfg, snap.state, layer, steps)
+        out = await self._view(cx.activation_maximization, snap.cfg, snap.state, layer, steps)
         return {"epoch": snap.epoch, "spec_version": snap.spec_version, "layer": layer, "steps": steps, **out}
 
     async def convolution(
@@ -606,10 +649,64 @@ class SessionManager:
         n = int(snap.data.x_test.shape[0])
         if not 0 <= example < n:
             raise Invalid(f"example is a test-image index from 0 to {n - 1}", ("example",))
-        out = await self._thread(
+        out = await self._view(
             cx.convolution_walkthrough, snap.cfg, snap.state, snap.data, layer, filter_, example, row, col
         )
         return {"epoch": snap.epoch, "spec_version": snap.spec_version, **out}
+
+    # ------------------------------------------------------------------ inside the optimization
+
+    def _mlp_only(self, s: Session) -> None:
+        if s.engine is not ex:
+            raise Invalid("loss landscapes and gradient health are for MLP sessions so far", ("network", "kind"))
+
+    async def landscape(
+        self, s: Session, directions: str, resolution: int, span: float | None, seed: int
+    ) -> dict[str, Any]:
+        """The loss slice around the current weights and the path on it; computed beside training (on a
+        snapshot, without the session's lock), so the loop goes on."""
+        self._mlp_only(s)
+        snap, path, init = Snapshot.of(s), list(s.trajectory), s.init_params
+        if directions == "pca" and len(path) < 3:
+            raise Invalid("PCA directions need a trajectory: train a few epochs first", ("directions",))
+        out = await self._view(
+            opt.landscape,
+            snap.cfg,
+            snap.state,
+            snap.data,
+            directions=directions,
+            resolution=resolution,
+            span=span,
+            seed=seed,
+            init_params=init if init is not None else snap.state.params,
+            trajectory=path,
+        )
+        return {"epoch": snap.epoch, "spec_version": snap.spec_version, **out}
+
+    async def interpolation(self, s: Session, steps: int) -> dict[str, Any]:
+        self._mlp_only(s)
+        snap, init = Snapshot.of(s), s.init_params
+        init = init if init is not None else snap.state.params
+        out = await self._view(opt.interpolation, snap.cfg, snap.state, snap.data, init_params=init, steps=steps)
+        return {"epoch": snap.epoch, "from_epoch": s.trajectory[0][0] if s.trajectory else snap.epoch, **out}
+
+    async def gradients(self, s: Session) -> dict[str, Any]:
+        self._mlp_only(s)
+        snap, h, init = Snapshot.of(s), s.hyper, s.spec.network.init
+        out = await self._view(opt.gradients, snap.cfg, snap.state, snap.data, h, init=init)
+        return {"epoch": snap.epoch, "spec_version": snap.spec_version, **out}
+
+    async def sharpness(self, s: Session, iters: int) -> dict[str, Any]:
+        """The top Hessian eigenvalue now; each one computed is kept, so the track over training shows."""
+        self._mlp_only(s)
+        snap, lr = Snapshot.of(s), s.spec.training.learning_rate
+        out = await self._view(opt.sharpness, snap.cfg, snap.state, snap.data, learning_rate=lr, iters=iters, seed=0)
+        if not s.sharpness or s.sharpness[-1][0] != snap.epoch:
+            s.sharpness.append((snap.epoch, out["top_eigenvalue"]))
+            if len(s.sharpness) > self.settings.history_limit:
+                s.sharpness = s.sharpness[::2]
+        history = [{"epoch": e, "top_eigenvalue": v} for e, v in s.sharpness]
+        return {"epoch": snap.epoch, **out, "history": history}
 
     async def saliency(self, s: Session, examples: list[int]) -> dict[str, Any]:
         self._cnn_only(s)
@@ -618,7 +715,7 @@ class SessionManager:
         if bad:
             raise Invalid(f"examples are test-image indices from 0 to {n - 1}; got {bad[0]}", ("examples",))
         snap = Snapshot.of(s)
-        maps = await self._thread(cx.saliency_maps, snap.cfg, snap.state, snap.data, examples)
+        maps = await self._view(cx.saliency_maps, snap.cfg, snap.state, snap.data, examples)
         return {"epoch": snap.epoch, "examples": examples, "maps": maps}
 
     async def frame(self, s: Session) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -200,6 +200,59 @@ async def get_saliency(
     return encode_json(out, {"maps": maps}, encoding)
 
 
+@router.get("/{session_id}/landscape")
+async def get_landscape(
+    s: SessionDep,
+    manager: ManagerDep,
+    directions: Annotated[
+        Literal["random", "pca", "init"],
+        Query(
+            description="two filter-normalized random directions, the trajectory's top-2 PCA directions, "
+            "or initial → current weights plus one random direction"
+        ),
+    ] = "random",
+    resolution: Annotated[int, Query(ge=11, le=101, description="cells per side")] = 51,
+    span: Annotated[
+        float | None, Query(gt=0, le=100, description="α, β from −span to span (default: per directions)")
+    ] = None,
+    seed: Annotated[int, Query(ge=0, le=2**31 - 1, description="seed of the random directions")] = 0,
+) -> dict[str, Any]:
+    """MLP: the training loss on a plane through the current weights (``loss`` rows β, columns α; null = off
+    scale), with the recorded trajectory projected on it — its true loss, the slice's loss at the
+    projection, and its distance off the plane — and, for PCA directions, their explained variance."""
+    return await manager.landscape(s, directions, resolution, span, seed)
+
+
+@router.get("/{session_id}/interpolation")
+async def get_interpolation(
+    s: SessionDep,
+    manager: ManagerDep,
+    steps: Annotated[int, Query(ge=3, le=201, description="points along the line")] = 51,
+) -> dict[str, Any]:
+    """MLP: the training loss along the straight line from the initial weights (t = 0) to the current ones
+    (t = 1), a quarter beyond each end."""
+    return await manager.interpolation(s, steps)
+
+
+@router.get("/{session_id}/gradients")
+async def get_gradients(s: SessionDep, manager: ManagerDep) -> dict[str, Any]:
+    """MLP: per-layer gradient health on the training set (gradient and weight norms, update/weight ratio,
+    dead ReLU and saturated shares, NaN/Inf counts) and a plain-words ``diagnosis`` with fixes (spec
+    patches)."""
+    return await manager.gradients(s)
+
+
+@router.get("/{session_id}/sharpness")
+async def get_sharpness(
+    s: SessionDep,
+    manager: ManagerDep,
+    iters: Annotated[int, Query(ge=1, le=200, description="power iterations")] = 20,
+) -> dict[str, Any]:
+    """MLP: the Hessian's top eigenvalue of the training loss (power iteration on Hessian-vector products)
+    against gradient descent's stability line 2 / learning rate; ``history`` holds every value computed."""
+    return await manager.sharpness(s, iters)
+
+
 @router.get("/{session_id}/export", response_model=ExportPublic)
 async def export_session(s: SessionDep, manager: ManagerDep) -> dict[str, Any]:
     """Spec and weights together: everything needed to reproduce this network."""

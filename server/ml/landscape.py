@@ -1,0 +1,488 @@
+"""Loss-landscape views and gradient health, generic over the models' params pytrees.
+
+Params are lists of layer dicts (``server.ml.models`` MLPs, ``server.ml.cnn`` CNNs): a neuron — or a
+conv filter — is a slice along the LAST axis of a ``"w"`` leaf; ``"b"``, ``"gamma"``, ``"beta"`` are
+biases and batch-norm parameters. Everything that needs a loss takes a pure ``loss_fn(params) -> scalar``
+(close over the data and the static config), so MLP and CNN engines share one implementation. Functions
+are jit-friendly (no Python branching on traced values, static shapes): callers wrap them in ``jax.jit``
+with their own static config.
+
+- directions: ``filter_normalized_direction`` (Li et al. 2018, "Visualizing the Loss Landscape of Neural
+  Nets"), ``pca_directions`` of a trajectory, ``init_plane`` (init → now, plus an orthogonal random one);
+- ``loss_slice`` (a 2-D grid in one compiled call), ``interpolate_1d``, ``project_trajectory``;
+- ``hessian_top_eigenvalue`` (power iteration on Hessian-vector products);
+- ``gradient_health`` (per-layer numbers, one jitted call) and ``diagnose`` (plain-words findings with
+  suggested spec patches; host-side, pure and deterministic).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from server.ml.models import ACTIVATIONS, BN_EPS, Arch
+from server.ml.train import per_example_loss
+
+Params = Any  # a pytree of arrays: list of layer dicts
+LossFn = Callable[[Params], jax.Array]
+
+BIAS_BN = ("b", "gamma", "beta")  # leaf names that are not a neuron's incoming weights
+
+# ------------------------------------------------------------------------------------------ tree algebra
+
+
+def _tree_vdot(a: Params, b: Params) -> jax.Array:
+    """⟨a, b⟩ summed over every leaf."""
+    return sum((jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)), jnp.float32(0))
+
+
+def _combine(center: Params, d1: Params, d2: Params, a: jax.Array, b: jax.Array) -> Params:
+    """center + a·d1 + b·d2, leaf by leaf."""
+    return jax.tree.map(lambda c, u, v: c + a * u + b * v, center, d1, d2)
+
+
+def ravel_trajectory(points: Sequence[Params]) -> jax.Array:
+    """Snapshots of params (pytrees, or already-flat vectors) → (T, P), one flattened vector per row."""
+    return jnp.stack([ravel_pytree(p)[0] for p in points])
+
+
+def _as_matrix(trajectory: jax.Array | Sequence[Params]) -> jax.Array:
+    return ravel_trajectory(trajectory) if isinstance(trajectory, list | tuple) else jnp.asarray(trajectory)
+
+
+# -------------------------------------------------------------------------------------------- directions
+
+
+def _leaf_name(path) -> str | None:
+    last = path[-1] if path else None
+    return getattr(last, "key", None)
+
+
+def _filter_normalize(d: jax.Array, w: jax.Array) -> jax.Array:
+    """Rescale each slice of ``d`` along its last axis to the norm of the same slice of ``w`` (0-D and
+    1-D leaves: element by element, so d_i = sign(d_i)·|w_i|). A zero slice of ``w`` gives a zero slice."""
+    axes = tuple(range(d.ndim - 1))
+    d_norm = jnp.sqrt(jnp.sum(d * d, axis=axes, keepdims=True))
+    w_norm = jnp.sqrt(jnp.sum(w * w, axis=axes, keepdims=True))
+    return d * jnp.where(d_norm > 0, w_norm / jnp.where(d_norm > 0, d_norm, 1.0), 0.0)
+
+
+def filter_normalized_direction(key: jax.Array, params: Params, include_bias_bn: bool = False) -> Params:
+    """A random Gaussian direction shaped like ``params``, filter-normalized (Li et al. 2018).
+
+    Every weight leaf (any leaf not named b/gamma/beta) is normalized per neuron/filter: each slice along
+    its last axis — a dense unit's incoming weights (fan_in,), a conv filter (k, k, C_in) — gets the norm
+    of the same slice of the weights, so the plot's scale is the same for every layer whatever its
+    weights' scale. Biases and batch-norm parameters get 0 (as in the paper: their directions are left
+    out) unless ``include_bias_bn``, then each element is its own "filter": ±|value| (what the paper's
+    code does when it keeps them; a zero bias stays fixed).
+    """
+    paths, treedef = jax.tree_util.tree_flatten_with_path(params)
+    keys = jax.random.split(key, max(len(paths), 1))
+    out = []
+    for k, (path, leaf) in zip(keys, paths, strict=False):
+        bias_bn = _leaf_name(path) in BIAS_BN
+        if bias_bn and not include_bias_bn:
+            out.append(jnp.zeros_like(leaf))
+            continue
+        d = jax.random.normal(k, leaf.shape, leaf.dtype)
+        out.append(jnp.sign(d) * jnp.abs(leaf) if bias_bn else _filter_normalize(d, leaf))
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def init_direction(init_params: Params, params: Params) -> Params:
+    """The way training went: params − init_params (α = −1 on it is the initial point, 0 the current)."""
+    return jax.tree.map(lambda p, q: p - q, params, init_params)
+
+
+def orthogonalize(d: Params, against: Params) -> Params:
+    """Gram–Schmidt: d minus its component along ``against`` (d unchanged when ``against`` is 0)."""
+    aa = _tree_vdot(against, against)
+    c = jnp.where(aa > 0, _tree_vdot(d, against) / jnp.where(aa > 0, aa, 1.0), 0.0)
+    return jax.tree.map(lambda x, y: x - c * y, d, against)
+
+
+def init_plane(
+    key: jax.Array, init_params: Params, params: Params, include_bias_bn: bool = False
+) -> tuple[Params, Params]:
+    """(d1, d2) for a slice centred on ``params``: d1 = params − init, d2 a filter-normalized random
+    direction made orthogonal to d1 (its per-filter norms then hold only approximately)."""
+    d1 = init_direction(init_params, params)
+    return d1, orthogonalize(filter_normalized_direction(key, params, include_bias_bn), d1)
+
+
+def pca_directions(trajectory: jax.Array | Sequence[Params], center: Params) -> tuple[Params, Params, jax.Array]:
+    """Top-2 principal directions of (trajectory − center), and their explained-variance ratios (2,).
+
+    ``trajectory``: (T, P) flattened param vectors (``ravel_trajectory``) or a list of snapshots. As in
+    Li et al., deviations are taken from ``center`` (usually the final params), not from their mean. The
+    directions are unit vectors (so projected coordinates are distances in parameter space), signed so the
+    trajectory's first point has non-negative coordinates. All-zero deviations give ratios 0.
+    """
+    flat_c, unravel = ravel_pytree(center)
+    m = _as_matrix(trajectory) - flat_c  # (T, P)
+    if m.shape[0] < 2:  # one snapshot: a zero row gives the second (arbitrary) direction ratio 0
+        m = jnp.concatenate([m, jnp.zeros((2 - m.shape[0], m.shape[1]), m.dtype)])
+    _, s, vt = jnp.linalg.svd(m, full_matrices=False)
+    var = s * s
+    explained = var[:2] / jnp.maximum(var.sum(), jnp.finfo(var.dtype).tiny)
+    dirs = vt[:2] * jnp.where(m[0] @ vt[:2].T < 0, -1.0, 1.0)[:, None]
+    return unravel(dirs[0]), unravel(dirs[1]), explained
+
+
+# --------------------------------------------------------------------------------------- slices and paths
+
+SLICE_METHODS = ("map", "rows", "vmap")
+DEFAULT_SLICE_METHOD = "map"  # bench/landscape.py, biggest MLP 51×51: map 48 ms, rows 50-54, vmap 91
+DEFAULT_BATCH = 9  # cells per vmapped step of "map": 9 × (8 units × 500 examples) stays in cache (bench)
+
+
+def _check_method(method: str) -> None:
+    if method not in SLICE_METHODS:
+        raise ValueError(f"unknown slice method {method!r}; choose one of {', '.join(SLICE_METHODS)}")
+
+
+def _map_cells(fn: Callable, xs: tuple[jax.Array, ...], method: str, batch_size: int) -> jax.Array:
+    """fn over the leading axis of xs: all at once ("vmap") or a batched loop (``lax.map``)."""
+    if method == "vmap":
+        return jax.vmap(fn)(*xs)
+    return jax.lax.map(lambda t: fn(*t), xs, batch_size=batch_size)
+
+
+def loss_slice(
+    loss_fn: LossFn,
+    center: Params,
+    d1: Params,
+    d2: Params,
+    alphas: jax.Array,
+    betas: jax.Array,
+    *,
+    method: str = DEFAULT_SLICE_METHOD,
+    batch_size: int = DEFAULT_BATCH,
+) -> jax.Array:
+    """(len(betas), len(alphas)) grid of loss(center + α·d1 + β·d2): row i is β = betas[i].
+
+    One traced program (jit the caller): ``method`` "map" loops over cells ``batch_size`` at a time
+    (``lax.map``), "rows" loops over betas with each row vmapped, "vmap" vmaps every cell at once (the
+    most memory). Cells whose loss overflows come out as NaN or ±Inf, as the loss gives them: nothing
+    raises; the caller marks them off scale.
+    """
+    _check_method(method)
+    alphas, betas = jnp.asarray(alphas), jnp.asarray(betas)
+
+    def cell(a, b):
+        return loss_fn(_combine(center, d1, d2, a, b))
+
+    if method == "rows":
+        return jax.lax.map(lambda b: jax.vmap(lambda a: cell(a, b))(alphas), betas)
+    grid_a, grid_b = jnp.meshgrid(alphas, betas)  # (nb, na) each
+    losses = _map_cells(cell, (grid_a.ravel(), grid_b.ravel()), method, batch_size)
+    return losses.reshape(betas.shape[0], alphas.shape[0])
+
+
+def interpolate_1d(
+    loss_fn: LossFn,
+    start: Params,
+    end: Params,
+    ts: jax.Array,
+    *,
+    method: str = DEFAULT_SLICE_METHOD,
+    batch_size: int = DEFAULT_BATCH,
+) -> jax.Array:
+    """Losses along start + t·(end − start) for each t in ``ts``, (len(ts),) (t = 0 start, t = 1 end)."""
+    _check_method(method)
+    direction = init_direction(start, end)
+    zero = jax.tree.map(jnp.zeros_like, start)
+    if method == "rows":
+        method = "vmap"  # one row
+    return _map_cells(
+        lambda t: loss_fn(_combine(start, direction, zero, t, 0.0)), (jnp.asarray(ts),), method, batch_size
+    )
+
+
+def project_trajectory(
+    trajectory: jax.Array | Sequence[Params], center: Params, d1: Params, d2: Params
+) -> tuple[jax.Array, jax.Array]:
+    """Each point's plane coordinates (T, 2) = least-squares (α, β) with point ≈ center + α·d1 + β·d2,
+    and its distance off the plane (T,) (the norm of the residual).
+
+    d1 and d2 need not be orthogonal: the 2×2 normal equations G·(α, β) = Dᵀ(θ − center), G = DᵀD, are
+    solved with G's pseudo-inverse, so parallel or zero directions give the minimum-norm answer.
+    """
+    flat_c, _ = ravel_pytree(center)
+    basis = jnp.stack([ravel_pytree(d1)[0], ravel_pytree(d2)[0]])  # (2, P)
+    m = _as_matrix(trajectory) - flat_c  # (T, P)
+    coords = (m @ basis.T) @ jnp.linalg.pinv(basis @ basis.T)  # G is symmetric: (G⁻¹ Dᵀm)ᵀ = mᵀD G⁻¹
+    residual = m - coords @ basis
+    return coords, jnp.sqrt(jnp.sum(residual * residual, axis=1))
+
+
+def mlp_data_loss(arch: Arch, loss: str, x: jax.Array, y: jax.Array, bn_state=None) -> LossFn:
+    """The mean data loss of ``train.evaluate`` (no dropout, running batch-norm statistics, no penalty) as
+    a function of the params alone, for slices and Hessians of MLPs.
+
+    Computed features × batch (examples on the minor axis): vmapped over thousands of parameter sets,
+    each layer is then an (out, in) × (in, batch) product with a wide minor dimension, which XLA's CPU
+    backend runs about twice as fast as ``apply_mlp``'s (batch, in) × (in, out) (bench/landscape.py).
+    """
+    xt = jnp.asarray(x).T  # (features, batch)
+
+    def wt_h(w: jax.Array, h: jax.Array) -> jax.Array:
+        return jax.lax.dot_general(w, h, (((0,), (0,)), ((), ())))  # wᵀh: (in, out), (in, batch) → (out, batch)
+
+    def loss_fn(params: Params) -> jax.Array:
+        h = xt
+        for i, (_, act) in enumerate(arch.hidden):
+            p = params[i]
+            z = wt_h(p["w"], h) + p["b"][:, None]  # (units, batch)
+            if arch.batch_norm:
+                s = bn_state[i]
+                z = (z - s["mean"][:, None]) * jax.lax.rsqrt(s["var"] + BN_EPS)[:, None]
+                z = z * p["gamma"][:, None] + p["beta"][:, None]
+            h = ACTIVATIONS[act].fn(z)
+        out = params[-1]
+        # a dot here too: a broadcast multiply-sum is ~3× slower under vmap (bench/landscape.py)
+        logits = wt_h(out["w"], h) + out["b"][:, None]  # (n_outputs, batch)
+        return per_example_loss(logits.T, y, arch.output, loss).mean()
+
+    return loss_fn
+
+
+# ------------------------------------------------------------------------------------------------ Hessian
+
+
+def hessian_top_eigenvalue(loss_fn: LossFn, params: Params, key: jax.Array, iters: int = 20) -> jax.Array:
+    """The Hessian's eigenvalue of largest magnitude at ``params``, by power iteration.
+
+    Each step is one Hessian-vector product, forward-over-reverse: jvp(grad(loss_fn), (params,), (v,)).
+    Returns the Rayleigh quotient vᵀHv of the last unit vector (exact for the top eigenvector). Near a
+    saddle the largest magnitude can be a negative curvature: the sign is kept. The error shrinks as
+    (|λ₂| / |λ₁|)^(2·iters): when the top positive and negative curvatures have almost the same magnitude
+    (e.g. TF Playground's default net at its init, 0.4184 and −0.4185) the iterate mixes both and the
+    estimate lands between them, whatever ``iters``.
+    """
+    flat, unravel = ravel_pytree(params)
+    grad = jax.grad(loss_fn)
+
+    def hvp(v: jax.Array) -> jax.Array:
+        return ravel_pytree(jax.jvp(grad, (params,), (unravel(v),))[1])[0]
+
+    v0 = jax.random.normal(key, flat.shape, flat.dtype)
+    v0 = v0 / jnp.linalg.norm(v0)
+
+    def step(_, carry):
+        v, _ = carry
+        hv = hvp(v)
+        n = jnp.linalg.norm(hv)
+        return jnp.where(n > 0, hv / jnp.where(n > 0, n, 1.0), v), jnp.vdot(v, hv)
+
+    return jax.lax.fori_loop(0, iters, step, (v0, jnp.zeros((), flat.dtype)))[1]
+
+
+# ----------------------------------------------------------------------------------------- gradient health
+
+DEAD = ("relu",)  # output ≤ 0 exactly where the slope is 0: a unit that never fires learns nothing
+# Flat regions where the slope is < ~2 % of the activation's maximum slope.
+SATURATED: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "sigmoid": lambda h: (h < 0.01) | (h > 0.99),  # σ' = σ(1 − σ) < 0.0099 (max ¼)
+    "tanh": lambda h: jnp.abs(h) > 0.99,  # tanh' = 1 − tanh² < 0.02 (max 1)
+    "piecewise_linear": lambda h: (h <= 0.0) | (h >= 1.0),  # slope exactly 0
+}
+SATURATED_SHARE = 0.9  # a unit is saturated when flat on at least this share of examples (and positions)
+
+
+def _norm(a: jax.Array) -> jax.Array:
+    return jnp.sqrt(jnp.sum(a * a))
+
+
+def _nonfinite(tree) -> jax.Array:
+    return sum((jnp.sum(~jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)), jnp.int32(0))
+
+
+def _unit_fraction(flags: jax.Array) -> jax.Array:
+    """Share of units (last axis) whose flag holds for every example and position."""
+    return jnp.mean(jnp.all(flags, axis=tuple(range(flags.ndim - 1))).astype(jnp.float32))
+
+
+def _unit_stats(act: jax.Array | None, name: str | None) -> tuple[jax.Array, jax.Array]:
+    """(dead share, saturated share) of one layer's units from its activations (batch, ..., units)."""
+    zero = jnp.float32(0)
+    if act is None:
+        return zero, zero
+    dead = _unit_fraction(act <= 0) if name in DEAD else zero
+    if name not in SATURATED:
+        return dead, zero
+    flat = SATURATED[name](act).astype(jnp.float32)
+    share = jnp.mean(flat, axis=tuple(range(flat.ndim - 1)))  # (units,)
+    return dead, jnp.mean((share >= SATURATED_SHARE).astype(jnp.float32))
+
+
+def gradient_health(
+    grads: Params,
+    params: Params,
+    updates: Params | None = None,
+    activations: Sequence[jax.Array] = (),
+    activation_names: Sequence[str | None] = (),
+) -> dict[str, jax.Array]:
+    """Per-layer gradient health of every layer with a ``"w"`` (jit-friendly; arrays of shape (L,)).
+
+    ``activations[i]`` and ``activation_names[i]`` belong to ``params[i]`` (an MLP's hidden layers, then
+    nothing for the output layer; a CNN's layers, with None for pool/flatten): ``apply_mlp(...,
+    with_activations=True)`` / ``apply_cnn`` give them. Keys:
+
+    - ``layer`` index into params, ``units`` neurons/filters (the last axis of w);
+    - ``grad_norm`` ‖∂L/∂w‖, ``weight_norm`` ‖w‖, ``update_ratio`` ‖Δw‖/‖w‖ (only with ``updates``;
+      +Inf when w = 0 and Δw ≠ 0);
+    - ``dead_fraction``: share of ReLU units ≤ 0 on every example (and position) of the batch;
+    - ``saturated_fraction``: share of sigmoid/tanh/piecewise-linear units in a flat region (slope < 2 %
+      of its maximum: sigmoid outside [0.01, 0.99], |tanh| > 0.99) on ≥ 90 % of examples;
+    - ``nonfinite_grads``, ``nonfinite_params``: NaN/Inf entries in the layer's leaves; the scalars
+      ``nonfinite_grads_total``/``nonfinite_params_total`` cover every leaf (batch-norm layers too).
+    """
+    rows: dict[str, list] = {k: [] for k in ("layer", "units", "grad_norm", "weight_norm", "update_ratio")}
+    rows |= {k: [] for k in ("dead_fraction", "saturated_fraction", "nonfinite_grads", "nonfinite_params")}
+    for i, layer in enumerate(params):
+        if "w" not in layer:
+            continue
+        w = layer["w"]
+        rows["layer"].append(i)
+        rows["units"].append(w.shape[-1])
+        rows["grad_norm"].append(_norm(grads[i]["w"]))
+        rows["weight_norm"].append(_norm(w))
+        if updates is not None:
+            u, wn = _norm(updates[i]["w"]), _norm(w)
+            rows["update_ratio"].append(
+                jnp.where(wn > 0, u / jnp.where(wn > 0, wn, 1.0), jnp.where(u > 0, jnp.inf, 0.0))
+            )
+        act = activations[i] if i < len(activations) else None
+        dead, saturated = _unit_stats(act, activation_names[i] if i < len(activation_names) else None)
+        rows["dead_fraction"].append(dead)
+        rows["saturated_fraction"].append(saturated)
+        rows["nonfinite_grads"].append(_nonfinite(grads[i]))
+        rows["nonfinite_params"].append(_nonfinite(layer))
+    if updates is None:
+        del rows["update_ratio"]
+    health = {k: jnp.asarray(v, jnp.int32 if k in ("layer", "units") else None) for k, v in rows.items()}
+    health["nonfinite_grads_total"] = _nonfinite(grads)
+    health["nonfinite_params_total"] = _nonfinite(params)
+    return health
+
+
+# -------------------------------------------------------------------------------------------- diagnoses
+
+VANISHING_RATIO = 1e-3  # first layer's gradient norm below this share of the last layer's
+EXPLODING_RATIO = 1e3  # ... or above this multiple
+UNIT_ALERT = 0.5  # report a layer when at least half its units are dead or saturated
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _power_of_ten(ratio: float) -> str:
+    """0.8e-6 → '10⁻⁶' (the nearest power of ten, for messages)."""
+    return "10" + str(round(math.log10(ratio))).translate(_SUPERSCRIPT)
+
+
+_WORDS = {
+    "activation": {"relu": "ReLU", "leaky_relu": "leaky ReLU"},
+    "init": {"he": "He init", "xavier": "Xavier init"},
+    "batch_norm": {True: "batch norm"},
+}
+
+
+def _in_words(fixes: list[dict[str, Any]]) -> str:
+    """[{"activation": "relu", "init": "he"}, {"batch_norm": True}] → 'ReLU + He init or batch norm'."""
+
+    def word(key: str, value: Any) -> str:
+        return f"learning rate {value:g}" if key == "learning_rate" else _WORDS[key].get(value, f"{key} {value}")
+
+    alternatives = [" + ".join(word(k, v) for k, v in fix.items()) for fix in fixes]
+    return " or ".join([", ".join(alternatives[:-1]), alternatives[-1]] if len(alternatives) > 1 else alternatives)
+
+
+def _lower_lr(learning_rate: float | None) -> list[dict[str, Any]]:
+    return [] if learning_rate is None else [{"learning_rate": float(f"{learning_rate / 10:.3g}")}]
+
+
+def diagnose(
+    health: dict[str, Any],
+    activation_names: Sequence[str | None],
+    init: str | None = None,
+    learning_rate: float | None = None,
+) -> list[dict[str, Any]]:
+    """Plain-words findings from ``gradient_health`` (host side; deterministic, in a fixed order:
+    exploding, vanishing, then dead and saturated layers by depth).
+
+    Each finding: ``layer`` (index into params), ``kind`` ("exploding", "vanishing", "dead_relu",
+    "saturated"), ``message``, ``fixes``: alternative spec patches, each a small dict with keys among
+    ``activation`` (every hidden layer), ``init``, ``learning_rate``, ``batch_norm``. Messages number
+    layers from 1 as people do. ``init``/``learning_rate``: the spec's, to tailor the fixes.
+    """
+    h = {k: np.asarray(v) for k, v in health.items()}
+    layers, units, g = h["layer"].tolist(), h["units"], h["grad_norm"].astype(np.float64)
+    names = [activation_names[i] if i < len(activation_names) else None for i in layers]
+    hidden = sorted({n for n in names if n})
+    out: list[dict[str, Any]] = []
+
+    def add(pos: int, kind: str, message: str, fixes: list[dict[str, Any]]) -> None:
+        out.append(
+            {"layer": layers[pos], "kind": kind, "message": f"{message}; try {_in_words(fixes)}", "fixes": fixes}
+        )
+
+    bad = np.flatnonzero((h["nonfinite_grads"] > 0) | (h["nonfinite_params"] > 0) | ~np.isfinite(g))
+    stable = [*_lower_lr(learning_rate), {"batch_norm": True}]
+    if bad.size or int(h["nonfinite_grads_total"]) or int(h["nonfinite_params_total"]):
+        pos = int(bad[0]) if bad.size else 0
+        add(pos, "exploding", f"layer {pos + 1} has NaN or Inf weights or gradients: training diverged", stable)
+    elif len(layers) >= 2 and g[-1] > 0:
+        ratio, last = g[0] / g[-1], len(layers)
+        if ratio < VANISHING_RATIO:
+            share = "no" if ratio == 0 else _power_of_ten(ratio)
+            message = f"layer 1 gets {share} of layer {last}'s gradient: {_vanishing_cause(h, names, init)}"
+            add(0, "vanishing", message, _vanishing_fixes(hidden, init))
+        elif ratio > EXPLODING_RATIO:
+            message = f"layer 1 gets {_power_of_ten(ratio)} times layer {last}'s gradient: it grows on the way back"
+            add(0, "exploding", message, [*stable, {"init": "xavier"}])
+    for pos, name in enumerate(names):
+        n = int(units[pos])
+        dead, sat = round(float(h["dead_fraction"][pos]) * n), round(float(h["saturated_fraction"][pos]) * n)
+        if name in DEAD and dead >= UNIT_ALERT * n:
+            message = f"layer {pos + 1}: {dead} of {n} ReLU units never fire on this batch (dead), so no gradient"
+            fixes = [
+                {"activation": "leaky_relu"},
+                *_lower_lr(learning_rate),
+                *([] if init == "he" else [{"init": "he"}]),
+            ]
+            add(pos, "dead_relu", message + " reaches their weights", fixes)
+        if name in SATURATED and sat >= UNIT_ALERT * n:
+            message = f"layer {pos + 1}: {sat} of {n} {name} units are saturated (flat on ≥ 90 % of examples)"
+            add(pos, "saturated", message + ", so their slope is ≈ 0", [{"activation": "relu", "init": "he"}, *stable])
+    return out
+
+
+def _vanishing_cause(h: dict[str, np.ndarray], names: Sequence[str | None], init: str | None) -> str:
+    causes = []
+    if np.any(h["saturated_fraction"] >= UNIT_ALERT):
+        causes.append("saturated units pass almost no gradient back")
+    if np.any(h["dead_fraction"] >= UNIT_ALERT):
+        causes.append("dead ReLU units pass no gradient back")
+    if "sigmoid" in names:
+        causes.append("sigmoid's slope is at most ¼, so every layer shrinks the gradient")
+    if init == "normal":
+        causes.append("the small initial weights (σ = 0.01) shrink it again at every layer")
+    elif init == "zeros":
+        causes.append("zero initial weights pass no gradient back")
+    return "; ".join(causes) or "it shrinks at every layer on the way back"
+
+
+def _vanishing_fixes(hidden: Sequence[str], init: str | None) -> list[dict[str, Any]]:
+    fixes: list[dict[str, Any]] = []
+    if any(n in SATURATED for n in hidden):
+        fixes.append({"activation": "relu", "init": "he"})
+    if init in ("normal", "zeros"):
+        fixes.append({"init": "he" if all(n in DEAD for n in hidden) else "xavier"})
+    return [*fixes, {"batch_norm": True}]

@@ -1,0 +1,207 @@
+"""Inside the optimization, for a session: the loss surface around the current weights along two directions,
+the path training took projected on it (with the true loss along the path and the distance off the plane),
+the straight line from the initial weights, per-layer gradient health with plain-words diagnoses, and the
+sharpness (the Hessian's top eigenvalue). Pure functions of (config, state, data, ...) over
+``server.ml.landscape``; every array comes back as plain lists, non-finite values as None ("off scale").
+
+MLP sessions for now: the functions take the engine's data loss (``_loss_fn``), so a CNN engine plugs in
+by providing its own.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from server.experiment import Data, finite_or_none
+from server.ml import landscape as ls
+from server.ml.models import apply_mlp
+from server.ml.train import OPTIMIZERS, Hyper, TrainConfig, TrainState, objective
+
+DIRECTIONS = ("random", "pca", "init")
+TRAJECTORY_POINTS = 200  # snapshots of the weights kept per session (thinned evenly over a long run)
+MAX_TRAJECTORY_PARAMS = 100_000  # networks with more parameters keep no trajectory (memory)
+
+
+def _loss_fn(cfg: TrainConfig, bn_state, x, y) -> ls.LossFn:
+    return ls.mlp_data_loss(cfg.arch, cfg.loss, x, y, bn_state)
+
+
+def flat(params) -> np.ndarray:
+    """The weights as one float32 vector (a trajectory point)."""
+    return np.asarray(ravel_pytree(params)[0], np.float32)
+
+
+# ------------------------------------------------------------------------------------------ compiled
+
+
+@partial(jax.jit, static_argnames=("cfg", "resolution"))
+def _slice(cfg: TrainConfig, center, d1, d2, bn_state, x, y, span, resolution: int):
+    coords = jnp.linspace(-1.0, 1.0, resolution) * span
+    return ls.loss_slice(_loss_fn(cfg, bn_state, x, y), center, d1, d2, coords, coords)
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def _path(cfg: TrainConfig, center, d1, d2, bn_state, x, y, points):
+    """For trajectory points (T, P): plane coordinates, distance off the plane, the true loss at each point
+    and the slice's loss at its projection."""
+    loss_fn = _loss_fn(cfg, bn_state, x, y)
+    _, unravel = ravel_pytree(center)
+    coords, off = ls.project_trajectory(points, center, d1, d2)
+    true = jax.lax.map(lambda p: loss_fn(unravel(p)), points, batch_size=8)
+    plane = jax.lax.map(lambda ab: loss_fn(ls._combine(center, d1, d2, ab[0], ab[1])), coords, batch_size=8)
+    return coords, off, true, plane
+
+
+@jax.jit
+def _random_plane(key, params):
+    k1, k2 = jax.random.split(key)
+    return ls.filter_normalized_direction(k1, params), ls.filter_normalized_direction(k2, params)
+
+
+@jax.jit
+def _init_plane(key, init_params, params):
+    return ls.init_plane(key, init_params, params)
+
+
+@jax.jit
+def _pca_plane(points, params):
+    return ls.pca_directions(points, params)
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def _line(cfg: TrainConfig, start, end, bn_state, x, y, ts):
+    return ls.interpolate_1d(_loss_fn(cfg, bn_state, x, y), start, end, ts)
+
+
+@partial(jax.jit, static_argnames=("cfg", "iters"))
+def _sharpness(cfg: TrainConfig, params, bn_state, x, y, key, iters: int):
+    return ls.hessian_top_eigenvalue(_loss_fn(cfg, bn_state, x, y), params, key, iters)
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def _health(cfg: TrainConfig, state: TrainState, x, y, h: Hyper):
+    """Gradients of the whole training set's objective, the update the optimizer would make with them, and
+    each hidden layer's activations on the training set: one call."""
+    mask = jnp.ones((x.shape[0],), jnp.float32)
+    grads, _ = jax.grad(objective, has_aux=True)(state.params, state.bn_state, x, y, mask, h, cfg)
+    updates, _ = OPTIMIZERS[cfg.optimizer].make(h).update(grads, state.opt_state, state.params)
+    _, extras = apply_mlp(state.params, x, cfg.arch, bn_state=state.bn_state, with_activations=True)
+    return ls.gradient_health(grads, state.params, updates, extras["activations"], [a for _, a in cfg.arch.hidden])
+
+
+# ------------------------------------------------------------------------------------------ views
+
+
+def _clean(a: Any) -> Any:
+    """Numbers as lists with None for NaN/Inf (nested)."""
+    arr = np.asarray(a, np.float64)
+    if arr.ndim == 0:
+        return finite_or_none(float(arr))
+    return [_clean(v) for v in arr]
+
+
+def landscape(
+    cfg: TrainConfig,
+    state: TrainState,
+    data: Data,
+    *,
+    directions: str,
+    resolution: int,
+    span: float | None,
+    seed: int,
+    init_params: Any,
+    trajectory: list[tuple[int, np.ndarray]],
+) -> dict[str, Any]:
+    """The training loss over a resolution² grid of center + α·d1 + β·d2, α, β ∈ [−span, span], centred on
+    the current weights, and the trajectory on the same plane.
+
+    directions: "random" two filter-normalized random directions (Li et al. 2018; biases and batch-norm
+    parameters left out), "pca" the top two principal directions of the recorded trajectory (unit vectors:
+    coordinates are distances in weight space), "init" d1 = current − initial weights (α = −1 is the
+    initial point) and a filter-normalized random d2 orthogonal to it. ``span`` None: 1 for random, 1.25
+    for init, 1.25 × the trajectory's extent for pca.
+    """
+    center, bn = state.params, state.bn_state
+    key = jax.random.PRNGKey(seed)
+    # Always TRAJECTORY_POINTS rows (one compiled program, whatever the path's length), padded with the
+    # centre: a zero deviation, which neither PCA nor the projection notices.
+    here = flat(center)
+    points = np.stack([p for _, p in trajectory]) if trajectory else here[None]
+    real = len(points)
+    points = np.concatenate([points, np.broadcast_to(here, (TRAJECTORY_POINTS - real, here.size))])
+    explained = None
+    if directions == "random":
+        d1, d2 = _random_plane(key, center)
+    elif directions == "init":
+        d1, d2 = _init_plane(key, init_params, center)
+    else:
+        d1, d2, ratios = _pca_plane(jnp.asarray(points), center)
+        explained = _clean(ratios)
+    coords, off, true, plane = _path(cfg, center, d1, d2, bn, data.x_train, data.y_train, jnp.asarray(points))
+    coords, off, true, plane = (np.asarray(a)[:real] for a in (coords, off, true, plane))
+    if span is None:
+        extent = float(np.abs(coords).max()) if directions == "pca" and len(coords) else 0.0
+        span = {"random": 1.0, "init": 1.25}.get(directions, 1.25 * extent) or 1.0
+    grid = np.asarray(_slice(cfg, center, d1, d2, bn, data.x_train, data.y_train, jnp.float32(span), resolution))
+    finite = grid[np.isfinite(grid)]
+    mid = resolution // 2
+    return {
+        "directions": directions,
+        "resolution": resolution,
+        "span": span,
+        "coordinates": _clean(np.linspace(-span, span, resolution)),
+        "loss": _clean(grid),  # rows: β from −span up; columns: α; None = off scale
+        "loss_min": finite_or_none(float(finite.min())) if finite.size else None,
+        "loss_max": finite_or_none(float(finite.max())) if finite.size else None,
+        "off_scale": int(grid.size - finite.size),
+        "center_loss": finite_or_none(float(grid[mid, mid])),
+        "explained_variance": explained,
+        "trajectory": {
+            "epochs": [e for e, _ in trajectory],
+            "alpha": _clean(coords[:, 0]),
+            "beta": _clean(coords[:, 1]),
+            "true_loss": _clean(true),
+            "plane_loss": _clean(plane),
+            "off_plane": _clean(off),
+        },
+    }
+
+
+def interpolation(cfg: TrainConfig, state: TrainState, data: Data, *, init_params: Any, steps: int) -> dict[str, Any]:
+    """The training loss along the straight line from the initial weights (t = 0) to the current (t = 1),
+    a quarter beyond each end."""
+    ts = np.linspace(-0.25, 1.25, steps, dtype=np.float32)
+    losses = _line(cfg, init_params, state.params, state.bn_state, data.x_train, data.y_train, jnp.asarray(ts))
+    return {"t": _clean(ts), "loss": _clean(losses)}
+
+
+def sharpness(cfg: TrainConfig, state: TrainState, data: Data, *, learning_rate: float, iters: int, seed: int):
+    """The Hessian's top eigenvalue of the training loss (power iteration) and gradient descent's
+    stability line 2 / learning rate (plain GD diverges along directions sharper than that)."""
+    value = _sharpness(cfg, state.params, state.bn_state, data.x_train, data.y_train, jax.random.PRNGKey(seed), iters)
+    return {"top_eigenvalue": finite_or_none(float(value)), "stability_threshold": 2.0 / learning_rate, "iters": iters}
+
+
+def gradients(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, *, init: str) -> dict[str, Any]:
+    """Per-layer gradient health on the training set and what it means in plain words, with fixes."""
+    health = jax.device_get(_health(cfg, state, data.x_train, data.y_train, h))
+    names = [a for _, a in cfg.arch.hidden]
+    keys = ("grad_norm", "weight_norm", "update_ratio", "dead_fraction", "saturated_fraction")
+    layers = []
+    for i, layer in enumerate(np.asarray(health["layer"]).tolist()):
+        row = {
+            "layer": layer,
+            "units": int(health["units"][i]),
+            "activation": names[layer] if layer < len(names) else cfg.arch.output,
+        }
+        row |= {k: finite_or_none(float(health[k][i])) for k in keys}
+        row |= {k: int(health[k][i]) for k in ("nonfinite_grads", "nonfinite_params")}
+        layers.append(row)
+    diagnosis = ls.diagnose(health, names, init, float(h.learning_rate))
+    return {"layers": layers, "diagnosis": diagnosis}
