@@ -16,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from server.config import Settings, enable_compile_cache
-from server.routes import catalog, cnn_pages, pages, sessions, stream
+from server.routes import catalog, cnn_pages, landscape_pages, pages, sessions, stream
 from server.sessions import Invalid, SessionError, SessionManager
 
 ROOT = Path(__file__).resolve().parent.parent  # templates/ and static/ live beside server/
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stream.router)
     app.include_router(pages.router)
     app.include_router(cnn_pages.router)
+    app.include_router(landscape_pages.router)
     app.state.templates = Jinja2Templates(directory=ROOT / "templates")
     app.mount("/static", StaticFiles(directory=ROOT / "static", check_dir=False), name="static")
 

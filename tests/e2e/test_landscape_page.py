@@ -1,0 +1,73 @@
+"""The "inside the optimization" panel in a real browser: the loss landscape draws and follows training, the
+gradient-health table diagnoses a vanishing gradient, and its one-click fix applies without a reset."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.e2e
+
+EPOCH = "+document.getElementById('epoch').value.replace(/,/g, '')"
+DEEP_SIGMOID = {
+    "dataset": {"name": "circle"},
+    "network": {"hidden": [{"units": 8, "activation": "sigmoid"}] * 6, "init": "normal"},
+}
+
+
+def open_spec(page: Page, spec: dict) -> str:
+    text = base64.urlsafe_b64encode(json.dumps(spec).encode()).decode().rstrip("=")
+    page.goto(f"/?spec={text}")
+    page.wait_for_selector("#output-map[data-painted]")
+    return page.locator("body").get_attribute("data-session")
+
+
+def test_the_landscape_panel_draws_and_follows_training(page: Page, base_url: str, artifacts: Path) -> None:
+    sid = open_spec(page, {"dataset": {"name": "xor"}, "network": {"hidden": [{"units": 6, "activation": "relu"}] * 2}})
+    expect(page.locator("#optimization")).to_be_hidden()
+    page.click("#landscape-tab")
+    expect(page.locator("#landscape-tab")).to_have_attribute("aria-expanded", "true")
+    canvas = page.locator("#landscape")
+    expect(canvas).to_have_attribute("data-resolution", "51")  # paused: the fine slice
+    expect(page.locator("#ls-caption")).to_contain_text("epoch 0: loss")
+    first = canvas.evaluate("c => c.toDataURL()")
+    page.click("#play-btn")
+    expect(canvas).to_have_attribute("data-resolution", "31")  # training: the live, coarser slice
+    page.wait_for_function("+document.getElementById('landscape').dataset.epoch > 50", timeout=60_000)
+    later = [canvas.get_attribute("data-epoch") for _ in range(1)]
+    page.wait_for_function("e => document.getElementById('landscape').dataset.epoch !== e", arg=later[0])
+    assert canvas.evaluate("c => c.toDataURL()") != first
+    expect(page.locator("#ls-caption")).to_contain_text("off this plane")  # the path's honesty
+    page.click("#play-btn")  # pause: the fine slice again, at the final weights
+    expect(canvas).to_have_attribute("data-resolution", "51", timeout=30_000)
+    # Other directions: PCA of the path says how much of the movement its plane holds.
+    page.select_option("#ls-directions", "pca")
+    expect(canvas).to_have_attribute("data-directions", "pca")
+    expect(page.locator("#ls-caption")).to_contain_text(re.compile(r"explain \d+ %"))
+    expect(page.locator("#sharp-note")).to_contain_text("2 / learning rate")
+    expect(page.locator("#gradients table.health tbody tr")).to_have_count(3)
+    page.locator("#optimization").screenshot(path=artifacts / "landscape-desktop.png")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.locator("#optimization").screenshot(path=artifacts / "landscape-phone.png")
+
+
+def test_a_vanishing_gradient_is_diagnosed_and_its_fix_applies_without_reset(page: Page, base_url: str) -> None:
+    sid = open_spec(page, DEEP_SIGMOID)
+    page.click("#landscape-tab")
+    finding = page.locator('#findings .finding[data-kind="vanishing"]')
+    expect(finding).to_contain_text("layer 1 gets 10")
+    page.click("#step-btn")
+    page.wait_for_function(f"{EPOCH} >= 1", timeout=60_000)
+    before = httpx.get(f"{base_url}/api/v1/sessions/{sid}").json()["epoch"]
+    finding.locator("button.fix", has_text="activation relu").click()
+    expect(page.locator("#change-note")).to_contain_text("without a reset")
+    spec = httpx.get(f"{base_url}/api/v1/sessions/{sid}").json()
+    assert [layer["activation"] for layer in spec["spec"]["network"]["hidden"]] == ["relu"] * 6
+    assert spec["epoch"] == before and spec["spec"]["network"]["init"] == "he"
+    expect(page.locator("#gradients tbody tr").first).to_contain_text("relu")  # the table follows the fix
