@@ -31,6 +31,7 @@ from server import optimization as opt
 from server.config import Settings
 from server.ml import images
 from server.ml.inspect import NEURON_RESOLUTION, OUTPUT_RESOLUTION
+from server.ml.landscape import diagnose
 from server.ml.models import OUTPUTS, count_params
 from server.ml.train import TrainState
 from server.spec import ExperimentSpec, apply_patch
@@ -753,10 +754,18 @@ class SessionManager:
             "layers": [u for u, _ in arch.hidden],
             "domain": [-6.0, 6.0],
         }
+        health = arrays["health"]
+        names = [a for _, a in arch.hidden]
+        header["diagnosis"] = [
+            {k: d[k] for k in ("layer", "kind", "message")}
+            for d in diagnose(health, names, s.spec.network.init, s.spec.training.learning_rate)
+        ]
         out = {
             "output": arrays["output"],
             "neurons": arrays["neurons"],
             "grad_norms": np.asarray(arrays["grad_norms"], np.float32),
+            "dead_fraction": np.asarray(health["dead_fraction"], np.float32),
+            "saturated_fraction": np.asarray(health["saturated_fraction"], np.float32),
         }
         for i, layer in enumerate(jax.device_get(snap.state.params)):
             for name, value in layer.items():

@@ -116,6 +116,10 @@ def test_vanishing_gradients_are_diagnosed_with_fixes_that_apply_live(client):
     (finding,) = [d for d in out["diagnosis"] if d["kind"] == "vanishing"]
     assert finding["layer"] == 0 and "layer 1 gets 10" in finding["message"] and "sigmoid" in finding["message"]
     assert {"activation": "relu", "init": "he"} in finding["fixes"]
+    # every frame says so too, with the dead and saturated shares per layer
+    frame = client.get(f"/api/v1/sessions/{sid}/frame", params={"encoding": "list"}).json()
+    assert [d["kind"] for d in frame["diagnosis"]] == [d["kind"] for d in out["diagnosis"]]
+    assert len(frame["dead_fraction"]["data"]) == len(frame["saturated_fraction"]["data"]) == 7
     healthy = {
         "dataset": {"name": "circle"},
         "network": {"hidden": [{"units": 8, "activation": "relu"}] * 6, "init": "he"},
@@ -124,6 +128,7 @@ def test_vanishing_gradients_are_diagnosed_with_fixes_that_apply_live(client):
     assert not [
         d for d in client.get(f"/api/v1/sessions/{sid2}/gradients").json()["diagnosis"] if d["kind"] == "vanishing"
     ]
+    assert not [d for d in client.get(f"/api/v1/sessions/{sid2}/frame").json()["diagnosis"] if d["kind"] == "vanishing"]
 
 
 def test_sharpness_is_tracked_against_the_stability_line(client):

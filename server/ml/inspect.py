@@ -12,6 +12,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from server.ml.landscape import gradient_health
 from server.ml.models import apply_mlp, output_value
 from server.ml.train import TrainConfig, correct, per_example_loss
 
@@ -30,8 +31,8 @@ def dequantize(q, lo: float = -1.0, hi: float = 1.0):
 
 
 def _data_loss(params, bn_state, x, y, cfg: TrainConfig):
-    logits, _ = apply_mlp(params, x, cfg.arch, bn_state=bn_state)
-    return per_example_loss(logits, y, cfg.arch.output, cfg.loss).mean(), logits
+    logits, extras = apply_mlp(params, x, cfg.arch, bn_state=bn_state, with_activations=True)
+    return per_example_loss(logits, y, cfg.arch.output, cfg.loss).mean(), (logits, extras["activations"])
 
 
 @partial(jax.jit, static_argnames=("cfg",))
@@ -40,7 +41,8 @@ def compute_frame(cfg: TrainConfig, params, bn_state, x_train, y_train, x_test, 
 
     grid_out: (G², F) featurized cell centres of the output map; grid_neurons: (g², F) for neuron maps.
     Returns a dict: output uint8 (G, G) — or (K, G, G) class probabilities for softmax —, neurons uint8
-    (units, g, g) for every hidden neuron in layer order, losses/accuracies (scalars), grad_norms (layers,).
+    (units, g, g) for every hidden neuron in layer order, losses/accuracies (scalars), grad_norms (layers,),
+    health: ``landscape.gradient_health`` of the training set's gradients (no update ratios).
     """
     arch = cfg.arch
     g_out = round(grid_out.shape[0] ** 0.5)
@@ -60,12 +62,15 @@ def compute_frame(cfg: TrainConfig, params, bn_state, x_train, y_train, x_test, 
     else:
         neurons = jnp.zeros((0, g_n, g_n), jnp.uint8)
 
-    (train_loss, train_logits), grads = jax.value_and_grad(_data_loss, has_aux=True)(
+    (train_loss, (train_logits, train_acts)), grads = jax.value_and_grad(_data_loss, has_aux=True)(
         params, bn_state, x_train, y_train, cfg
     )
-    test_loss, test_logits = _data_loss(params, bn_state, x_test, y_test, cfg)
+    test_loss, (test_logits, _) = _data_loss(params, bn_state, x_test, y_test, cfg)
     grad_norms = jnp.stack([jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree_util.tree_leaves(layer))) for layer in grads])
+    # gradient health on the training set, every frame: dead / saturated units, NaN and Inf counts
+    health = gradient_health(grads, params, None, train_acts, [a for _, a in arch.hidden])
     return {
+        "health": health,
         "output": output,
         "neurons": neurons,
         "train_loss": train_loss,

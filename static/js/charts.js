@@ -77,7 +77,7 @@ export class LossChart {
 const fmt = (v) => (v == null ? "–" : v.toFixed(4));
 
 /** Bars of ‖∂loss/∂θ‖ per layer on a log scale, and a sentence saying whether gradients vanish. */
-export function drawGrads(canvas, norms, note) {
+export function drawGrads(canvas, norms, note, diagnosis = []) {
   const dpr = window.devicePixelRatio || 1;
   const w = Math.round(canvas.clientWidth * dpr), h = Math.round(canvas.clientHeight * dpr);
   if (!w || !h) return;
@@ -102,13 +102,11 @@ export function drawGrads(canvas, norms, note) {
     ctx.fillText(norms[i] > 0 ? norms[i].toExponential(1) : "0", x, h - 17 * dpr - bh);
   }
   canvas.setAttribute("aria-label", `gradient norm per layer: ${Array.from(norms, (v) => v.toExponential(1)).join(", ")}`);
-  let text = "", warn = false;
-  const first = norms[0], last = norms[n - 1];
-  if (n < 2) text = "no hidden layers: nothing for the gradient to pass through.";
-  else if (!(first > 0)) [text, warn] = ["the first layer gets no gradient at all: it cannot learn (a flat activation?)", true];
-  else if (first < last / 100) [text, warn] = [`vanishing? the first layer's gradient is 1/${Math.round(last / first).toLocaleString()} of the output layer's: the early layers barely learn.`, true];
-  else if (first > last * 100) [text, warn] = [`exploding? the first layer's gradient is ${Math.round(first / last).toLocaleString()}× the output layer's.`, true];
-  else text = "the gradient reaches every layer (no sign of vanishing).";
+  // the server's diagnosis (every frame: gradient ratios, dead and saturated units, NaN)
+  let text, warn;
+  if (n < 2) [text, warn] = ["no hidden layers: nothing for the gradient to pass through.", false];
+  else if (diagnosis?.length) [text, warn] = [diagnosis.map((d) => d.message).join(" · "), true];
+  else [text, warn] = ["the gradient reaches every layer (no sign of vanishing).", false];
   note.textContent = text;
   note.classList.toggle("warn", warn);
 }

@@ -128,7 +128,7 @@ function paint(frame) {
   output.setFrame(frame);
   network.paint(frame);
   loss.push(h);
-  if (frame.arrays.grad_norms) drawGrads($("grad-strip"), frame.arrays.grad_norms.data, $("grad-note"));
+  if (frame.arrays.grad_norms) drawGrads($("grad-strip"), frame.arrays.grad_norms.data, $("grad-note"), frame.header.diagnosis);
   window.neuroglass.frame = h;
   if (h.spec_version !== specVersion) {
     specVersion = h.spec_version;

@@ -29,7 +29,7 @@ def open_spec(page: Page, spec: dict) -> str:
 
 
 def test_the_landscape_panel_draws_and_follows_training(page: Page, base_url: str, artifacts: Path) -> None:
-    sid = open_spec(page, {"dataset": {"name": "xor"}, "network": {"hidden": [{"units": 6, "activation": "relu"}] * 2}})
+    open_spec(page, {"dataset": {"name": "xor"}, "network": {"hidden": [{"units": 6, "activation": "relu"}] * 2}})
     expect(page.locator("#optimization")).to_be_hidden()
     page.click("#landscape-tab")
     expect(page.locator("#landscape-tab")).to_have_attribute("aria-expanded", "true")
@@ -40,8 +40,8 @@ def test_the_landscape_panel_draws_and_follows_training(page: Page, base_url: st
     page.click("#play-btn")
     expect(canvas).to_have_attribute("data-resolution", "31")  # training: the live, coarser slice
     page.wait_for_function("+document.getElementById('landscape').dataset.epoch > 50", timeout=60_000)
-    later = [canvas.get_attribute("data-epoch") for _ in range(1)]
-    page.wait_for_function("e => document.getElementById('landscape').dataset.epoch !== e", arg=later[0])
+    seen = canvas.get_attribute("data-epoch")  # and it keeps following while training goes on
+    page.wait_for_function("e => document.getElementById('landscape').dataset.epoch !== e", arg=seen)
     assert canvas.evaluate("c => c.toDataURL()") != first
     expect(page.locator("#ls-caption")).to_contain_text("off this plane")  # the path's honesty
     page.click("#play-btn")  # pause: the fine slice again, at the final weights
@@ -59,6 +59,7 @@ def test_the_landscape_panel_draws_and_follows_training(page: Page, base_url: st
 
 def test_a_vanishing_gradient_is_diagnosed_and_its_fix_applies_without_reset(page: Page, base_url: str) -> None:
     sid = open_spec(page, DEEP_SIGMOID)
+    expect(page.locator("#grad-note")).to_contain_text("layer 1 gets 10")  # every frame's diagnosis
     page.click("#landscape-tab")
     finding = page.locator('#findings .finding[data-kind="vanishing"]')
     expect(finding).to_contain_text("layer 1 gets 10")
