@@ -10,6 +10,7 @@ by providing its own.
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 from typing import Any
 
@@ -18,10 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from server.experiment import Data, finite_or_none
+from server.experiment import Data, advance, finite_or_none
 from server.ml import landscape as ls
 from server.ml.models import apply_mlp
-from server.ml.train import OPTIMIZERS, Hyper, TrainConfig, TrainState, objective
+from server.ml.train import OPTIMIZERS, Hyper, TrainConfig, TrainState, init_opt_state, objective
 
 DIRECTIONS = ("random", "pca", "init")
 TRAJECTORY_POINTS = 200  # snapshots of the weights kept per session (thinned evenly over a long run)
@@ -205,3 +206,109 @@ def gradients(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, *, init
         layers.append(row)
     diagnosis = ls.diagnose(health, names, init, float(h.learning_rate))
     return {"layers": layers, "diagnosis": diagnosis}
+
+
+# ------------------------------------------------------------------------------------------ the race
+
+RACE_SNAPSHOTS = 40  # points of each run's path (plus its start)
+MAX_RACE_RUNS = 6
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def _train_loss(cfg: TrainConfig, params, bn_state, x, y):
+    return _loss_fn(cfg, bn_state, x, y)(params)
+
+
+def race(
+    cfg: TrainConfig,
+    state: TrainState,
+    data: Data,
+    h: Hyper,
+    *,
+    runs: list[dict[str, Any]],
+    epochs: int,
+    resolution: int,
+    center: int | None,
+) -> dict[str, Any]:
+    """Copies of the network from the same weights (the session's now), on the same batches, each trained
+    ``epochs`` epochs with its own optimizer / learning rate / momentum; their paths on one shared plane —
+    the top-2 PCA directions of every run's movement together — with the loss over it and each run's loss
+    curve. The plane is centred on the runs' mean final weights, or on run ``center``'s (then a warning:
+    the plane favours that run; the others' losses on it are not their own).
+
+    ``runs``: [{"optimizer", "learning_rate", "momentum"?}, ...]. Training here never touches the session.
+    """
+    per_chunk = max(1, -(-epochs // RACE_SNAPSHOTS))
+    paths, curves, finals, notes = [], [], [], []
+    for run in runs:
+        run_cfg = dataclasses.replace(cfg, optimizer=run["optimizer"])
+        run_h = h._replace(
+            learning_rate=jnp.float32(run["learning_rate"]), momentum=jnp.float32(run.get("momentum", h.momentum))
+        )
+        st = TrainState(state.params, init_opt_state(run_cfg, state.params), state.bn_state, state.key)
+        points, curve, done, diverged = [flat(st.params)], [], 0, False
+        curve.append((0, float(_train_loss(cfg, st.params, st.bn_state, data.x_train, data.y_train))))
+        while done < epochs and not diverged:
+            step = advance(run_cfg, st, data, run_h, min(per_chunk, epochs - done))
+            st, done, diverged = step.state, done + step.epochs, step.diverged
+            points.append(flat(st.params))
+            loss = float(_train_loss(cfg, st.params, st.bn_state, data.x_train, data.y_train))
+            curve.append((done, loss))
+            if diverged:
+                notes.append(f"{_label(run)} diverged after {done} epochs (its last finite weights are shown)")
+        paths.append(np.stack(points))
+        curves.append(curve)
+        finals.append(st)
+    everything = np.concatenate(paths)
+    if center is None:
+        middle = np.mean([p[-1] for p in paths], axis=0)
+    else:
+        middle = paths[center][-1]
+        notes.append(
+            f"the plane is centred on {_label(runs[center])}'s final weights: it favours that run — the others' "
+            "paths may lie off it and their loss on it is not their own (the distance off the plane says how far)"
+        )
+    _, unravel = ravel_pytree(state.params)
+    middle_params = unravel(jnp.asarray(middle))
+    pad = (RACE_SNAPSHOTS + 1) * MAX_RACE_RUNS - len(everything)  # fixed rows: one compiled PCA for any race
+    stacked = np.concatenate([everything, np.broadcast_to(middle, (pad, middle.size))])
+    d1, d2, ratios = _pca_plane(jnp.asarray(stacked), middle_params)
+    out_runs = []
+    for run, path, curve in zip(runs, paths, curves, strict=True):
+        rows = np.concatenate([path, np.broadcast_to(middle, (TRAJECTORY_POINTS - len(path), middle.size))])
+        coords, off, true, plane = _path(
+            cfg, middle_params, d1, d2, state.bn_state, data.x_train, data.y_train, jnp.asarray(rows)
+        )
+        n = len(path)
+        out_runs.append(
+            {
+                **run,
+                "label": _label(run),
+                "alpha": _clean(np.asarray(coords)[:n, 0]),
+                "beta": _clean(np.asarray(coords)[:n, 1]),
+                "true_loss": _clean(np.asarray(true)[:n]),
+                "plane_loss": _clean(np.asarray(plane)[:n]),
+                "off_plane": _clean(np.asarray(off)[:n]),
+                "curve": {"epoch": [e for e, _ in curve], "train_loss": [finite_or_none(v) for _, v in curve]},
+            }
+        )
+    reach = max((abs(v) for r in out_runs for v in r["alpha"] + r["beta"] if v is not None), default=1.0)
+    span = 1.15 * reach or 1.0
+    grid = np.asarray(
+        _slice(cfg, middle_params, d1, d2, state.bn_state, data.x_train, data.y_train, jnp.float32(span), resolution)
+    )
+    return {
+        "epochs": epochs,
+        "resolution": resolution,
+        "span": span,
+        "coordinates": _clean(np.linspace(-span, span, resolution)),
+        "loss": _clean(grid),
+        "explained_variance": _clean(ratios),
+        "centred_on": "mean" if center is None else center,
+        "runs": out_runs,
+        "notes": notes,
+    }
+
+
+def _label(run: dict[str, Any]) -> str:
+    return f"{run['optimizer']} (learning rate {run['learning_rate']:g})"

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.spec import ExperimentSpec
+from server.spec import ExperimentSpec, OptimizerName
 
 
 class Metrics(BaseModel):
@@ -143,3 +143,20 @@ class ExportPublic(BaseModel):
     spec: ExperimentSpec
     epoch: int
     weights: list[LayerWeights]
+
+
+class RaceRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    optimizer: OptimizerName = Field(description="one of GET /api/v1/optimizers")
+    learning_rate: float = Field(gt=0, le=10)
+    momentum: float | None = Field(None, ge=0, lt=1, description="for momentum / nesterov (default: the session's)")
+
+
+class RaceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    runs: list[RaceRun] = Field(min_length=2, max_length=6, description="the contestants, 2 to 6")
+    epochs: int = Field(200, ge=1, le=5000, description="epochs each run trains")
+    resolution: int = Field(41, ge=11, le=101, description="cells per side of the shared plane's slice")
+    center: int | None = Field(
+        None, ge=0, description="centre the plane on this run's final weights (default: the runs' mean)"
+    )

@@ -709,6 +709,23 @@ class SessionManager:
         history = [{"epoch": e, "top_eigenvalue": v} for e, v in s.sharpness]
         return {"epoch": snap.epoch, **out, "history": history}
 
+    async def race(
+        self, s: Session, runs: list[dict[str, Any]], epochs: int, resolution: int, center: int | None
+    ) -> dict[str, Any]:
+        """Copies of the session's network raced with other optimizers from its current weights; the session
+        itself is not touched."""
+        self._mlp_only(s)
+        if len(runs) * epochs > self.settings.max_train_epochs:
+            limit = self.settings.max_train_epochs
+            raise Invalid(f"runs × epochs must be at most {limit} on this server", ("epochs",))
+        if center is not None and not 0 <= center < len(runs):
+            raise Invalid(f"center must be a run's index, 0 to {len(runs) - 1}", ("center",))
+        snap, h = Snapshot.of(s), s.hyper
+        out = await self._view(
+            opt.race, snap.cfg, snap.state, snap.data, h, runs=runs, epochs=epochs, resolution=resolution, center=center
+        )
+        return {"from_epoch": snap.epoch, **out}
+
     async def saliency(self, s: Session, examples: list[int]) -> dict[str, Any]:
         self._cnn_only(s)
         n = int(s.data.x_test.shape[0])

@@ -140,3 +140,39 @@ def test_sharpness_is_tracked_against_the_stability_line(client):
     out = client.get(f"/api/v1/sessions/{sid}/sharpness", params={"iters": 30}).json()
     assert [h["epoch"] for h in out["history"]] == [0, 50] and out["iters"] == 30
     assert client.get(f"/api/v1/sessions/{sid}/sharpness", params={"iters": 0}).status_code == 422
+
+
+def test_an_optimizer_race_shares_one_plane_and_leaves_the_session_alone(client):
+    sid, auth = _session(client, {"dataset": {"name": "xor"}, "network": {"hidden": [{"units": 4}, {"units": 2}]}})
+    _train(client, sid, auth, 5)
+    before = client.get(f"/api/v1/sessions/{sid}/weights").json()["layers"]
+    runs = [{"optimizer": "sgd", "learning_rate": 0.03}, {"optimizer": "adam", "learning_rate": 0.01}]
+    r = client.post(f"/api/v1/sessions/{sid}/race", json={"runs": runs, "epochs": 80, "resolution": 21})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["from_epoch"] == 5 and out["centred_on"] == "mean" and not out["notes"]
+    assert np.array(out["loss"], dtype=float).shape == (21, 21)
+    a, b = out["runs"]
+    assert a["label"] == "sgd (learning rate 0.03)" and b["optimizer"] == "adam"
+    # the same start: both paths begin at the same point of the plane, with the same loss
+    assert a["alpha"][0] == pytest.approx(b["alpha"][0], abs=1e-5) and a["beta"][0] == pytest.approx(
+        b["beta"][0], abs=1e-5
+    )
+    assert a["curve"]["train_loss"][0] == pytest.approx(b["curve"]["train_loss"][0])
+    assert a["curve"]["epoch"][-1] == b["curve"]["epoch"][-1] == 80
+    assert a["curve"]["train_loss"][-1] != pytest.approx(b["curve"]["train_loss"][-1])  # they went different ways
+    assert out["span"] >= max(abs(v) for run in out["runs"] for v in run["alpha"] + run["beta"])
+    assert client.get(f"/api/v1/sessions/{sid}/weights").json()["layers"] == before  # the session is untouched
+    assert client.get(f"/api/v1/sessions/{sid}").json()["epoch"] == 5
+    # centred on one of them: said so
+    r = client.post(f"/api/v1/sessions/{sid}/race", json={"runs": runs, "epochs": 20, "resolution": 11, "center": 1})
+    assert r.status_code == 200 and "centred on adam" in r.json()["notes"][0]
+    assert r.json()["runs"][1]["alpha"][-1] == pytest.approx(0, abs=1e-5)
+    for body, field in (
+        ({"runs": runs[:1]}, "runs"),
+        ({"runs": runs, "center": 2}, "center"),
+        ({"runs": [{"optimizer": "lion", "learning_rate": 0.1}] * 2}, "optimizer"),
+        ({"runs": runs, "epochs": 0}, "epochs"),
+    ):
+        r = client.post(f"/api/v1/sessions/{sid}/race", json=body)
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == field, (body, r.text)

@@ -14,6 +14,7 @@ from server.schemas import (
     HistoryPublic,
     PredictIn,
     PredictPublic,
+    RaceIn,
     SessionCreated,
     SessionPatched,
     SessionPublic,
@@ -251,6 +252,16 @@ async def get_sharpness(
     """MLP: the Hessian's top eigenvalue of the training loss (power iteration on Hessian-vector products)
     against gradient descent's stability line 2 / learning rate; ``history`` holds every value computed."""
     return await manager.sharpness(s, iters)
+
+
+@router.post("/{session_id}/race")
+async def post_race(s: SessionDep, manager: ManagerDep, body: RaceIn) -> dict[str, Any]:
+    """MLP: an optimizer race — copies of this network from its current weights, on the same batches, each
+    trained with its own optimizer / learning rate; their paths on one shared plane (PCA of all their
+    movement, centred on their mean final weights unless ``center`` names a run: then ``notes`` warns), the
+    loss over that plane and each run's loss curve. The session itself is not changed."""
+    runs = [run.model_dump(exclude_none=True) for run in body.runs]
+    return await manager.race(s, runs, body.epochs, body.resolution, body.center)
 
 
 @router.get("/{session_id}/export", response_model=ExportPublic)
