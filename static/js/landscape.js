@@ -30,13 +30,15 @@ function colour(t) {
   return STOPS[i].map((v, k) => Math.round(v + (STOPS[i + 1][k] - v) * f));
 }
 
+const axisNumber = (v) => (v !== 0 && Math.abs(v) < 1e-3 ? v.toExponential(0) : +v.toPrecision(4));
+
 function smallChart(el, series, xLabel) {
   const opts = {
     width: el.clientWidth || 320,
     height: 110,
     scales: { x: { time: false } },
     series: [{ label: xLabel }, ...series.map((s) => ({ points: { show: false }, width: 1.5, ...s }))],
-    axes: [{ size: 28 }, { size: 54, values: (u, vals) => vals.map((v) => +v.toPrecision(4)) }],
+    axes: [{ size: 28 }, { size: 54, values: (u, vals) => vals.map(axisNumber) }],
     legend: { live: true },
     cursor: { drag: { x: false, y: false } },
   };
@@ -45,18 +47,17 @@ function smallChart(el, series, xLabel) {
   return u;
 }
 
-/** The slice as colours (log scale between its lowest loss and a high percentile), β up, with the path. */
-function draw(out) {
-  const c = $("landscape");
-  const n = out.resolution;
-  const cells = out.loss.flat();
-  const logs = cells.filter((v) => v != null && v > 0).map(Math.log).sort((a, b) => a - b);
+/** Paint a slice (rows β from −span up, columns α) as colours on a log scale between its lowest loss and a
+high percentile, β up, off-scale cells crossed out; returns the scale and the plane → pixel maps. */
+function paintSlice(c, grid, span) {
+  const n = grid.length;
+  const logs = grid.flat().filter((v) => v != null && v > 0).map(Math.log).sort((a, b) => a - b);
   const lo = logs.length ? logs[0] : 0;
   const hi = logs.length ? logs[Math.floor(0.97 * (logs.length - 1))] : 1;
   const small = new OffscreenCanvas(n, n);
   const sctx = small.getContext("2d");
   const img = sctx.createImageData(n, n);
-  out.loss.forEach((row, i) =>
+  grid.forEach((row, i) =>
     row.forEach((v, j) => {
       const p = ((n - 1 - i) * n + j) * 4; // row 0 is β = −span: the bottom
       const rgb = v == null ? [255, 255, 255] : colour(v > 0 ? (Math.log(v) - lo) / (hi - lo || 1) : 0);
@@ -68,10 +69,10 @@ function draw(out) {
   ctx.imageSmoothingEnabled = true;
   ctx.clearRect(0, 0, c.width, c.height);
   ctx.drawImage(small, 0, 0, c.width, c.height);
-  // off-scale cells: crossed out
   const cw = c.width / n;
   ctx.strokeStyle = "#b3261e";
-  out.loss.forEach((row, i) =>
+  ctx.lineWidth = 1;
+  grid.forEach((row, i) =>
     row.forEach((v, j) => {
       if (v != null) return;
       const x = j * cw, y = (n - 1 - i) * cw;
@@ -83,19 +84,33 @@ function draw(out) {
       ctx.stroke();
     }),
   );
-  const span = out.span;
   const px = (a) => ((a + span) / (2 * span)) * c.width;
   const py = (b) => c.height - ((b + span) / (2 * span)) * c.height;
-  const path = out.trajectory;
+  return { ctx, lo, hi, px, py };
+}
+
+/** A path (alpha, beta lists) as a line from a small disc (its start). */
+function drawPath({ ctx, px, py }, alpha, beta, stroke) {
   ctx.lineWidth = 2;
-  ctx.strokeStyle = "#fff";
+  ctx.strokeStyle = stroke;
   ctx.beginPath();
-  path.alpha.forEach((a, k) => (k ? ctx.lineTo(px(a), py(path.beta[k])) : ctx.moveTo(px(a), py(path.beta[k]))));
+  alpha.forEach((a, k) => (k ? ctx.lineTo(px(a), py(beta[k])) : ctx.moveTo(px(a), py(beta[k]))));
   ctx.stroke();
-  ctx.fillStyle = "#fff";
+  ctx.fillStyle = stroke;
   ctx.beginPath();
-  if (path.alpha.length) ctx.arc(px(path.alpha[0]), py(path.beta[0]), 4, 0, 2 * Math.PI); // the start
+  if (alpha.length) ctx.arc(px(alpha[0]), py(beta[0]), 4, 0, 2 * Math.PI);
   ctx.fill();
+}
+
+/** The slice with the path training took, and the current weights at its centre. */
+function draw(out) {
+  const c = $("landscape");
+  const n = out.resolution;
+  const span = out.span;
+  const path = out.trajectory;
+  const plane = paintSlice(c, out.loss, span);
+  const { ctx, lo, hi, px, py } = plane;
+  drawPath(plane, path.alpha, path.beta, "#fff");
   ctx.strokeStyle = "#000";
   ctx.lineWidth = 2;
   ctx.beginPath();
@@ -210,3 +225,47 @@ body.addEventListener("ng:spec", () => {
   if (open) htmx.trigger("#gradients", "ng:refresh");
 });
 if (new URLSearchParams(location.hash.slice(1)).has("landscape")) setOpen(true);
+
+// ------------------------------------------------------------------------------------------ the race
+
+const RUN_COLOURS = ["#ffffff", "#ff4fd8", "#00e5ff"];
+let raceChart = null;
+
+async function runRace() {
+  const runs = [];
+  for (let i = 0; i < 3; i++) {
+    const optimizer = $(`race-opt-${i}`).value;
+    if (optimizer) runs.push({ optimizer, learning_rate: +$(`race-lr-${i}`).value, index: i });
+  }
+  const center = $("race-center").value;
+  const bodyJson = { runs: runs.map(({ optimizer, learning_rate }) => ({ optimizer, learning_rate })), epochs: +$("race-epochs").value, resolution: 41 };
+  if (center !== "") bodyJson.center = runs.findIndex((r) => r.index === +center);
+  const note = $("race-note");
+  note.classList.remove("error");
+  note.textContent = `racing ${runs.length} copies for ${bodyJson.epochs} epochs…`;
+  $("race-btn").disabled = true;
+  try {
+    const r = await fetch(`${api}/race`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(bodyJson) });
+    const out = await r.json();
+    if (!r.ok) {
+      const d = out.detail?.[0];
+      throw new Error(d ? `${d.loc?.slice(-1)[0] ?? ""}: ${d.msg}`.replace(/^: /, "") : `the server answered ${r.status}`);
+    }
+    const c = $("race-plane");
+    const plane = paintSlice(c, out.loss, out.span);
+    out.runs.forEach((run, k) => drawPath(plane, run.alpha, run.beta, RUN_COLOURS[runs[k].index]));
+    c.dataset.runs = String(out.runs.length);
+    const ends = out.runs.map((run) => `${run.label}: loss ${run.curve.train_loss.at(-1)?.toPrecision(3) ?? "off scale"}, at most ${Math.max(...run.off_plane.filter((v) => v != null)).toPrecision(2)} off the plane`);
+    note.textContent = [`from epoch ${out.from_epoch}, ${out.epochs} epochs each`, ...ends, ...out.notes].join("; ") + ".";
+    if (raceChart) raceChart.destroy();
+    raceChart = smallChart($("race-chart"), out.runs.map((run, k) => ({ label: run.label, stroke: RUN_COLOURS[runs[k].index] === "#ffffff" ? "#1b1f24" : RUN_COLOURS[runs[k].index] })), "epoch");
+    raceChart.setData([out.runs[0].curve.epoch, ...out.runs.map((run) => run.curve.train_loss)]);
+  } catch (err) {
+    note.textContent = `the race could not run: ${err.message}`;
+    note.classList.add("error");
+  } finally {
+    $("race-btn").disabled = false;
+  }
+}
+
+$("race-btn").addEventListener("click", runRace); // watchers may race too: it never changes the session
