@@ -53,7 +53,7 @@ def test_the_landscape_panel_draws_and_follows_training(page: Page, base_url: st
     expect(page.locator("#sharp-note")).to_contain_text("2 / learning rate")
     expect(page.locator("#gradients table.health tbody tr")).to_have_count(3)
     # The race: three copies from these weights, their paths on one plane, their loss curves.
-    page.fill("#race-epochs", "100")
+    page.fill("#race-epochs", "40")
     page.click("#race-btn")
     expect(page.locator("#race-plane")).to_have_attribute("data-runs", "3", timeout=60_000)
     expect(page.locator("#race-note")).to_contain_text("sgd (learning rate 0.03): loss")
