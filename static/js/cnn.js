@@ -98,6 +98,8 @@ function paint(frame) {
   specVersion = h.spec_version;
   loss.push(h);
   walkTick(h.epoch, h.status === "running");
+  if (chosen !== DRAWING && (!salient || (salient[1] !== h.epoch && (h.status !== "running" || performance.now() - salientAt > 2000))))
+    showSaliency(); // it follows the training: every two seconds while running, at once when it stops
   if (chosen === DRAWING && h.status === "running" && performance.now() - drawnAt > 2000) {
     drawnAt = performance.now();
     classifyDrawing(); // the drawing's answer and its maps follow the training
@@ -327,7 +329,43 @@ function paintWrong(frame) {
 function choose(e) {
   chosen = e;
   walkExample(e);
+  showSaliency();
   if (latest) paint(latest);
+}
+
+// ------------------------------------------------------------------------------------------ saliency
+
+let salientAt = 0; // when the saliency was last fetched
+let salient = null; // [example, epoch] it shows
+
+/** The chosen test image's saliency (bright = the score depends much on that pixel), painted hot. */
+async function showSaliency() {
+  if (chosen === DRAWING) return;
+  const e = chosen;
+  salientAt = performance.now();
+  try {
+    const r = await fetch(`${api}/saliency?examples=${e}&encoding=list`);
+    if (!r.ok) return;
+    const out = await r.json();
+    const rows = out.maps.data[0];
+    const c = $("saliency");
+    c.height = rows.length;
+    c.width = rows[0].length;
+    const ctx = c.getContext("2d");
+    const img = ctx.createImageData(c.width, c.height);
+    rows.forEach((row, y) =>
+      row.forEach((q, x) => {
+        const t = q / 255; // black → red → yellow → white
+        img.data.set([Math.min(255, 3 * 255 * t), Math.max(0, Math.min(255, 3 * 255 * t - 255)), Math.max(0, 3 * 255 * t - 510), 255], (y * c.width + x) * 4);
+      }),
+    );
+    ctx.putImageData(img, 0, 0);
+    salient = [e, out.epoch];
+    c.dataset.example = String(e);
+    c.dataset.epoch = String(out.epoch);
+  } catch {
+    /* the next frame asks again */
+  }
 }
 
 function paintConfusion(frame) {

@@ -44,6 +44,7 @@ def test_the_cnn_page_trains_and_shows_what_the_filters_learn(page: Page, base_u
     expect(page.locator('.example[data-example="3"]')).to_have_attribute("aria-selected", "true")
     expect(page.locator('#maps canvas[data-key="maps0"]')).to_have_attribute("data-example", "3")
     expect(page.locator("#example-caption")).to_contain_text("test image 4")
+    expect(page.locator("#saliency")).to_have_attribute("data-example", "3")  # and what its answer depends on
     # The feature maps' colour scale: per map, per layer or one for all.
     maps0 = page.locator('#maps canvas[data-key="maps0"]')
     per_map = maps0.evaluate("c => c.toDataURL()")
