@@ -157,6 +157,16 @@ def test_a_watcher_follows_a_cnn_session(page: Page, chromium, base_url: str) ->
         viewer_context.close()
 
 
+def settled(page: Page) -> None:
+    """Wait until htmx has swapped and processed the walkthrough (a change fired before its listeners are on
+    the new form would go unseen — a window of milliseconds that a loaded test machine widens)."""
+    page.wait_for_function(
+        "!document.querySelector('#conv-walk.htmx-settling, #conv-walk .htmx-added, .htmx-request')"
+        " && document.getElementById('conv-form')?.getAttribute('hx-get') && htmx.find('#conv-form')"
+    )
+    page.wait_for_timeout(50)
+
+
 def test_how_a_convolution_works_steps_through_real_numbers(page: Page, base_url: str) -> None:
     sid = open_cnn(page)
     counter, eq = page.locator("#conv-counter"), page.locator("#conv-eq")
@@ -201,12 +211,15 @@ def test_how_a_convolution_works_steps_through_real_numbers(page: Page, base_url
     expect(counter).to_have_text("step 1 of 20")
     # Another filter, another image, a click on the image: the walkthrough follows.
     other = (int(filter_) + 1) % 8
+    settled(page)
     page.select_option("#conv-filter", str(other))
     expect(page.locator("#conv-filter-grid")).to_have_attribute("aria-label", re.compile(f"filter {other + 1} weights"))
     expect(counter).to_have_text("step 1 of 20")
+    settled(page)
     page.click('.example[data-example="2"]')
     expect(page.locator("#conv-example")).to_have_value("2")
     expect(page.locator("#conv-image")).to_have_attribute("aria-label", re.compile("test image 3"))
+    settled(page)
     page.locator("#conv-image").click(position={"x": 2, "y": 2})
     expect(page.locator("#conv-picked")).to_have_value("1")
     expect(page.locator("#conv-row")).to_have_value("0")
