@@ -70,9 +70,7 @@ async def gradients(request: Request, session_id: str, manager: ManagerDep) -> H
                 "nonfinite": row["nonfinite_grads"] + row["nonfinite_params"],
             }
         )
-    findings = [
-        {**d, "fix_buttons": [(json.dumps(f), _fix_words(f)) for f in d["fixes"]]} for d in out["diagnosis"]
-    ]
+    findings = [{**d, "fix_buttons": [(json.dumps(f), _fix_words(f)) for f in d["fixes"]]} for d in out["diagnosis"]]
     ctx |= {"health": {"epoch": out["epoch"], "rows": rows, "findings": findings}}
     return HTMLResponse(fragment(request, "partials/gradients.html", ctx))
 
