@@ -20,6 +20,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from server.experiment import Data, advance, finite_or_none
+from server.ml import health
 from server.ml import landscape as ls
 from server.ml.models import apply_mlp
 from server.ml.train import OPTIMIZERS, Hyper, TrainConfig, TrainState, init_opt_state, objective
@@ -93,7 +94,7 @@ def _health(cfg: TrainConfig, state: TrainState, x, y, h: Hyper):
     grads, _ = jax.grad(objective, has_aux=True)(state.params, state.bn_state, x, y, mask, h, cfg)
     updates, _ = OPTIMIZERS[cfg.optimizer].make(h).update(grads, state.opt_state, state.params)
     _, extras = apply_mlp(state.params, x, cfg.arch, bn_state=state.bn_state, with_activations=True)
-    return ls.gradient_health(grads, state.params, updates, extras["activations"], [a for _, a in cfg.arch.hidden])
+    return health.gradient_health(grads, state.params, updates, extras["activations"], [a for _, a in cfg.arch.hidden])
 
 
 # ------------------------------------------------------------------------------------------ views
@@ -191,20 +192,20 @@ def sharpness(cfg: TrainConfig, state: TrainState, data: Data, *, learning_rate:
 
 def gradients(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, *, init: str) -> dict[str, Any]:
     """Per-layer gradient health on the training set and what it means in plain words, with fixes."""
-    health = jax.device_get(_health(cfg, state, data.x_train, data.y_train, h))
+    numbers = jax.device_get(_health(cfg, state, data.x_train, data.y_train, h))
     names = [a for _, a in cfg.arch.hidden]
     keys = ("grad_norm", "weight_norm", "update_ratio", "dead_fraction", "saturated_fraction")
     layers = []
-    for i, layer in enumerate(np.asarray(health["layer"]).tolist()):
+    for i, layer in enumerate(np.asarray(numbers["layer"]).tolist()):
         row = {
             "layer": layer,
-            "units": int(health["units"][i]),
+            "units": int(numbers["units"][i]),
             "activation": names[layer] if layer < len(names) else cfg.arch.output,
         }
-        row |= {k: finite_or_none(float(health[k][i])) for k in keys}
-        row |= {k: int(health[k][i]) for k in ("nonfinite_grads", "nonfinite_params")}
+        row |= {k: finite_or_none(float(numbers[k][i])) for k in keys}
+        row |= {k: int(numbers[k][i]) for k in ("nonfinite_grads", "nonfinite_params")}
         layers.append(row)
-    diagnosis = ls.diagnose(health, names, init, float(h.learning_rate))
+    diagnosis = health.diagnose(numbers, names, init, float(h.learning_rate))
     return {"layers": layers, "diagnosis": diagnosis}
 
 

@@ -30,8 +30,8 @@ from server import experiment as ex
 from server import optimization as opt
 from server.config import Settings
 from server.ml import images
+from server.ml.health import diagnose
 from server.ml.inspect import NEURON_RESOLUTION, OUTPUT_RESOLUTION
-from server.ml.landscape import diagnose
 from server.ml.models import OUTPUTS, count_params
 from server.ml.train import TrainState
 from server.spec import ExperimentSpec, apply_patch

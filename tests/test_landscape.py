@@ -11,6 +11,7 @@ from jax.flatten_util import ravel_pytree
 
 from server import experiment as ex
 from server.ml import cnn
+from server.ml import health as hl
 from server.ml import landscape as ls
 from server.ml.models import Arch, apply_mlp, init_mlp
 from server.ml.train import evaluate, per_example_loss
@@ -292,7 +293,7 @@ def health_of(overrides: dict):
 
     grads, activations = jax.grad(loss, has_aux=True)(state.params)
     names = [act for _, act in arch.hidden]
-    return ls.gradient_health(grads, state.params, None, activations, names), names
+    return hl.gradient_health(grads, state.params, None, activations, names), names
 
 
 DEEP = {"dataset": {"name": "spiral"}, "features": ["x1", "x2"]}
@@ -301,7 +302,7 @@ DEEP = {"dataset": {"name": "spiral"}, "features": ["x1", "x2"]}
 def test_vanishing_gradients_are_diagnosed_on_a_deep_sigmoid_net():
     overrides = DEEP | {"network": {"hidden": [{"units": 8, "activation": "sigmoid"}] * 6, "init": "normal"}}
     health, names = health_of(overrides)
-    found = ls.diagnose(health, names, init="normal", learning_rate=0.03)
+    found = hl.diagnose(health, names, init="normal", learning_rate=0.03)
     vanishing = [d for d in found if d["kind"] == "vanishing"]
     assert len(vanishing) == 1, found
     assert vanishing[0]["layer"] == 0
@@ -312,8 +313,8 @@ def test_vanishing_gradients_are_diagnosed_on_a_deep_sigmoid_net():
 def test_vanishing_gradients_are_not_diagnosed_on_relu_with_he_init():
     overrides = DEEP | {"network": {"hidden": [{"units": 8, "activation": "relu"}] * 6, "init": "he"}}
     health, names = health_of(overrides)
-    assert float(health["grad_norm"][0] / health["grad_norm"][-1]) > ls.VANISHING_RATIO
-    assert not [d for d in ls.diagnose(health, names, init="he") if d["kind"] in ("vanishing", "exploding")]
+    assert float(health["grad_norm"][0] / health["grad_norm"][-1]) > hl.VANISHING_RATIO
+    assert not [d for d in hl.diagnose(health, names, init="he") if d["kind"] in ("vanishing", "exploding")]
 
 
 def test_gradient_health_counts_dead_and_saturated_units_and_nans():
@@ -330,7 +331,7 @@ def test_gradient_health_counts_dead_and_saturated_units_and_nans():
     grads[1]["w"] = grads[1]["w"].at[0, 0].set(jnp.nan)
     grads[1]["b"] = grads[1]["b"].at[2].set(jnp.inf)
     updates = jax.tree.map(lambda p: 0.1 * p, params)
-    health = jax.jit(lambda g, p, u, a: ls.gradient_health(g, p, u, a, names))(
+    health = jax.jit(lambda g, p, u, a: hl.gradient_health(g, p, u, a, names))(
         grads, params, updates, extras["activations"]
     )
     np.testing.assert_array_equal(health["layer"], [0, 1, 2])
@@ -343,7 +344,7 @@ def test_gradient_health_counts_dead_and_saturated_units_and_nans():
     np.testing.assert_allclose(health["update_ratio"], [0.1, 0.1, 0.1], rtol=1e-6)
     np.testing.assert_allclose(health["grad_norm"][0], np.sqrt(8.0), rtol=1e-6)
 
-    found = ls.diagnose(health, names, init="xavier", learning_rate=0.3)
+    found = hl.diagnose(health, names, init="xavier", learning_rate=0.3)
     assert [(d["kind"], d["layer"]) for d in found] == [("exploding", 1), ("dead_relu", 0), ("saturated", 1)]
     assert "2 of 4 ReLU units" in found[1]["message"] and {"learning_rate": 0.03} in found[1]["fixes"]
     assert "3 of 4 sigmoid units" in found[2]["message"]
@@ -361,7 +362,7 @@ def test_diagnose_exploding_growth_and_a_healthy_net():
         "nonfinite_grads_total": 0,
         "nonfinite_params_total": 0,
     }
-    found = ls.diagnose(health, ["relu", "relu"], init="he", learning_rate=1.0)
+    found = hl.diagnose(health, ["relu", "relu"], init="he", learning_rate=1.0)
     assert [d["kind"] for d in found] == ["exploding"]
     assert "10³ times layer 3's" in found[0]["message"] and {"learning_rate": 0.1} in found[0]["fixes"]
-    assert ls.diagnose(health | {"grad_norm": np.array([0.5, 1.0, 1.0])}, ["relu", "relu"]) == []
+    assert hl.diagnose(health | {"grad_norm": np.array([0.5, 1.0, 1.0])}, ["relu", "relu"]) == []

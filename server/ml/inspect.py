@@ -12,7 +12,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from server.ml.landscape import gradient_health
+from server.ml.health import gradient_health
 from server.ml.models import apply_mlp, output_value
 from server.ml.train import TrainConfig, correct, per_example_loss
 
@@ -42,7 +42,7 @@ def compute_frame(cfg: TrainConfig, params, bn_state, x_train, y_train, x_test, 
     grid_out: (G², F) featurized cell centres of the output map; grid_neurons: (g², F) for neuron maps.
     Returns a dict: output uint8 (G, G) — or (K, G, G) class probabilities for softmax —, neurons uint8
     (units, g, g) for every hidden neuron in layer order, losses/accuracies (scalars), grad_norms (layers,),
-    health: ``landscape.gradient_health`` of the training set's gradients (no update ratios).
+    health: ``health.gradient_health`` of the training set's gradients (no update ratios).
     """
     arch = cfg.arch
     g_out = round(grid_out.shape[0] ** 0.5)
