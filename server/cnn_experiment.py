@@ -300,10 +300,7 @@ def frame_payload(arrays: dict[str, Any], params: list[dict[str, Any]]) -> dict[
         "wrong_confidence": arrays["wrong_confidence"],
         "example_probs": np.asarray(arrays["example_probs"], np.float32),
     }
-    for i, (m, r) in enumerate(zip(arrays["maps"], arrays["map_ranges"], strict=True)):
-        if m is not None:
-            out[f"maps{i}"] = np.asarray(m, np.uint8)
-            out[f"map_ranges{i}"] = np.asarray(r, np.float32)
+    out |= map_arrays(arrays)
     for i, layer in enumerate(params):
         for name, value in layer.items():
             out[f"{name}{i}"] = np.asarray(value, np.float32)
@@ -319,13 +316,17 @@ def predict_images(cfg: cnn.CnnTrainConfig, state: TrainState, spec: ExperimentS
 def image_maps(cfg: cnn.CnnTrainConfig, state: TrainState, x: np.ndarray) -> dict[str, np.ndarray]:
     """Every spatial layer's feature maps of images (n, H, W, C) in [0, 1], quantized as a frame's:
     ``maps{i}`` (n, C, H, W) bytes and ``map_ranges{i}`` (n, C, 2)."""
-    out = jax.device_get(_views(cfg, state.params, state.bn_state, jnp.asarray(x, jnp.float32)))
-    arrays: dict[str, np.ndarray] = {}
-    for i, (m, r) in enumerate(zip(out["maps"], out["map_ranges"], strict=True)):
+    return map_arrays(jax.device_get(_views(cfg, state.params, state.bn_state, jnp.asarray(x, jnp.float32))))
+
+
+def map_arrays(views: dict[str, Any]) -> dict[str, np.ndarray]:
+    """``maps{i}`` / ``map_ranges{i}`` of every spatial layer, from ``_views``' lists (None for flat layers)."""
+    out: dict[str, np.ndarray] = {}
+    for i, (m, r) in enumerate(zip(views["maps"], views["map_ranges"], strict=True)):
         if m is not None:
-            arrays[f"maps{i}"] = np.asarray(m, np.uint8)
-            arrays[f"map_ranges{i}"] = np.asarray(r, np.float32)
-    return arrays
+            out[f"maps{i}"] = np.asarray(m, np.uint8)
+            out[f"map_ranges{i}"] = np.asarray(r, np.float32)
+    return out
 
 
 def architecture(cfg: cnn.CnnTrainConfig, data: ImageData) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def _path(cfg: TrainConfig, center, d1, d2, bn_state, x, y, points):
     _, unravel = ravel_pytree(center)
     coords, off = ls.project_trajectory(points, center, d1, d2)
     true = jax.lax.map(lambda p: loss_fn(unravel(p)), points, batch_size=8)
-    plane = jax.lax.map(lambda ab: loss_fn(ls._combine(center, d1, d2, ab[0], ab[1])), coords, batch_size=8)
+    plane = jax.lax.map(lambda ab: loss_fn(ls.combine(center, d1, d2, ab[0], ab[1])), coords, batch_size=8)
     return coords, off, true, plane
 
 

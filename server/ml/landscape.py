@@ -38,7 +38,7 @@ def _tree_vdot(a: Params, b: Params) -> jax.Array:
     return sum((jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)), jnp.float32(0))
 
 
-def _combine(center: Params, d1: Params, d2: Params, a: jax.Array, b: jax.Array) -> Params:
+def combine(center: Params, d1: Params, d2: Params, a: jax.Array, b: jax.Array) -> Params:
     """center + a·d1 + b·d2, leaf by leaf."""
     return jax.tree.map(lambda c, u, v: c + a * u + b * v, center, d1, d2)
 
@@ -173,7 +173,7 @@ def loss_slice(
     alphas, betas = jnp.asarray(alphas), jnp.asarray(betas)
 
     def cell(a, b):
-        return loss_fn(_combine(center, d1, d2, a, b))
+        return loss_fn(combine(center, d1, d2, a, b))
 
     if method == "rows":
         return jax.lax.map(lambda b: jax.vmap(lambda a: cell(a, b))(alphas), betas)
@@ -198,7 +198,7 @@ def interpolate_1d(
     if method == "rows":
         method = "vmap"  # one row
     return _map_cells(
-        lambda t: loss_fn(_combine(start, direction, zero, t, 0.0)), (jnp.asarray(ts),), method, batch_size
+        lambda t: loss_fn(combine(start, direction, zero, t, 0.0)), (jnp.asarray(ts),), method, batch_size
     )
 
 

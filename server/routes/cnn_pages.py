@@ -98,6 +98,14 @@ def _shade(v: float, scale: float) -> tuple[str, bool]:
     return _mix(GREY, (255, 255, 255), t), t < 0.55
 
 
+def _cell(v: float, scale: float, shown: bool, empty: str = "") -> dict[str, Any]:
+    """A number cell's background and text colour; not shown yet: the empty background."""
+    if not shown:
+        return {"bg": empty, "light": False}
+    bg, light = _shade(v, scale)
+    return {"bg": bg, "light": light}
+
+
 def num(v: float) -> str:
     """Two decimals with a real minus sign."""
     return f"{v:.2f}".replace("-", "−")
@@ -133,8 +141,7 @@ def walk_view(walk: dict[str, Any], step: int, channel: int) -> dict[str, Any]:
         [
             {
                 "text": "0" if pad[y][x] else num(v),
-                "bg": "transparent" if pad[y][x] else _shade(v, p_scale)[0],
-                "light": (not pad[y][x]) and _shade(v, p_scale)[1],
+                **_cell(v, p_scale, shown=not pad[y][x], empty="transparent"),
                 "pad": pad[y][x],
                 "win": (y, x) in window,
             }
@@ -155,8 +162,7 @@ def walk_view(walk: dict[str, Any], step: int, channel: int) -> dict[str, Any]:
         [
             {
                 "text": num(v) if i * n + j < done else "",
-                "bg": _shade(v, o_scale)[0] if i * n + j < done else "",
-                "light": i * n + j < done and _shade(v, o_scale)[1],
+                **_cell(v, o_scale, shown=i * n + j < done),
                 "win": (conv_step and (i, j) == (oi, oj)) or (i, j) in in_pool,
                 "winner": bool(pool_win and pool_win.get("winner") == [i, j]),
             }
@@ -176,8 +182,7 @@ def walk_view(walk: dict[str, Any], step: int, channel: int) -> dict[str, Any]:
                 line.append(
                     {
                         "text": num(win["value"]) if shown else "",
-                        "bg": _shade(win["value"], o_scale)[0] if shown else "",
-                        "light": shown and _shade(win["value"], o_scale)[1],
+                        **_cell(win["value"], o_scale, shown=shown),
                         "win": m == pool_step,
                     }
                 )
