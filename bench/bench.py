@@ -24,7 +24,7 @@ from bench.landscape import landscape_figures
 from bench.timing import best as _best
 from bench.ws import ws_figures
 from server import experiment as ex
-from server.ml import models
+from server.ml import models, train
 from server.spec import ExperimentSpec
 
 ALL_FEATURES = ["x1", "x2", "x1_sq", "x2_sq", "x1x2", "sin_x1", "sin_x2"]
@@ -54,16 +54,27 @@ def frame_ms(spec: ExperimentSpec) -> float:
     return 1000 * _best(lambda: [ex.frame_arrays(cfg, state, data) for _ in range(n)]) / n
 
 
-def with_matmul(fn, *args) -> float:
-    """The same measurement with plain ``x @ w`` for every dense layer (the alternative to the fused form)."""
-    original = models.dense
-    models.dense = lambda x, w: x @ w
+def swapped(module, name: str, value, fn, *args) -> float:
+    """The same measurement with ``module.name`` replaced (an alternative formulation), compiled afresh."""
+    original = getattr(module, name)
+    setattr(module, name, value)
     jax.clear_caches()
     try:
         return fn(*args)
     finally:
-        models.dense = original
+        setattr(module, name, original)
         jax.clear_caches()
+
+
+def with_matmul(fn, *args) -> float:
+    """Plain ``x @ w`` for every dense layer (the alternative to the fused multiply-sum)."""
+    return swapped(models, "dense", lambda x, w: x @ w, fn, *args)
+
+
+def with_one_run(fn, *args) -> float:
+    """The whole epoch's stacked batches in one buffer (the alternative to small runs of steps, which let
+    XLA's CPU runtime execute the step's kernels sequentially)."""
+    return swapped(train, "SEQUENTIAL_BYTES", 0, fn, *args)
 
 
 FIRST_FRAME = """
@@ -124,6 +135,10 @@ def main() -> None:
     figures["mlp_biggest_epochs_per_s"] = round(epochs_per_s(BIGGEST, 1500))
     figures["mlp_default_epochs_per_s_matmul"] = round(with_matmul(epochs_per_s, DEFAULT, 1000))
     figures["mlp_biggest_epochs_per_s_matmul"] = round(with_matmul(epochs_per_s, BIGGEST, 300))
+    figures["mlp_default_epochs_per_s_one_run"] = round(with_one_run(epochs_per_s, DEFAULT, 2000))
+    figures["mlp_biggest_epochs_per_s_one_run"] = round(with_one_run(epochs_per_s, BIGGEST, 1000))
+    adam = ExperimentSpec.model_validate({**BIGGEST.model_dump(), "training": {"optimizer": "adam"}})
+    figures["mlp_biggest_adam_epochs_per_s"] = round(epochs_per_s(adam, 1000))
     figures["frame_ms_default"] = round(frame_ms(DEFAULT), 3)
     figures["frame_ms_biggest"] = round(frame_ms(BIGGEST), 3)
     cold, cached = compile_seconds()

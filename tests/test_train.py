@@ -15,12 +15,14 @@ from server import experiment
 from server.ml.models import Arch, apply_mlp, init_mlp
 from server.ml.train import (
     OPTIMIZERS,
+    SEQUENTIAL_BYTES,
     TrainConfig,
     evaluate,
     hyper,
     init_state,
     perceptron_step,
     sgd_step,
+    split_epoch,
     train_epochs,
 )
 from server.spec import ExperimentSpec, apply_patch
@@ -205,6 +207,35 @@ def test_an_epoch_is_the_sequence_of_batch_steps():
     real = tuple(b[:3] for b in last)
     before = step(state0, tuple(b[3] for b in batches), hyper(0.1), cfg)
     _close(step(before, last, hyper(0.1), cfg).params, step(before, real, hyper(0.1), cfg).params)
+
+
+@pytest.mark.parametrize(
+    ("n", "batch", "features", "runs"),
+    [(250, 10, 2, 5), (250, 10, 7, 25), (230, 10, 2, 23), (200, 100, 2, 1)],
+)
+def test_an_epoch_split_into_small_runs_is_still_every_step_in_order(n, batch, features, runs):
+    # The epoch is cut into runs of whole steps small enough for XLA's sequential CPU executor; the result
+    # must be the plain sequence of steps, batch after batch, whatever the cut.
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(n, features)).astype(np.float32)
+    y = np.where(x[:, 0] * x[:, 1] > 0, 1.0, -1.0).astype(np.float32)
+    batches = experiment.make_batches(x, y, batch)
+    parts = split_epoch(batches)
+    assert len(parts) == runs
+    for part in range(3):
+        assert np.array_equal(np.concatenate([c[part] for c in parts]), np.asarray(batches[part]))
+    if runs > 1:
+        assert all(a.nbytes <= SEQUENTIAL_BYTES for c in parts for a in c)
+    arch = Arch(features, ((4, "tanh"), (3, "relu")), "tanh", 1)
+    cfg = TrainConfig(arch, optimizer="adam")
+    state0 = init_state(cfg, _params(arch), jax.random.PRNGKey(0))
+    _, trained, _ = train_epochs(cfg, state0, batches, hyper(0.05), jnp.int32(2))
+    manual = state0
+    for _ in range(2):
+        for i in range(batches[0].shape[0]):
+            manual = step(manual, tuple(b[i] for b in batches), hyper(0.05), cfg)
+    _close(trained.params, manual.params, atol=2e-6)
+    _close(trained.opt_state, manual.opt_state, atol=2e-6)
 
 
 @pytest.mark.parametrize("batch_norm", [False, True])
