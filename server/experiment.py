@@ -18,7 +18,7 @@ import numpy as np
 from server.ml import datasets
 from server.ml.inspect import NEURON_RESOLUTION, OUTPUT_RESOLUTION, compute_frame, predict
 from server.ml.models import ACTIVATIONS, Arch, init_mlp, output_kind, transfer_params
-from server.ml.train import Hyper, TrainConfig, TrainState, evaluate, hyper, init_state, train_epochs
+from server.ml.train import Hyper, TrainConfig, TrainState, epoch_runs, evaluate, hyper, init_state, train_epochs
 from server.spec import ExperimentSpec
 
 
@@ -35,6 +35,7 @@ class Data:
     x_test: jax.Array
     y_test: jax.Array
     batches: tuple[jax.Array, jax.Array, jax.Array]  # x (S, B, F), y (S, B), mask (S, B): one epoch
+    runs: tuple[jax.Array, ...]  # the same epoch as train_epochs takes it (train.epoch_runs)
     grid_out: jax.Array  # (G², F)
     grid_neurons: jax.Array  # (g², F)
 
@@ -96,6 +97,7 @@ def build_data(spec: ExperimentSpec, data_dir: Any = None, download: bool = Fals
     x_tr = datasets.featurize(p_tr, spec.features).astype(np.float32)
     x_te = datasets.featurize(p_te, spec.features).astype(np.float32)
     y_tr, y_te = targets(l_tr, spec), targets(l_te, spec)
+    batches = make_batches(x_tr, y_tr, batch_size(spec, len(x_tr)))
     return Data(
         points_train=p_tr,
         labels_train=l_tr,
@@ -105,7 +107,8 @@ def build_data(spec: ExperimentSpec, data_dir: Any = None, download: bool = Fals
         y_train=jnp.asarray(y_tr),
         x_test=jnp.asarray(x_te),
         y_test=jnp.asarray(y_te),
-        batches=make_batches(x_tr, y_tr, batch_size(spec, len(x_tr))),
+        batches=batches,
+        runs=epoch_runs(batches),
         padded=len(x_tr) % batch_size(spec, len(x_tr)) != 0,
         grid_out=jnp.asarray(datasets.featurize(datasets.grid_points(OUTPUT_RESOLUTION), spec.features)),
         grid_neurons=jnp.asarray(datasets.featurize(datasets.grid_points(NEURON_RESOLUTION), spec.features)),
@@ -186,7 +189,7 @@ class Advance:
 def advance(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, epochs: int) -> Advance:
     """Train ``epochs`` epochs in one compiled call. On divergence (non-finite weights or loss) return the
     last state whose weights and training loss are finite, and how many epochs led to it."""
-    done, new, ok = train_epochs(cfg, state, data.batches, h, jnp.int32(epochs), data.padded)
+    done, new, ok = train_epochs(cfg, state, data.runs, h, jnp.int32(epochs), data.padded)
     done, ok = int(done), bool(ok)
     if ok:
         return Advance(new, done, False)
@@ -196,7 +199,7 @@ def advance(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, epochs: i
     def replay(k: int) -> TrainState | None:
         if k == 0:
             return state
-        _, s, fine = train_epochs(cfg, state, data.batches, h, jnp.int32(k), data.padded)
+        _, s, fine = train_epochs(cfg, state, data.runs, h, jnp.int32(k), data.padded)
         return s if bool(fine) else None
 
     lo, hi, best = 0, done - 1, state  # epoch lo is healthy (the start state was); look in (lo, hi]
@@ -213,7 +216,7 @@ def advance(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, epochs: i
 def warm(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper) -> None:
     """Compile (or load from the persistent cache) the training program for these shapes by training zero
     epochs: the next real call of the same architecture runs at once."""
-    jax.block_until_ready(train_epochs(cfg, state, data.batches, h, jnp.int32(0), data.padded))
+    jax.block_until_ready(train_epochs(cfg, state, data.runs, h, jnp.int32(0), data.padded))
 
 
 def finite_or_none(v: float) -> float | None:

@@ -17,12 +17,12 @@ from server.ml.train import (
     OPTIMIZERS,
     SEQUENTIAL_BYTES,
     TrainConfig,
+    epoch_runs,
     evaluate,
     hyper,
     init_state,
     perceptron_step,
     sgd_step,
-    split_epoch,
     train_epochs,
 )
 from server.spec import ExperimentSpec, apply_patch
@@ -158,19 +158,19 @@ def test_changing_hyperparameters_does_not_recompile():
     state = init_state(cfg, _params(arch), jax.random.PRNGKey(0))
 
     before = train_epochs._cache_size()
-    _, state, _ = train_epochs(cfg, state, batches, hyper(0.03, 0.9), jnp.int32(2))
+    _, state, _ = train_epochs(cfg, state, epoch_runs(batches), hyper(0.03, 0.9), jnp.int32(2))
     compiled = train_epochs._cache_size()
     assert compiled == before + 1
     # turn every traced knob, run a different number of epochs, feed the returned state back in
     for h, n in [(hyper(0.3, 0.5), 1), (hyper(1e-4, 0.0, reg_rate=0.1), 3), (hyper(0.01, 0.99, 0.5, 0.5), 5)]:
-        _, state, ok = train_epochs(cfg, state, batches, h, jnp.int32(n))
+        _, state, ok = train_epochs(cfg, state, epoch_runs(batches), h, jnp.int32(n))
         assert bool(ok)
     assert train_epochs._cache_size() == compiled, "a hyperparameter change recompiled train_epochs"
 
     # a structural change (optimizer) is a new program
     cfg2 = TrainConfig(arch, optimizer="adam", regularization="l2", dropout=True, **FAST)
     state2 = init_state(cfg2, _params(arch), jax.random.PRNGKey(0))
-    train_epochs(cfg2, state2, batches, hyper(0.03), jnp.int32(1))
+    train_epochs(cfg2, state2, epoch_runs(batches), hyper(0.03), jnp.int32(1))
     assert train_epochs._cache_size() == compiled + 1
 
 
@@ -186,7 +186,7 @@ def test_one_epoch_is_ceil_n_over_b_updates():
     # adam counts its updates
     cfg = TrainConfig(ARCH, optimizer="adam", **FAST)
     state = init_state(cfg, _params(), jax.random.PRNGKey(0))
-    done, state, ok = train_epochs(cfg, state, batches, hyper(0.01), jnp.int32(2))
+    done, state, ok = train_epochs(cfg, state, epoch_runs(batches), hyper(0.01), jnp.int32(2))
     assert int(done) == 2 and bool(ok)
     assert int(state.opt_state[0].count) == 2 * 5
 
@@ -196,7 +196,7 @@ def test_an_epoch_is_the_sequence_of_batch_steps():
     batches = experiment.make_batches(np.asarray(x), np.asarray(y), 5)
     cfg = TrainConfig(ARCH)
     state0 = init_state(cfg, _params(), jax.random.PRNGKey(0))
-    _, trained, _ = train_epochs(cfg, state0, batches, hyper(0.1), jnp.int32(1))
+    _, trained, _ = train_epochs(cfg, state0, epoch_runs(batches), hyper(0.1), jnp.int32(1))
     manual = state0
     for i in range(5):
         manual = step(manual, tuple(b[i] for b in batches), hyper(0.1), cfg)
@@ -220,16 +220,16 @@ def test_an_epoch_split_into_small_runs_is_still_every_step_in_order(n, batch, f
     x = rng.normal(size=(n, features)).astype(np.float32)
     y = np.where(x[:, 0] * x[:, 1] > 0, 1.0, -1.0).astype(np.float32)
     batches = experiment.make_batches(x, y, batch)
-    parts = split_epoch(batches)
-    assert len(parts) == runs
-    for part in range(3):
-        assert np.array_equal(np.concatenate([c[part] for c in parts]), np.asarray(batches[part]))
+    runs_ = epoch_runs(batches)
+    assert len(runs_) == runs
+    for part in range(3):  # x, y, mask: every step, in order
+        assert np.array_equal(np.concatenate([r[part] for r in runs_]), np.asarray(batches[part]))
     if runs > 1:
-        assert all(a.nbytes <= SEQUENTIAL_BYTES for c in parts for a in c)
+        assert all(a.nbytes <= SEQUENTIAL_BYTES for r in runs_ for a in r)
     arch = Arch(features, ((4, "tanh"), (3, "relu")), "tanh", 1)
     cfg = TrainConfig(arch, optimizer="adam")
     state0 = init_state(cfg, _params(arch), jax.random.PRNGKey(0))
-    _, trained, _ = train_epochs(cfg, state0, batches, hyper(0.05), jnp.int32(2))
+    _, trained, _ = train_epochs(cfg, state0, runs_, hyper(0.05), jnp.int32(2))
     manual = state0
     for _ in range(2):
         for i in range(batches[0].shape[0]):
@@ -248,8 +248,8 @@ def test_padded_rows_have_no_influence(batch_norm):
     junk_y = ys.at[-1, 3:].set(jnp.array([1.0, -1.0]))
     cfg = TrainConfig(arch, optimizer="momentum", **FAST)
     state = init_state(cfg, _params(arch), jax.random.PRNGKey(0))
-    _, a, _ = train_epochs(cfg, state, (xs, ys, mask), hyper(0.1), jnp.int32(3))
-    _, b, _ = train_epochs(cfg, state, (junk_x, junk_y, mask), hyper(0.1), jnp.int32(3))
+    _, a, _ = train_epochs(cfg, state, epoch_runs((xs, ys, mask)), hyper(0.1), jnp.int32(3))
+    _, b, _ = train_epochs(cfg, state, epoch_runs((junk_x, junk_y, mask)), hyper(0.1), jnp.int32(3))
     assert _same(a.params, b.params), "padding rows changed the weights"
     assert _same(a.bn_state, b.bn_state), "padding rows changed the batch-norm statistics"
 
@@ -261,8 +261,8 @@ def test_whole_batches_skip_the_mask_but_train_the_same():
     assert np.asarray(batches[2]).all()
     cfg = TrainConfig(ARCH, optimizer="momentum", **FAST)
     state = init_state(cfg, _params(), jax.random.PRNGKey(0))
-    _, masked, _ = train_epochs(cfg, state, batches, hyper(0.1), jnp.int32(3), True)
-    _, unmasked, _ = train_epochs(cfg, state, batches, hyper(0.1), jnp.int32(3), False)
+    _, masked, _ = train_epochs(cfg, state, epoch_runs(batches), hyper(0.1), jnp.int32(3), True)
+    _, unmasked, _ = train_epochs(cfg, state, epoch_runs(batches), hyper(0.1), jnp.int32(3), False)
     _close(masked.params, unmasked.params, atol=1e-6)
 
 
@@ -332,7 +332,7 @@ def diverging():
 
 def test_huge_learning_rate_diverges_and_advance_returns_finite_weights(diverging):
     spec, cfg, data, state, h = diverging
-    done, _, ok = train_epochs(cfg, state, data.batches, h, jnp.int32(50), data.padded)
+    done, _, ok = train_epochs(cfg, state, data.runs, h, jnp.int32(50), data.padded)
     assert not bool(ok)
     assert 1 <= int(done) < 50  # stops at the first epoch that leaves non-finite weights
 
@@ -342,7 +342,7 @@ def test_huge_learning_rate_diverges_and_advance_returns_finite_weights(divergin
     assert 0 <= adv.epochs <= int(done) - 1
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree_util.tree_leaves(adv.state.params))
     # those weights are the run's state after adv.epochs epochs, with a finite training loss
-    _, replay, ok = train_epochs(cfg, state, data.batches, h, jnp.int32(adv.epochs), data.padded)
+    _, replay, ok = train_epochs(cfg, state, data.runs, h, jnp.int32(adv.epochs), data.padded)
     assert bool(ok) and _same(replay.params, adv.state.params)
     m = experiment.metrics(cfg, adv.state, data, spec.problem)
     assert m["train_loss"] is not None
@@ -354,11 +354,11 @@ def test_advance_after_divergence_returns_the_last_epoch_with_finite_loss(diverg
     # led to it" — here that is epoch 1, although epochs 2 and 3 (finite weights, infinite loss) sit
     # between it and the epoch where train_epochs stopped.
     _, cfg, data, state, h = diverging
-    done, _, _ = train_epochs(cfg, state, data.batches, h, jnp.int32(50), data.padded)
+    done, _, _ = train_epochs(cfg, state, data.runs, h, jnp.int32(50), data.padded)
 
     def healthy(k):
         """Weights and training loss after k epochs are finite."""
-        _, s, ok = train_epochs(cfg, state, data.batches, h, jnp.int32(k), data.padded)
+        _, s, ok = train_epochs(cfg, state, data.runs, h, jnp.int32(k), data.padded)
         loss, _ = evaluate(cfg, s.params, s.bn_state, data.x_train, data.y_train)
         return bool(ok) and bool(jnp.isfinite(loss))
 

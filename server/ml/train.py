@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from server.ml.models import Arch, apply_mlp, dense, init_bn_state, output_value
@@ -185,33 +186,32 @@ SEQUENTIAL_BYTES = 512
 MAX_RUNS = 64  # a longer switch costs compile time (250 runs: +0.8 s) and gains nothing measurable
 
 
-def split_epoch(batches) -> list[tuple[jax.Array, ...]]:
-    """Split one epoch's stacked batches into runs of whole steps that each fit in ``SEQUENTIAL_BYTES``
-    (separate small buffers); one run, the epoch itself, when a single step is already bigger."""
-    steps = batches[0].shape[0]
-    step_bytes = max(a[0].size * a[0].dtype.itemsize for a in batches)
-    fit = SEQUENTIAL_BYTES // step_bytes
-    if fit < 1:
-        return [tuple(batches)]
-    k = max(d for d in range(1, min(fit, steps) + 1) if steps % d == 0)
+def epoch_runs(batches) -> tuple[tuple[jax.Array, jax.Array, jax.Array], ...]:
+    """One epoch's stacked batches (x (S, B, F), y (S, B), mask (S, B)) as ``train_epochs`` takes them:
+    runs of whole steps, in order, each run's x, y and mask their own arrays of at most
+    ``SEQUENTIAL_BYTES``. One run, the whole epoch, when a single step is already bigger (or the runs
+    would be too many). Split on the host once per dataset: slicing inside the compiled call would cost
+    a compiled kernel per run."""
+    x, y, mask = (np.asarray(a, np.float32) for a in batches)
+    steps = x.shape[0]
+    fit = SEQUENTIAL_BYTES // x[0].nbytes  # x is the biggest of the three
+    k = max((d for d in range(1, min(fit, steps) + 1) if steps % d == 0), default=steps)
     if steps // k > MAX_RUNS:
-        return [tuple(batches)]
-    return [tuple(a[i : i + k] for a in batches) for i in range(0, steps, k)]
+        k = steps
+    return tuple(tuple(jnp.asarray(a[i : i + k]) for a in (x, y, mask)) for i in range(0, steps, k))
 
 
 @partial(jax.jit, static_argnames=("cfg", "padded"))
-def train_epochs(cfg: TrainConfig, state: TrainState, batches, h: Hyper, n_epochs: jax.Array, padded: bool = True):
+def train_epochs(cfg: TrainConfig, state: TrainState, runs, h: Hyper, n_epochs: jax.Array, padded: bool = True):
     """Run up to ``n_epochs`` epochs in one compiled call.
 
-    batches: (x (steps, batch, F), y (steps, batch), mask (steps, batch)) — one epoch, padded to whole
-    batches; ``padded=False`` promises every row is real. ``n_epochs`` is traced, so any count reuses the
-    same program. Stops after the first epoch that leaves non-finite weights. Returns (epochs_run, state,
-    finite); when not finite, the state before the bad epoch is the input state trained for
-    ``epochs_run - 1`` epochs (the run is deterministic), which keeps the hot loop free of copies.
-    The steps run in the order of the batches, in runs from ``split_epoch``.
+    runs: one epoch from ``epoch_runs`` — whole batches, the last padded, in order; ``padded=False``
+    promises every row is real. ``n_epochs`` is traced, so any count reuses the same program. Stops after
+    the first epoch that leaves non-finite weights. Returns (epochs_run, state, finite); when not finite,
+    the state before the bad epoch is the input state trained for ``epochs_run - 1`` epochs (the run is
+    deterministic), which keeps the hot loop free of copies.
     """
     update = _perceptron_update if cfg.algorithm == "perceptron" else _sgd_update
-    runs = split_epoch(batches)
 
     def run_steps(st, i):
         run = runs[0] if len(runs) == 1 else jax.lax.switch(i, [lambda r=r: r for r in runs])
@@ -232,10 +232,11 @@ def train_epochs(cfg: TrainConfig, state: TrainState, batches, h: Hyper, n_epoch
     done, state, ok = jax.lax.while_loop(cond, body, (jnp.int32(0), state, jnp.bool_(True)))
     # The training loss of the result, in the same call (no second dispatch and sync): weights can stay
     # finite for a few epochs after the loss has overflowed.
-    x, y, mask = batches
-    logits, _ = apply_mlp(state.params, x.reshape(-1, x.shape[-1]), cfg.arch, bn_state=state.bn_state)
-    per = per_example_loss(logits, y.reshape(-1), cfg.arch.output, cfg.loss)
-    loss = jnp.sum(per * mask.reshape(-1)) / jnp.maximum(jnp.sum(mask), 1.0)
+    x, y, mask = (jnp.concatenate([run[i] for run in runs]) for i in range(3))
+    x, y, mask = x.reshape(-1, x.shape[-1]), y.reshape(-1), mask.reshape(-1)
+    logits, _ = apply_mlp(state.params, x, cfg.arch, bn_state=state.bn_state)
+    per = per_example_loss(logits, y, cfg.arch.output, cfg.loss)
+    loss = jnp.sum(per * mask) / jnp.maximum(jnp.sum(mask), 1.0)
     return done, state, ok & jnp.isfinite(loss)
 
 
