@@ -4,13 +4,15 @@ the straight line from the initial weights, per-layer gradient health with plain
 sharpness (the Hessian's top eigenvalue). Pure functions of (config, state, data, ...) over
 ``server.ml.landscape``; every array comes back as plain lists, non-finite values as None ("off scale").
 
-MLP sessions for now: the functions take the engine's data loss (``_loss_fn``), so a CNN engine plugs in
-by providing its own.
+MLP and CNN sessions alike: ``_loss_fn``, ``view_set`` and ``activation_names`` hold what differs between the
+engines. A CNN's views evaluate the loss on its first training images (``VIEW_PIXELS``: a forward pass per
+grid cell over every image would take seconds); an MLP's on its whole training set.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from functools import partial
 from typing import Any
 
@@ -19,19 +21,64 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from server.experiment import Data, advance, finite_or_none
+from server import cnn_experiment as cx
+from server import experiment as ex
+from server.experiment import Data, finite_or_none
 from server.ml import health
 from server.ml import landscape as ls
+from server.ml.cnn import CnnTrainConfig, apply_cnn, cnn_objective
 from server.ml.models import apply_mlp
 from server.ml.train import OPTIMIZERS, Hyper, TrainConfig, TrainState, init_opt_state, objective
 
 DIRECTIONS = ("random", "pca", "init")
 TRAJECTORY_POINTS = 200  # snapshots of the weights kept per session (thinned evenly over a long run)
 MAX_TRAJECTORY_PARAMS = 100_000  # networks with more parameters keep no trajectory (memory)
+# CNN sessions: the views evaluate the loss on the first training images, as many as fit this many pixels
+# (a 28×28 set: 64 images, ~5 ms per grid cell here; 8×8 digits: 512), and the path's true and slice
+# losses at no more than CNN_PATH_LOSSES points of it (evenly spaced, the last included; the rest null).
+VIEW_PIXELS = 64 * 28 * 28
+VIEW_IMAGES = (32, 512)
+CNN_PATH_LOSSES = 24
+
+Config = TrainConfig | CnnTrainConfig  # an MLP or a CNN engine's static config
 
 
-def _loss_fn(cfg: TrainConfig, bn_state, x, y) -> ls.LossFn:
+def is_cnn(cfg: Config) -> bool:
+    return isinstance(cfg, CnnTrainConfig)
+
+
+def _loss_fn(cfg: Config, bn_state, x, y) -> ls.LossFn:
+    if is_cnn(cfg):
+        return ls.cnn_data_loss(cfg.arch, x, y, bn_state, cfg.conv)
     return ls.mlp_data_loss(cfg.arch, cfg.loss, x, y, bn_state)
+
+
+def _cells(cfg: Config) -> int:
+    """Grid cells per vmapped step: one for a CNN (its im2col patches over the images are big already)."""
+    return 1 if is_cnn(cfg) else ls.DEFAULT_BATCH
+
+
+def view_set(cfg: Config, data) -> tuple[jax.Array, jax.Array]:
+    """The examples the views evaluate the training loss on."""
+    if is_cnn(cfg):
+        lo, hi = VIEW_IMAGES
+        n = min(hi, max(lo, VIEW_PIXELS // math.prod(data.x_train.shape[1:])))
+        return data.x_train[:n], data.y_train[:n]
+    return data.x_train, data.y_train
+
+
+def activation_names(cfg: Config) -> list[str | None]:
+    """Each params entry's activation (None for layers without one), the output layer left out."""
+    if is_cnn(cfg):
+        return [getattr(layer, "activation", None) for layer in cfg.arch.layers]
+    return [a for _, a in cfg.arch.hidden]
+
+
+def output_name(cfg: Config) -> str:
+    return "softmax" if is_cnn(cfg) else cfg.arch.output
+
+
+FIX_KEYS = {"cnn": ("activation", "learning_rate"), "mlp": ("activation", "init", "learning_rate", "batch_norm")}
 
 
 def flat(params) -> np.ndarray:
@@ -43,21 +90,42 @@ def flat(params) -> np.ndarray:
 
 
 @partial(jax.jit, static_argnames=("cfg", "resolution"))
-def _slice(cfg: TrainConfig, center, d1, d2, bn_state, x, y, span, resolution: int):
+def _slice(cfg: Config, center, d1, d2, bn_state, x, y, span, resolution: int):
     coords = jnp.linspace(-1.0, 1.0, resolution) * span
-    return ls.loss_slice(_loss_fn(cfg, bn_state, x, y), center, d1, d2, coords, coords)
+    return ls.loss_slice(_loss_fn(cfg, bn_state, x, y), center, d1, d2, coords, coords, batch_size=_cells(cfg))
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def _path(cfg: TrainConfig, center, d1, d2, bn_state, x, y, points):
+def _path(cfg: Config, center, d1, d2, bn_state, x, y, points, evaluate):
     """For trajectory points (T, P): plane coordinates, distance off the plane, the true loss at each point
-    and the slice's loss at its projection."""
+    and the slice's loss at its projection. A CNN's losses only where ``evaluate`` (T,) holds (NaN elsewhere);
+    an MLP's everywhere (they cost little)."""
     loss_fn = _loss_fn(cfg, bn_state, x, y)
     _, unravel = ravel_pytree(center)
     coords, off = ls.project_trajectory(points, center, d1, d2)
-    true = jax.lax.map(lambda p: loss_fn(unravel(p)), points, batch_size=8)
-    plane = jax.lax.map(lambda ab: loss_fn(ls.combine(center, d1, d2, ab[0], ab[1])), coords, batch_size=8)
+    if not is_cnn(cfg):
+        true = jax.lax.map(lambda p: loss_fn(unravel(p)), points, batch_size=8)
+        plane = jax.lax.map(lambda ab: loss_fn(ls.combine(center, d1, d2, ab[0], ab[1])), coords, batch_size=8)
+        return coords, off, true, plane
+
+    def where(ok, fn, arg):  # one forward pass when ok, none otherwise (lax.map without batching: a real branch)
+        return jax.lax.cond(ok, fn, lambda _: jnp.float32(jnp.nan), arg)
+
+    true = jax.lax.map(lambda t: where(t[1], lambda p: loss_fn(unravel(p)), t[0]), (points, evaluate))
+    on_plane = lambda ab: loss_fn(ls.combine(center, d1, d2, ab[0], ab[1]))  # noqa: E731
+    plane = jax.lax.map(lambda t: where(t[1], on_plane, t[0]), (coords, evaluate))
     return coords, off, true, plane
+
+
+def _evaluated(real: int, cfg: Config) -> np.ndarray:
+    """Which of TRAJECTORY_POINTS rows get their losses computed: every real one for an MLP; for a CNN at
+    most CNN_PATH_LOSSES, evenly spaced, the last (the current weights) included."""
+    flags = np.zeros(TRAJECTORY_POINTS, bool)
+    if not is_cnn(cfg) or real <= CNN_PATH_LOSSES:
+        flags[:real] = True
+    else:
+        flags[np.round(np.linspace(0, real - 1, CNN_PATH_LOSSES)).astype(int)] = True
+    return flags
 
 
 @jax.jit
@@ -77,24 +145,28 @@ def _pca_plane(points, params):
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def _line(cfg: TrainConfig, start, end, bn_state, x, y, ts):
-    return ls.interpolate_1d(_loss_fn(cfg, bn_state, x, y), start, end, ts)
+def _line(cfg: Config, start, end, bn_state, x, y, ts):
+    return ls.interpolate_1d(_loss_fn(cfg, bn_state, x, y), start, end, ts, batch_size=_cells(cfg))
 
 
 @partial(jax.jit, static_argnames=("cfg", "iters"))
-def _sharpness(cfg: TrainConfig, params, bn_state, x, y, key, iters: int):
+def _sharpness(cfg: Config, params, bn_state, x, y, key, iters: int):
     return ls.hessian_top_eigenvalue(_loss_fn(cfg, bn_state, x, y), params, key, iters)
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def _health(cfg: TrainConfig, state: TrainState, x, y, h: Hyper):
-    """Gradients of the whole training set's objective, the update the optimizer would make with them, and
-    each hidden layer's activations on the training set: one call."""
+def _health(cfg: Config, state: TrainState, x, y, h: Hyper):
+    """Gradients of the view set's objective, the update the optimizer would make with them, and each
+    layer's activations on the same examples: one call."""
     mask = jnp.ones((x.shape[0],), jnp.float32)
-    grads, _ = jax.grad(objective, has_aux=True)(state.params, state.bn_state, x, y, mask, h, cfg)
+    if is_cnn(cfg):
+        grads, _ = jax.grad(cnn_objective, has_aux=True)(state.params, state.bn_state, x, y, mask, h, cfg)
+        _, extras = apply_cnn(state.params, x, cfg.arch, bn_state=state.bn_state, with_activations=True, conv=cfg.conv)
+    else:
+        grads, _ = jax.grad(objective, has_aux=True)(state.params, state.bn_state, x, y, mask, h, cfg)
+        _, extras = apply_mlp(state.params, x, cfg.arch, bn_state=state.bn_state, with_activations=True)
     updates, _ = OPTIMIZERS[cfg.optimizer].make(h).update(grads, state.opt_state, state.params)
-    _, extras = apply_mlp(state.params, x, cfg.arch, bn_state=state.bn_state, with_activations=True)
-    return health.gradient_health(grads, state.params, updates, extras["activations"], [a for _, a in cfg.arch.hidden])
+    return health.gradient_health(grads, state.params, updates, extras["activations"], activation_names(cfg))
 
 
 # ------------------------------------------------------------------------------------------ views
@@ -109,7 +181,7 @@ def _clean(a: Any) -> Any:
 
 
 def landscape(
-    cfg: TrainConfig,
+    cfg: Config,
     state: TrainState,
     data: Data,
     *,
@@ -145,12 +217,14 @@ def landscape(
     else:
         d1, d2, ratios = _pca_plane(jnp.asarray(points), center)
         explained = _clean(ratios)
-    coords, off, true, plane = _path(cfg, center, d1, d2, bn, data.x_train, data.y_train, jnp.asarray(points))
+    x, y = view_set(cfg, data)
+    evaluate = jnp.asarray(_evaluated(real, cfg))
+    coords, off, true, plane = _path(cfg, center, d1, d2, bn, x, y, jnp.asarray(points), evaluate)
     coords, off, true, plane = (np.asarray(a)[:real] for a in (coords, off, true, plane))
     if span is None:
         extent = float(np.abs(coords).max()) if directions == "pca" and len(coords) else 0.0
         span = {"random": 1.0, "init": 1.25}.get(directions, 1.25 * extent) or 1.0
-    grid = np.asarray(_slice(cfg, center, d1, d2, bn, data.x_train, data.y_train, jnp.float32(span), resolution))
+    grid = np.asarray(_slice(cfg, center, d1, d2, bn, x, y, jnp.float32(span), resolution))
     finite = grid[np.isfinite(grid)]
     mid = resolution // 2
     return {
@@ -164,6 +238,7 @@ def landscape(
         "off_scale": int(grid.size - finite.size),
         "center_loss": finite_or_none(float(grid[mid, mid])),
         "explained_variance": explained,
+        "examples": int(x.shape[0]),
         "trajectory": {
             "epochs": [e for e, _ in trajectory],
             "alpha": _clean(coords[:, 0]),
@@ -175,38 +250,47 @@ def landscape(
     }
 
 
-def interpolation(cfg: TrainConfig, state: TrainState, data: Data, *, init_params: Any, steps: int) -> dict[str, Any]:
+def interpolation(cfg: Config, state: TrainState, data: Data, *, init_params: Any, steps: int) -> dict[str, Any]:
     """The training loss along the straight line from the initial weights (t = 0) to the current (t = 1),
     a quarter beyond each end."""
     ts = np.linspace(-0.25, 1.25, steps, dtype=np.float32)
-    losses = _line(cfg, init_params, state.params, state.bn_state, data.x_train, data.y_train, jnp.asarray(ts))
-    return {"t": _clean(ts), "loss": _clean(losses)}
+    x, y = view_set(cfg, data)
+    losses = _line(cfg, init_params, state.params, state.bn_state, x, y, jnp.asarray(ts))
+    return {"t": _clean(ts), "loss": _clean(losses), "examples": int(x.shape[0])}
 
 
-def sharpness(cfg: TrainConfig, state: TrainState, data: Data, *, learning_rate: float, iters: int, seed: int):
+def sharpness(cfg: Config, state: TrainState, data: Data, *, learning_rate: float, iters: int, seed: int):
     """The Hessian's top eigenvalue of the training loss (power iteration) and gradient descent's
     stability line 2 / learning rate (plain GD diverges along directions sharper than that)."""
-    value = _sharpness(cfg, state.params, state.bn_state, data.x_train, data.y_train, jax.random.PRNGKey(seed), iters)
-    return {"top_eigenvalue": finite_or_none(float(value)), "stability_threshold": 2.0 / learning_rate, "iters": iters}
+    x, y = view_set(cfg, data)
+    value = _sharpness(cfg, state.params, state.bn_state, x, y, jax.random.PRNGKey(seed), iters)
+    return {
+        "top_eigenvalue": finite_or_none(float(value)),
+        "stability_threshold": 2.0 / learning_rate,
+        "iters": iters,
+        "examples": int(x.shape[0]),
+    }
 
 
-def gradients(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, *, init: str) -> dict[str, Any]:
+def gradients(cfg: Config, state: TrainState, data: Data, h: Hyper, *, init: str) -> dict[str, Any]:
     """Per-layer gradient health on the training set and what it means in plain words, with fixes."""
-    numbers = jax.device_get(_health(cfg, state, data.x_train, data.y_train, h))
-    names = [a for _, a in cfg.arch.hidden]
+    x, y = view_set(cfg, data)
+    numbers = jax.device_get(_health(cfg, state, x, y, h))
+    names = activation_names(cfg)
     keys = ("grad_norm", "weight_norm", "update_ratio", "dead_fraction", "saturated_fraction")
     layers = []
     for i, layer in enumerate(np.asarray(numbers["layer"]).tolist()):
         row = {
             "layer": layer,
             "units": int(numbers["units"][i]),
-            "activation": names[layer] if layer < len(names) else cfg.arch.output,
+            "activation": names[layer] if layer < len(names) else output_name(cfg),
         }
         row |= {k: finite_or_none(float(numbers[k][i])) for k in keys}
         row |= {k: int(numbers[k][i]) for k in ("nonfinite_grads", "nonfinite_params")}
         layers.append(row)
-    diagnosis = health.diagnose(numbers, names, init, float(h.learning_rate))
-    return {"layers": layers, "diagnosis": diagnosis}
+    keys = FIX_KEYS["cnn" if is_cnn(cfg) else "mlp"]
+    diagnosis = health.diagnose(numbers, names, init, float(h.learning_rate), fix_keys=keys)
+    return {"layers": layers, "diagnosis": diagnosis, "examples": int(x.shape[0])}
 
 
 # ------------------------------------------------------------------------------------------ the race
@@ -216,12 +300,12 @@ MAX_RACE_RUNS = 6
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def _train_loss(cfg: TrainConfig, params, bn_state, x, y):
+def _train_loss(cfg: Config, params, bn_state, x, y):
     return _loss_fn(cfg, bn_state, x, y)(params)
 
 
 def race(
-    cfg: TrainConfig,
+    cfg: Config,
     state: TrainState,
     data: Data,
     h: Hyper,
@@ -240,6 +324,8 @@ def race(
     ``runs``: [{"optimizer", "learning_rate", "momentum"?}, ...]. Training here never touches the session.
     """
     per_chunk = max(1, -(-epochs // RACE_SNAPSHOTS))
+    engine = cx if is_cnn(cfg) else ex
+    x, y = view_set(cfg, data)
     paths, curves, finals, notes = [], [], [], []
     for run in runs:
         run_cfg = dataclasses.replace(cfg, optimizer=run["optimizer"])
@@ -248,12 +334,12 @@ def race(
         )
         st = TrainState(state.params, init_opt_state(run_cfg, state.params), state.bn_state, state.key)
         points, curve, done, diverged = [flat(st.params)], [], 0, False
-        curve.append((0, float(_train_loss(cfg, st.params, st.bn_state, data.x_train, data.y_train))))
+        curve.append((0, float(_train_loss(cfg, st.params, st.bn_state, x, y))))
         while done < epochs and not diverged:
-            step = advance(run_cfg, st, data, run_h, min(per_chunk, epochs - done))
+            step = engine.advance(run_cfg, st, data, run_h, min(per_chunk, epochs - done))
             st, done, diverged = step.state, done + step.epochs, step.diverged
             points.append(flat(st.params))
-            loss = float(_train_loss(cfg, st.params, st.bn_state, data.x_train, data.y_train))
+            loss = float(_train_loss(cfg, st.params, st.bn_state, x, y))
             curve.append((done, loss))
             if diverged:
                 notes.append(f"{_label(run)} diverged after {done} epochs (its last finite weights are shown)")
@@ -277,10 +363,9 @@ def race(
     out_runs = []
     for run, path, curve in zip(runs, paths, curves, strict=True):
         rows = np.concatenate([path, np.broadcast_to(middle, (TRAJECTORY_POINTS - len(path), middle.size))])
-        coords, off, true, plane = _path(
-            cfg, middle_params, d1, d2, state.bn_state, data.x_train, data.y_train, jnp.asarray(rows)
-        )
         n = len(path)
+        evaluate = jnp.asarray(_evaluated(n, cfg))
+        coords, off, true, plane = _path(cfg, middle_params, d1, d2, state.bn_state, x, y, jnp.asarray(rows), evaluate)
         out_runs.append(
             {
                 **run,
@@ -295,9 +380,7 @@ def race(
         )
     reach = max((abs(v) for r in out_runs for v in r["alpha"] + r["beta"] if v is not None), default=1.0)
     span = 1.15 * reach or 1.0
-    grid = np.asarray(
-        _slice(cfg, middle_params, d1, d2, state.bn_state, data.x_train, data.y_train, jnp.float32(span), resolution)
-    )
+    grid = np.asarray(_slice(cfg, middle_params, d1, d2, state.bn_state, x, y, jnp.float32(span), resolution))
     return {
         "epochs": epochs,
         "resolution": resolution,

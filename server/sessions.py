@@ -296,8 +296,8 @@ class SessionManager:
             s.history_stride *= 2
 
     def _record_path(self, s: Session, force: bool = False, snap: Snapshot | None = None) -> None:
-        """The weights now, as a point of the session's trajectory (MLPs of moderate size)."""
-        if s.engine is not ex or (not force and s.chunks % s.trajectory_stride):
+        """The weights now, as a point of the session's trajectory (networks of moderate size)."""
+        if not force and s.chunks % s.trajectory_stride:
             return
         state, epoch = (s.state, s.epoch) if snap is None else (snap.state, snap.epoch)
         if count_params(state.params) > opt.MAX_TRAJECTORY_PARAMS:
@@ -657,16 +657,11 @@ class SessionManager:
 
     # ------------------------------------------------------------------ inside the optimization
 
-    def _mlp_only(self, s: Session) -> None:
-        if s.engine is not ex:
-            raise Invalid("loss landscapes and gradient health are for MLP sessions so far", ("network", "kind"))
-
     async def landscape(
         self, s: Session, directions: str, resolution: int, span: float | None, seed: int
     ) -> dict[str, Any]:
         """The loss slice around the current weights and the path on it; computed beside training (on a
         snapshot, without the session's lock), so the loop goes on."""
-        self._mlp_only(s)
         snap, path, init = Snapshot.of(s), list(s.trajectory), s.init_params
         if directions == "pca" and len(path) < 3:
             raise Invalid("PCA directions need a trajectory: train a few epochs first", ("directions",))
@@ -685,21 +680,18 @@ class SessionManager:
         return {"epoch": snap.epoch, "spec_version": snap.spec_version, **out}
 
     async def interpolation(self, s: Session, steps: int) -> dict[str, Any]:
-        self._mlp_only(s)
         snap, init = Snapshot.of(s), s.init_params
         init = init if init is not None else snap.state.params
         out = await self._view(opt.interpolation, snap.cfg, snap.state, snap.data, init_params=init, steps=steps)
         return {"epoch": snap.epoch, "from_epoch": s.trajectory[0][0] if s.trajectory else snap.epoch, **out}
 
     async def gradients(self, s: Session) -> dict[str, Any]:
-        self._mlp_only(s)
         snap, h, init = Snapshot.of(s), s.hyper, s.spec.network.init
         out = await self._view(opt.gradients, snap.cfg, snap.state, snap.data, h, init=init)
         return {"epoch": snap.epoch, "spec_version": snap.spec_version, **out}
 
     async def sharpness(self, s: Session, iters: int) -> dict[str, Any]:
         """The top Hessian eigenvalue now; each one computed is kept, so the track over training shows."""
-        self._mlp_only(s)
         snap, lr = Snapshot.of(s), s.spec.training.learning_rate
         out = await self._view(opt.sharpness, snap.cfg, snap.state, snap.data, learning_rate=lr, iters=iters, seed=0)
         if not s.sharpness or s.sharpness[-1][0] != snap.epoch:
@@ -714,7 +706,6 @@ class SessionManager:
     ) -> dict[str, Any]:
         """Copies of the session's network raced with other optimizers from its current weights; the session
         itself is not touched."""
-        self._mlp_only(s)
         if len(runs) * epochs > self.settings.max_train_epochs:
             limit = self.settings.max_train_epochs
             raise Invalid(f"runs × epochs must be at most {limit} on this server", ("epochs",))

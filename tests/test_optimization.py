@@ -73,9 +73,6 @@ def test_landscape_options_out_of_range_are_422_naming_them(client, trained, new
     fresh, _ = new_session()
     r = client.get(f"/api/v1/sessions/{fresh}/landscape", params={"directions": "pca"})
     assert r.status_code == 422 and "trajectory" in r.json()["detail"][0]["msg"]
-    cnn, _ = _session(client, {"dataset": {"name": "bars", "n": 100}, "network": {"kind": "cnn"}})
-    r = client.get(f"/api/v1/sessions/{cnn}/gradients")
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "kind"
 
 
 def test_the_line_from_the_initial_weights(client, trained):
@@ -176,3 +173,116 @@ def test_an_optimizer_race_shares_one_plane_and_leaves_the_session_alone(client)
     ):
         r = client.post(f"/api/v1/sessions/{sid}/race", json=body)
         assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == field, (body, r.text)
+
+
+# ------------------------------------------------------------------------------------------ CNN sessions
+
+TINY_CNN = {
+    "dataset": {"name": "digits", "n": 400},
+    "network": {
+        "kind": "cnn",
+        "layers": [
+            {"type": "conv", "filters": 4, "kernel": 3, "activation": "relu"},
+            {"type": "pool", "kind": "max", "size": 2},
+            {"type": "flatten"},
+            {"type": "dense", "units": 8, "activation": "tanh"},
+        ],
+    },
+    "training": {"optimizer": "adam", "learning_rate": 0.01, "batch_size": 20},
+}
+
+
+@pytest.fixture(scope="module")
+def cnn_trained(client):
+    sid, auth = _session(client, TINY_CNN)
+    state = _train(client, sid, auth, 6)
+    return sid, auth, state
+
+
+def _cnn_view_loss(spec, sid, client, n):
+    """The session's CNN loss on its first n training images, computed here from its exported weights."""
+    import jax.numpy as jnp
+
+    from server import cnn_experiment as cx
+    from server.ml import cnn
+    from server.spec import ExperimentSpec
+
+    full = ExperimentSpec.model_validate(client.get(f"/api/v1/sessions/{sid}").json()["spec"])
+    cfg, data = cx.config_for(full), cx.build_data(full)
+    layers = client.get(f"/api/v1/sessions/{sid}/weights").json()["layers"]
+    params = [{k: jnp.asarray(v, jnp.float32) for k, v in layer.items() if v is not None} for layer in layers]
+    loss, _ = cnn.evaluate_cnn(cfg, params, cnn.init_cnn_bn_state(cfg.arch), data.x_train[:n], data.y_train[:n])
+    return float(loss)
+
+
+@pytest.mark.parametrize("directions", ["random", "init", "pca"])
+def test_a_cnn_slice_is_centred_on_its_loss_over_the_view_images(client, cnn_trained, directions):
+    sid, _, state = cnn_trained
+    r = client.get(f"/api/v1/sessions/{sid}/landscape", params={"directions": directions, "resolution": 11})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    grid = np.array(out["loss"], dtype=float)
+    assert grid.shape == (11, 11) and out["off_scale"] == 0 and grid[5, 5] == out["center_loss"]
+    # 8×8 digits: 200 training images fit the view budget whole, so the centre is the training loss
+    assert out["examples"] == 200
+    assert out["center_loss"] == pytest.approx(state["metrics"]["train_loss"], rel=1e-4)
+    assert out["center_loss"] == pytest.approx(_cnn_view_loss(TINY_CNN, sid, client, 200), rel=1e-4)
+    path = out["trajectory"]
+    assert path["epochs"][0] == 0 and path["epochs"][-1] == 6
+    assert path["true_loss"][-1] == pytest.approx(out["center_loss"], rel=1e-5)
+    if directions == "init":
+        assert path["alpha"][0] == pytest.approx(-1.0, abs=1e-4) and path["off_plane"][0] == pytest.approx(0, abs=1e-3)
+
+
+def test_a_big_cnn_views_a_subset_and_evaluates_the_path_sparsely(client):
+    spec = {
+        "dataset": {"name": "shapes", "n": 300, "image_size": 28},
+        "network": {"kind": "cnn", "layers": [{"type": "conv", "filters": 2, "kernel": 3}, {"type": "flatten"}]},
+        "training": {"batch_size": 50},
+    }
+    sid, auth = _session(client, spec)
+    for _ in range(30):  # 30 recorded points: more than the path's evaluated losses
+        _train(client, sid, auth, 1)
+    out = client.get(f"/api/v1/sessions/{sid}/landscape", params={"resolution": 11}).json()
+    assert out["examples"] == 64  # 64 28×28 images: the view budget
+    assert out["center_loss"] == pytest.approx(_cnn_view_loss(spec, sid, client, 64), rel=1e-4)
+    path = out["trajectory"]
+    assert len(path["epochs"]) == 31 and all(a is not None for a in path["alpha"])  # every point projected
+    evaluated = [v for v in path["true_loss"] if v is not None]
+    assert len(evaluated) == 24 and path["true_loss"][0] is not None and path["true_loss"][-1] is not None
+
+
+def test_cnn_gradient_health_sharpness_line_and_race(client, cnn_trained):
+    sid, auth, _ = cnn_trained
+    out = client.get(f"/api/v1/sessions/{sid}/gradients").json()
+    # one row per layer with weights: the conv, the dense, the softmax head
+    assert [row["layer"] for row in out["layers"]] == [0, 3, 4]
+    assert [row["activation"] for row in out["layers"]] == ["relu", "tanh", "softmax"]
+    assert [row["units"] for row in out["layers"]] == [4, 8, 10]
+    assert all(row["grad_norm"] > 0 and row["nonfinite_grads"] == 0 for row in out["layers"])
+    sharp = client.get(f"/api/v1/sessions/{sid}/sharpness").json()
+    assert sharp["top_eigenvalue"] > 0 and sharp["stability_threshold"] == pytest.approx(200.0)
+    line = client.get(f"/api/v1/sessions/{sid}/interpolation", params={"steps": 13}).json()
+    assert len(line["loss"]) == 13 and line["t"][2] == pytest.approx(0.0)
+    assert line["loss"][-3] == pytest.approx(client.get(f"/api/v1/sessions/{sid}/landscape").json()["center_loss"])
+    runs = [{"optimizer": "sgd", "learning_rate": 0.05}, {"optimizer": "adam", "learning_rate": 0.005}]
+    r = client.post(f"/api/v1/sessions/{sid}/race", json={"runs": runs, "epochs": 4, "resolution": 11})
+    assert r.status_code == 200, r.text
+    a, b = r.json()["runs"]
+    assert a["curve"]["train_loss"][0] == pytest.approx(b["curve"]["train_loss"][0])
+    assert a["curve"]["epoch"][-1] == b["curve"]["epoch"][-1] == 4
+    assert client.get(f"/api/v1/sessions/{sid}").json()["epoch"] == 6  # the session is untouched
+
+
+def test_a_cnn_diagnosis_only_suggests_what_a_cnn_can_take(client):
+    deep = [{"type": "conv", "filters": 4, "kernel": 3, "activation": "sigmoid"}] * 5
+    spec = {"dataset": {"name": "digits", "n": 300}, "network": {"kind": "cnn", "layers": [*deep, {"type": "flatten"}]}}
+    sid, _ = _session(client, spec)
+    out = client.get(f"/api/v1/sessions/{sid}/gradients").json()
+    findings = out["diagnosis"]
+    assert findings, out
+    for finding in findings:
+        assert all(set(fix) <= {"activation", "learning_rate"} for fix in finding["fixes"])
+    (vanishing,) = [d for d in findings if d["kind"] == "vanishing"]
+    assert {"activation": "relu"} in vanishing["fixes"] and "try ReLU" in vanishing["message"]
+    assert "of layer 7's gradient" in vanishing["message"]  # the head: after five convs and the flatten

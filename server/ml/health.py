@@ -146,6 +146,7 @@ def diagnose(
     activation_names: Sequence[str | None],
     init: str | None = None,
     learning_rate: float | None = None,
+    fix_keys: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Plain-words findings from ``gradient_health`` (host side; deterministic, in a fixed order:
     exploding, vanishing, then dead and saturated layers by depth).
@@ -153,7 +154,10 @@ def diagnose(
     Each finding: ``layer`` (index into params), ``kind`` ("exploding", "vanishing", "dead_relu",
     "saturated"), ``message``, ``fixes``: alternative spec patches, each a small dict with keys among
     ``activation`` (every hidden layer), ``init``, ``learning_rate``, ``batch_norm``. Messages number
-    layers from 1 as people do. ``init``/``learning_rate``: the spec's, to tailor the fixes.
+    layers from 1 as people do, by their place in params (a CNN's pool and flatten layers count too, as
+    on its page). ``init``/``learning_rate``: the spec's, to tailor the fixes. ``fix_keys``:
+    the keys the model can take (a CNN has no ``init`` or MLP-style ``batch_norm`` switch); fixes keep only
+    those, and a finding whose fixes all go away is still reported, without a suggestion.
     """
     h = {k: np.asarray(v) for k, v in health.items()}
     layers, units, g = h["layer"].tolist(), h["units"], h["grad_norm"].astype(np.float64)
@@ -162,29 +166,31 @@ def diagnose(
     out: list[dict[str, Any]] = []
 
     def add(pos: int, kind: str, message: str, fixes: list[dict[str, Any]]) -> None:
-        out.append(
-            {"layer": layers[pos], "kind": kind, "message": f"{message}; try {_in_words(fixes)}", "fixes": fixes}
-        )
+        if fix_keys is not None:
+            kept = [{k: v for k, v in fix.items() if k in fix_keys} for fix in fixes]
+            fixes = [fix for i, fix in enumerate(kept) if fix and fix not in kept[:i]]
+        text = f"{message}; try {_in_words(fixes)}" if fixes else message
+        out.append({"layer": layers[pos], "kind": kind, "message": text, "fixes": fixes})
 
     bad = np.flatnonzero((h["nonfinite_grads"] > 0) | (h["nonfinite_params"] > 0) | ~np.isfinite(g))
     stable = [*_lower_lr(learning_rate), {"batch_norm": True}]
     if bad.size or int(h["nonfinite_grads_total"]) or int(h["nonfinite_params_total"]):
         pos = int(bad[0]) if bad.size else 0
-        add(pos, "exploding", f"layer {pos + 1} has NaN or Inf weights or gradients: training diverged", stable)
+        add(pos, "exploding", f"layer {layers[pos] + 1} has NaN or Inf weights or gradients: training diverged", stable)
     elif len(layers) >= 2 and g[-1] > 0:
-        ratio, last = g[0] / g[-1], len(layers)
+        ratio, first, last = g[0] / g[-1], layers[0] + 1, layers[-1] + 1
         if ratio < VANISHING_RATIO:
             share = "no" if ratio == 0 else _power_of_ten(ratio)
-            message = f"layer 1 gets {share} of layer {last}'s gradient: {_vanishing_cause(h, names, init)}"
+            message = f"layer {first} gets {share} of layer {last}'s gradient: {_vanishing_cause(h, names, init)}"
             add(0, "vanishing", message, _vanishing_fixes(hidden, init))
         elif ratio > EXPLODING_RATIO:
-            message = f"layer 1 gets {_power_of_ten(ratio)} times layer {last}'s gradient: it grows on the way back"
+            message = f"layer {first} gets {_power_of_ten(ratio)} times layer {last}'s gradient: it grows on the way back"
             add(0, "exploding", message, [*stable, {"init": "xavier"}])
     for pos, name in enumerate(names):
         n = int(units[pos])
         dead, sat = round(float(h["dead_fraction"][pos]) * n), round(float(h["saturated_fraction"][pos]) * n)
         if name in DEAD and dead >= UNIT_ALERT * n:
-            message = f"layer {pos + 1}: {dead} of {n} ReLU units never fire on this batch (dead), so no gradient"
+            message = f"layer {layers[pos] + 1}: {dead} of {n} ReLU units never fire on this batch (dead), so no gradient"
             fixes = [
                 {"activation": "leaky_relu"},
                 *_lower_lr(learning_rate),
@@ -192,7 +198,7 @@ def diagnose(
             ]
             add(pos, "dead_relu", message + " reaches their weights", fixes)
         if name in SATURATED and sat >= UNIT_ALERT * n:
-            message = f"layer {pos + 1}: {sat} of {n} {name} units are saturated (flat on ≥ 90 % of examples)"
+            message = f"layer {layers[pos] + 1}: {sat} of {n} {name} units are saturated (flat on ≥ 90 % of examples)"
             add(pos, "saturated", message + ", so their slope is ≈ 0", [{"activation": "relu", "init": "he"}, *stable])
     return out
 

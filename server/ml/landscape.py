@@ -20,8 +20,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import optax
 from jax.flatten_util import ravel_pytree
 
+from server.ml.cnn import CnnArch, apply_cnn
 from server.ml.models import ACTIVATIONS, BN_EPS, Arch
 from server.ml.train import per_example_loss
 
@@ -246,6 +248,17 @@ def mlp_data_loss(arch: Arch, loss: str, x: jax.Array, y: jax.Array, bn_state=No
         # a dot here too: a broadcast multiply-sum is ~3× slower under vmap (bench/landscape.py)
         logits = wt_h(out["w"], h) + out["b"][:, None]  # (n_outputs, batch)
         return per_example_loss(logits.T, y, arch.output, loss).mean()
+
+    return loss_fn
+
+
+def cnn_data_loss(arch: CnnArch, x: jax.Array, y: jax.Array, bn_state=None, conv: str = "im2col") -> LossFn:
+    """The mean softmax cross-entropy of a CNN on (x, y) (no dropout, running batch-norm statistics, no
+    penalty) as a function of the params alone: ``cnn.evaluate_cnn``'s loss."""
+
+    def loss_fn(params: Params) -> jax.Array:
+        logits, _ = apply_cnn(params, x, arch, bn_state=bn_state, conv=conv)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y.astype(jnp.int32)).mean()
 
     return loss_fn
 

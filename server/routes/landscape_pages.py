@@ -20,9 +20,15 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 
 def fix_patch(spec: ExperimentSpec, fix: dict[str, Any]) -> dict[str, Any]:
     """A diagnosis's fix ({"activation": "relu", "init": "he"}, {"learning_rate": 0.01}, {"batch_norm": True})
-    as a partial spec: an activation goes to every hidden layer."""
+    as a partial spec: an activation goes to every hidden layer (a CNN's: every conv and dense layer)."""
     patch: dict[str, Any] = {}
-    if "activation" in fix:
+    if "activation" in fix and spec.network.kind == "cnn":
+        layers = [layer.model_dump() for layer in spec.network.layers]
+        for layer in layers:
+            if "activation" in layer:
+                layer["activation"] = fix["activation"]
+        patch.setdefault("network", {})["layers"] = layers
+    elif "activation" in fix:
         hidden = [{"units": layer.units, "activation": fix["activation"]} for layer in spec.network.hidden]
         patch.setdefault("network", {})["hidden"] = hidden
     if "init" in fix:
@@ -93,4 +99,4 @@ async def apply_fix(request: Request, s: OwnedDep, form: FormDep) -> HTMLRespons
     except json.JSONDecodeError:
         fix = {}
     patch = fix_patch(s.spec, fix if isinstance(fix, dict) else {})
-    return await apply(request, s, "run", patch, form)
+    return await apply(request, s, "settings" if s.spec.network.kind == "cnn" else "run", patch, form)

@@ -1,4 +1,4 @@
-// "Inside the optimization" on the MLP page: while the panel is open, the loss slice around the weights
+// "Inside the optimization" on the MLP and CNN pages: while the panel is open, the loss slice around the weights
 // (coarse while training, fine once paused), the path training took drawn over it, the path's true loss
 // against the slice's, the line from the initial weights and the sharpness, all from the REST views; the
 // gradient-health table is an htmx fragment this refreshes.
@@ -6,8 +6,9 @@
 const $ = (id) => document.getElementById(id);
 const body = document.body;
 const api = `/api/v1/sessions/${body.dataset.session}`;
-const LIVE = 31; // cells per side while training
-const FINE = 51; // once paused
+const panel = document.getElementById("optimization");
+const LIVE = +panel.dataset.live || 31; // cells per side while training (a CNN's: fewer, each is a forward pass)
+const FINE = +panel.dataset.fine || 51; // once paused
 const STOPS = [
   [48, 18, 59], [70, 134, 251], [26, 228, 182], [162, 252, 60], [250, 187, 57], [228, 70, 10], [122, 4, 3],
 ]; // dark = low loss … red = high (the legend's colours)
@@ -238,7 +239,7 @@ async function runRace() {
     if (optimizer) runs.push({ optimizer, learning_rate: +$(`race-lr-${i}`).value, index: i });
   }
   const center = $("race-center").value;
-  const bodyJson = { runs: runs.map(({ optimizer, learning_rate }) => ({ optimizer, learning_rate })), epochs: +$("race-epochs").value, resolution: 41 };
+  const bodyJson = { runs: runs.map(({ optimizer, learning_rate }) => ({ optimizer, learning_rate })), epochs: +$("race-epochs").value, resolution: +panel.dataset.race || 41 };
   if (center !== "") bodyJson.center = runs.findIndex((r) => r.index === +center);
   const note = $("race-note");
   note.classList.remove("error");

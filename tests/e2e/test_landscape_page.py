@@ -80,3 +80,43 @@ def test_a_vanishing_gradient_is_diagnosed_and_its_fix_applies_without_reset(pag
     assert [layer["activation"] for layer in spec["spec"]["network"]["hidden"]] == ["relu"] * 6
     assert spec["epoch"] == before and spec["spec"]["network"]["init"] == "he"
     expect(page.locator("#gradients tbody tr").first).to_contain_text("relu")  # the table follows the fix
+
+
+DEEP_SIGMOID_CNN = {
+    "dataset": {"name": "digits", "n": 400},
+    "network": {
+        "kind": "cnn",
+        "layers": [
+            *[{"type": "conv", "filters": 4, "kernel": 3, "activation": "sigmoid"}] * 5,
+            {"type": "flatten"},
+        ],
+    },
+}
+
+
+def test_the_cnn_page_has_the_landscape_panel_and_its_fixes(page: Page, base_url: str, artifacts: Path) -> None:
+    text = base64.urlsafe_b64encode(json.dumps(DEEP_SIGMOID_CNN).encode()).decode().rstrip("=")
+    page.goto(f"/?spec={text}")
+    page.wait_for_selector("#filters canvas")
+    sid = page.locator("body").get_attribute("data-session")
+    page.click("#landscape-tab")
+    canvas = page.locator("#landscape")
+    expect(canvas).to_have_attribute("data-resolution", "21", timeout=60_000)  # a CNN's fine slice: coarser
+    expect(page.locator("#ls-caption")).to_contain_text("epoch 0: loss")
+    expect(page.locator("#gradients table.health tbody tr")).to_have_count(6)  # five convs and the head
+    finding = page.locator('#findings .finding[data-kind="vanishing"]')
+    expect(finding).to_contain_text("layer 1 gets 10")
+    page.click("#step-btn")
+    page.wait_for_function(f"{EPOCH} >= 1", timeout=60_000)
+    before = httpx.get(f"{base_url}/api/v1/sessions/{sid}").json()["epoch"]
+    finding.locator("button.fix", has_text="relu").first.click()
+    expect(page.locator("#change-note")).to_contain_text("without a reset")
+    spec = httpx.get(f"{base_url}/api/v1/sessions/{sid}").json()
+    convs = [layer for layer in spec["spec"]["network"]["layers"] if layer["type"] == "conv"]
+    assert [layer["activation"] for layer in convs] == ["relu"] * 5 and spec["epoch"] == before
+    expect(page.locator("#gradients tbody tr").first).to_contain_text("relu")  # the table follows the fix
+    page.click("#play-btn")
+    expect(canvas).to_have_attribute("data-resolution", "11", timeout=60_000)  # training: the live slice
+    page.wait_for_function("+document.getElementById('landscape').dataset.epoch > 0", timeout=60_000)
+    page.click("#play-btn")
+    page.locator("#optimization").screenshot(path=artifacts / "landscape-cnn-desktop.png")
