@@ -184,13 +184,15 @@ def diagnose(
             message = f"layer {first} gets {share} of layer {last}'s gradient: {_vanishing_cause(h, names, init)}"
             add(0, "vanishing", message, _vanishing_fixes(hidden, init))
         elif ratio > EXPLODING_RATIO:
-            message = f"layer {first} gets {_power_of_ten(ratio)} times layer {last}'s gradient: it grows on the way back"
+            grows = f"{_power_of_ten(ratio)} times layer {last}'s gradient: it grows on the way back"
+            message = f"layer {first} gets {grows}"
             add(0, "exploding", message, [*stable, {"init": "xavier"}])
     for pos, name in enumerate(names):
         n = int(units[pos])
         dead, sat = round(float(h["dead_fraction"][pos]) * n), round(float(h["saturated_fraction"][pos]) * n)
         if name in DEAD and dead >= UNIT_ALERT * n:
-            message = f"layer {layers[pos] + 1}: {dead} of {n} ReLU units never fire on this batch (dead), so no gradient"
+            message = f"layer {layers[pos] + 1}: {dead} of {n} ReLU units never fire on this batch (dead), so no"
+            message += " gradient"
             fixes = [
                 {"activation": "leaky_relu"},
                 *_lower_lr(learning_rate),
