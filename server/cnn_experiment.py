@@ -18,11 +18,16 @@ import numpy as np
 
 from server.experiment import Advance, finite_or_none
 from server.ml import cnn, cnn_views, images
+from server.ml.health import gradient_health
 from server.ml.inspect import quantize
 from server.ml.train import Hyper, TrainState, hyper, init_opt_state
 from server.spec import ExperimentSpec, cnn_layers
 
 N_EXAMPLES = 8  # test images whose feature maps frames carry (the page picks one)
+# Gradient health, slices and Hessians use the first training images, as many as fit this many pixels
+# (28×28: 64 images; 8×8 digits: 512): a forward and backward pass over every image would take too long.
+VIEW_PIXELS = 64 * 28 * 28
+VIEW_IMAGES = (32, 512)
 
 
 @dataclass(frozen=True)
@@ -251,6 +256,31 @@ def _views(cfg: cnn.CnnTrainConfig, params, bn_state, examples):
     }
 
 
+def view_set(data: ImageData) -> tuple[jax.Array, jax.Array]:
+    """The training images the optimization views and frames' gradient health evaluate on."""
+    lo, hi = VIEW_IMAGES
+    n = min(hi, max(lo, VIEW_PIXELS // int(np.prod(data.x_train.shape[1:]))))
+    return data.x_train[:n], data.y_train[:n]
+
+
+def activation_names(arch: cnn.CnnArch) -> list[str | None]:
+    """Each layer's activation (None for pool, flatten, dropout, batch norm); the softmax head left out."""
+    return [getattr(layer, "activation", None) for layer in arch.layers]
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def _health(cfg: cnn.CnnTrainConfig, params, bn_state, x, y):
+    """Gradient health of the data loss on (x, y): per layer with weights (``health.gradient_health``)."""
+
+    def loss(p):
+        logits, extras = cnn.apply_cnn(p, x, cfg.arch, bn_state=bn_state, with_activations=True, conv=cfg.conv)
+        per = jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, y[:, None], -1)[:, 0]
+        return per.mean(), extras["activations"]
+
+    grads, acts = jax.grad(loss, has_aux=True)(params)
+    return gradient_health(grads, params, None, acts, activation_names(cfg.arch))
+
+
 def frame_arrays(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData) -> dict[str, Any]:
     """Losses, accuracies, the test confusion matrix, feature maps and class probabilities of the examples."""
     tr_loss, tr_acc = _evaluate(cfg, state, data.x_train, data.y_train)
@@ -258,6 +288,7 @@ def frame_arrays(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData) ->
     out = _views(cfg, state.params, state.bn_state, data.x_test[:N_EXAMPLES])
     out |= {"train_loss": tr_loss, "test_loss": te_loss, "train_accuracy": tr_acc, "test_accuracy": te_acc}
     out["confusion"] = cnn.confusion_matrix(logits, data.y_test, cfg.arch.n_classes)
+    out["health"] = _health(cfg, state.params, state.bn_state, *view_set(data))
     # The most confidently misclassified test images: wrong answers, surest first.
     probs = jax.nn.softmax(logits, axis=-1)
     predicted, confidence = jnp.argmax(probs, -1), jnp.max(probs, -1)
@@ -287,6 +318,13 @@ def frame_header(cfg: cnn.CnnTrainConfig, data: ImageData) -> dict[str, Any]:
     }
 
 
+_HEALTH_ARRAYS = {
+    "grad_norms": "grad_norm",
+    "dead_fraction": "dead_fraction",
+    "saturated_fraction": "saturated_fraction",
+}
+
+
 def frame_payload(arrays: dict[str, Any], params: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     """The arrays a frame sends: feature maps and their ranges per layer, the confusion matrix, the
     examples' class probabilities, and every weight (conv filters are w{i}: (k, k, C_in, F))."""
@@ -300,6 +338,10 @@ def frame_payload(arrays: dict[str, Any], params: list[dict[str, Any]]) -> dict[
         "wrong_confidence": arrays["wrong_confidence"],
         "example_probs": np.asarray(arrays["example_probs"], np.float32),
     }
+    # gradient health of each layer with weights (conv, dense, the head) on the view images
+    health = arrays["health"]
+    out["grad_layers"] = np.asarray(health["layer"], np.int32)
+    out |= {k: np.asarray(health[v], np.float32) for k, v in _HEALTH_ARRAYS.items()}
     out |= map_arrays(arrays)
     for i, layer in enumerate(params):
         for name, value in layer.items():

@@ -5,14 +5,13 @@ sharpness (the Hessian's top eigenvalue). Pure functions of (config, state, data
 ``server.ml.landscape``; every array comes back as plain lists, non-finite values as None ("off scale").
 
 MLP and CNN sessions alike: ``_loss_fn``, ``view_set`` and ``activation_names`` hold what differs between the
-engines. A CNN's views evaluate the loss on its first training images (``VIEW_PIXELS``: a forward pass per
-grid cell over every image would take seconds); an MLP's on its whole training set.
+engines. A CNN's views evaluate the loss on its first training images (``cnn_experiment.view_set``: a
+forward pass per grid cell over every image would take seconds); an MLP's on its whole training set.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from functools import partial
 from typing import Any
 
@@ -33,12 +32,7 @@ from server.ml.train import OPTIMIZERS, Hyper, TrainConfig, TrainState, init_opt
 DIRECTIONS = ("random", "pca", "init")
 TRAJECTORY_POINTS = 200  # snapshots of the weights kept per session (thinned evenly over a long run)
 MAX_TRAJECTORY_PARAMS = 100_000  # networks with more parameters keep no trajectory (memory)
-# CNN sessions: the views evaluate the loss on the first training images, as many as fit this many pixels
-# (a 28×28 set: 64 images, ~5 ms per grid cell here; 8×8 digits: 512), and the path's true and slice
-# losses at no more than CNN_PATH_LOSSES points of it (evenly spaced, the last included; the rest null).
-VIEW_PIXELS = 64 * 28 * 28
-VIEW_IMAGES = (32, 512)
-CNN_PATH_LOSSES = 24
+CNN_PATH_LOSSES = 24  # a CNN path's true and slice losses at this many points (evenly spaced, the last too)
 
 Config = TrainConfig | CnnTrainConfig  # an MLP or a CNN engine's static config
 
@@ -60,18 +54,12 @@ def _cells(cfg: Config) -> int:
 
 def view_set(cfg: Config, data) -> tuple[jax.Array, jax.Array]:
     """The examples the views evaluate the training loss on."""
-    if is_cnn(cfg):
-        lo, hi = VIEW_IMAGES
-        n = min(hi, max(lo, VIEW_PIXELS // math.prod(data.x_train.shape[1:])))
-        return data.x_train[:n], data.y_train[:n]
-    return data.x_train, data.y_train
+    return cx.view_set(data) if is_cnn(cfg) else (data.x_train, data.y_train)
 
 
 def activation_names(cfg: Config) -> list[str | None]:
     """Each params entry's activation (None for layers without one), the output layer left out."""
-    if is_cnn(cfg):
-        return [getattr(layer, "activation", None) for layer in cfg.arch.layers]
-    return [a for _, a in cfg.arch.hidden]
+    return cx.activation_names(cfg.arch) if is_cnn(cfg) else [a for _, a in cfg.arch.hidden]
 
 
 def output_name(cfg: Config) -> str:

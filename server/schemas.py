@@ -152,6 +152,16 @@ class RaceRun(BaseModel):
     momentum: float | None = Field(None, ge=0, lt=1, description="for momentum / nesterov (default: the session's)")
 
 
+class InterpolationIn(BaseModel):
+    """Two weight sets (as GET .../weights gives them: e.g. saved from two moments or two runs) and the line
+    between them; a missing end is the session's initial (start) or current (end) weights."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: WeightsIn | None = Field(None, description="the weights at t = 0 (default: the initial weights)")
+    end: WeightsIn | None = Field(None, description="the weights at t = 1 (default: the current weights)")
+    steps: int = Field(51, ge=3, le=201, description="points along the line")
+
+
 class RaceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     runs: list[RaceRun] = Field(min_length=2, max_length=6, description="the contestants, 2 to 6")

@@ -170,6 +170,29 @@ def _sanitize(values: dict[str, Any], problem: str) -> dict[str, float | None]:
     return out
 
 
+def _params_like(layers: list[dict[str, Any]], like: list[dict[str, Any]], loc: tuple) -> list[dict[str, jax.Array]]:
+    """Weights as GET .../weights gives them (per layer: w, b, ...) → params of the same shapes as ``like``;
+    a missing layer or leaf, a wrong shape or a non-finite number is Invalid at ``loc`` + (layer, name)."""
+    if len(layers) != len(like):
+        raise Invalid(f"expected {len(like)} layers, got {len(layers)}", loc)
+    params = []
+    for i, (given, have) in enumerate(zip(layers, like, strict=True)):
+        layer = {}
+        for name, arr in have.items():
+            value = given.get(name)
+            if value is None:
+                raise Invalid(f"layer {i} needs '{name}' with shape {list(arr.shape)}", (*loc, i, name))
+            with np.errstate(over="ignore"):  # too large for float32 → inf → refused just below
+                a = np.asarray(value, dtype=np.float32)
+            if a.shape != arr.shape:
+                raise Invalid(f"shape {list(a.shape)}, expected {list(arr.shape)}", (*loc, i, name))
+            if not np.isfinite(a).all():
+                raise Invalid("weights must be finite numbers", (*loc, i, name))
+            layer[name] = jnp.asarray(a)
+        params.append(layer)
+    return params
+
+
 class SessionManager:
     """Creates, finds, trains and edits sessions; owns their loops and subscribers."""
 
@@ -548,24 +571,7 @@ class SessionManager:
 
     async def set_weights(self, s: Session, layers: list[dict[str, Any]]) -> None:
         """Replace every weight and bias (same shapes as GET .../weights); optimizer state is kept."""
-        current = s.state.params
-        if len(layers) != len(current):
-            raise Invalid(f"expected {len(current)} layers, got {len(layers)}", ("layers",))
-        new_params = []
-        for i, (given, have) in enumerate(zip(layers, current, strict=True)):
-            layer = {}
-            for name, arr in have.items():
-                value = given.get(name)
-                if value is None:
-                    raise Invalid(f"layer {i} needs '{name}' with shape {list(arr.shape)}", ("layers", i, name))
-                with np.errstate(over="ignore"):  # too large for float32 → inf → refused just below
-                    a = np.asarray(value, dtype=np.float32)
-                if a.shape != arr.shape:
-                    raise Invalid(f"shape {list(a.shape)}, expected {list(arr.shape)}", ("layers", i, name))
-                if not np.isfinite(a).all():
-                    raise Invalid("weights must be finite numbers", ("layers", i, name))
-                layer[name] = jnp.asarray(a)
-            new_params.append(layer)
+        new_params = _params_like(layers, s.state.params, ("layers",))
         await self._edit(s, lambda: self._set_params(s, new_params))
 
     async def edit_weight(self, s: Session, layer: Any, param: Any, index: Any, value: Any) -> None:
@@ -679,11 +685,28 @@ class SessionManager:
         )
         return {"epoch": snap.epoch, "spec_version": snap.spec_version, **out}
 
-    async def interpolation(self, s: Session, steps: int) -> dict[str, Any]:
+    async def interpolation(
+        self,
+        s: Session,
+        steps: int,
+        start: list[dict[str, Any]] | None = None,
+        end: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """The loss along the line between two weight sets (each as GET .../weights gives its ``layers``);
+        by default from the initial weights to the current ones."""
         snap, init = Snapshot.of(s), s.init_params
         init = init if init is not None else snap.state.params
-        out = await self._view(opt.interpolation, snap.cfg, snap.state, snap.data, init_params=init, steps=steps)
-        return {"epoch": snap.epoch, "from_epoch": s.trajectory[0][0] if s.trajectory else snap.epoch, **out}
+        a = init if start is None else _params_like(start, snap.state.params, ("start", "layers"))
+        b = snap.state.params if end is None else _params_like(end, snap.state.params, ("end", "layers"))
+        out = await self._view(
+            opt.interpolation, snap.cfg, snap.state._replace(params=b), snap.data, init_params=a, steps=steps
+        )
+        ends = {
+            "from": "initial" if start is None else "given",
+            "to": "current" if end is None else "given",
+            "from_epoch": (s.trajectory[0][0] if s.trajectory else snap.epoch) if start is None else None,
+        }
+        return {"epoch": snap.epoch, **ends, **out}
 
     async def gradients(self, s: Session) -> dict[str, Any]:
         snap, h, init = Snapshot.of(s), s.hyper, s.spec.network.init
@@ -750,6 +773,7 @@ class SessionManager:
         }
         if snap.engine is cx:
             header |= cx.frame_header(snap.cfg, snap.data)
+            header["diagnosis"] = self._diagnosis(s, arrays["health"], cx.activation_names(snap.cfg.arch), cnn=True)
             return header, cx.frame_payload(arrays, jax.device_get(snap.state.params))
         arch = snap.cfg.arch
         header |= {
@@ -763,11 +787,7 @@ class SessionManager:
             "domain": [-6.0, 6.0],
         }
         health = arrays["health"]
-        names = [a for _, a in arch.hidden]
-        header["diagnosis"] = [
-            {k: d[k] for k in ("layer", "kind", "message")}
-            for d in diagnose(health, names, s.spec.network.init, s.spec.training.learning_rate)
-        ]
+        header["diagnosis"] = self._diagnosis(s, health, [a for _, a in arch.hidden], cnn=False)
         out = {
             "output": arrays["output"],
             "neurons": arrays["neurons"],
@@ -779,6 +799,12 @@ class SessionManager:
             for name, value in layer.items():
                 out[f"{name}{i}"] = np.asarray(value, np.float32)
         return header, out
+
+    @staticmethod
+    def _diagnosis(s: Session, health: dict[str, Any], names: list[str | None], cnn: bool) -> list[dict[str, Any]]:
+        keys = opt.FIX_KEYS["cnn" if cnn else "mlp"]
+        found = diagnose(health, names, s.spec.network.init, s.spec.training.learning_rate, fix_keys=keys)
+        return [{k: d[k] for k in ("layer", "kind", "message")} for d in found]
 
     def publish(self, s: Session, arrays: dict[str, Any]) -> None:
         if s.subscribers:

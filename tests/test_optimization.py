@@ -3,6 +3,8 @@ from its initial weights, gradient health with diagnoses, and sharpness."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -83,6 +85,39 @@ def test_the_line_from_the_initial_weights(client, trained):
     at_one = int(np.argmin(np.abs(t - 1.0)))
     assert loss[at_one] == pytest.approx(state["metrics"]["train_loss"], rel=1e-4)
     assert loss[int(np.argmin(np.abs(t)))] > loss[at_one]  # training went downhill from the start
+
+
+def test_the_line_between_two_saved_weight_sets(client):
+    sid, auth = _session(client, {"dataset": {"name": "xor"}, "network": {"hidden": [{"units": 4}] * 2}})
+    saved0 = client.get(f"/api/v1/sessions/{sid}/weights").json()
+    loss0 = client.get(f"/api/v1/sessions/{sid}").json()["metrics"]["train_loss"]
+    loss30 = _train(client, sid, auth, 30)["metrics"]["train_loss"]
+    saved30 = client.get(f"/api/v1/sessions/{sid}/weights").json()
+    _train(client, sid, auth, 30)
+    url = f"/api/v1/sessions/{sid}/interpolation"
+    r = client.post(
+        url, json={"start": {"layers": saved0["layers"]}, "end": {"layers": saved30["layers"]}, "steps": 13}
+    )
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["from"] == out["to"] == "given" and out["epoch"] == 60 and len(out["loss"]) == 13
+    assert out["t"][2] == pytest.approx(0.0) and out["t"][10] == pytest.approx(1.0)
+    assert out["loss"][2] == pytest.approx(loss0, rel=1e-5) and out["loss"][10] == pytest.approx(loss30, rel=1e-5)
+    # one end given: the other is the session's (here: from the epoch-30 weights to the current ones)
+    now = client.get(f"/api/v1/sessions/{sid}").json()["metrics"]["train_loss"]
+    one = client.post(url, json={"start": {"layers": saved30["layers"]}, "steps": 13}).json()
+    assert one["to"] == "current" and one["loss"][2] == pytest.approx(loss30, rel=1e-5)
+    assert one["loss"][10] == pytest.approx(now, rel=1e-5)
+    # the same as GET when nothing is given
+    assert client.post(url, json={"steps": 13}).json()["loss"] == client.get(url, params={"steps": 13}).json()["loss"]
+    bad = json.loads(json.dumps(saved0["layers"]))
+    bad[1]["w"] = [[0.0]]
+    r = client.post(url, json={"end": {"layers": bad}})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-4:] == ["end", "layers", 1, "w"], r.text
+    r = client.post(url, json={"start": {"layers": saved0["layers"][:2]}})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-2:] == ["start", "layers"], r.text
+    assert client.post(url, json={"steps": 2}).status_code == 422
+    assert client.get(f"/api/v1/sessions/{sid}").json()["epoch"] == 60  # nothing changed the session
 
 
 def test_the_trajectory_restarts_on_reset_and_on_a_new_shape_and_stays_bounded(client):
@@ -286,3 +321,10 @@ def test_a_cnn_diagnosis_only_suggests_what_a_cnn_can_take(client):
     (vanishing,) = [d for d in findings if d["kind"] == "vanishing"]
     assert {"activation": "relu"} in vanishing["fixes"] and "try ReLU" in vanishing["message"]
     assert "of layer 7's gradient" in vanishing["message"]  # the head: after five convs and the flatten
+    # every CNN frame carries the same diagnosis, and the health arrays per layer with weights
+    frame = client.get(f"/api/v1/sessions/{sid}/frame", params={"encoding": "list"}).json()
+    assert [d["message"] for d in frame["diagnosis"]] == [d["message"] for d in findings]
+    assert frame["grad_layers"]["data"] == [0, 1, 2, 3, 4, 6]
+    norms = frame["grad_norms"]["data"]
+    assert norms == pytest.approx([row["grad_norm"] for row in out["layers"]], rel=1e-4)
+    assert len(frame["dead_fraction"]["data"]) == len(frame["saturated_fraction"]["data"]) == 6

@@ -12,6 +12,7 @@ from server.frames import encode_json
 from server.schemas import (
     ExportPublic,
     HistoryPublic,
+    InterpolationIn,
     PredictIn,
     PredictPublic,
     RaceIn,
@@ -218,7 +219,7 @@ async def get_landscape(
     ] = None,
     seed: Annotated[int, Query(ge=0, le=2**31 - 1, description="seed of the random directions")] = 0,
 ) -> dict[str, Any]:
-    """MLP: the training loss on a plane through the current weights (``loss`` rows β, columns α; null = off
+    """The training loss on a plane through the current weights (``loss`` rows β, columns α; null = off
     scale), with the recorded trajectory projected on it — its true loss, the slice's loss at the
     projection, and its distance off the plane — and, for PCA directions, their explained variance."""
     return await manager.landscape(s, directions, resolution, span, seed)
@@ -230,16 +231,26 @@ async def get_interpolation(
     manager: ManagerDep,
     steps: Annotated[int, Query(ge=3, le=201, description="points along the line")] = 51,
 ) -> dict[str, Any]:
-    """MLP: the training loss along the straight line from the initial weights (t = 0) to the current ones
+    """The training loss along the straight line from the initial weights (t = 0) to the current ones
     (t = 1), a quarter beyond each end."""
     return await manager.interpolation(s, steps)
 
 
+@router.post("/{session_id}/interpolation")
+async def post_interpolation(s: SessionDep, manager: ManagerDep, body: InterpolationIn) -> dict[str, Any]:
+    """The training loss along the straight line between two weight sets — saved from GET .../weights at two
+    moments, or from two runs of the same architecture — t = 0 at ``start``, 1 at ``end`` (either left out:
+    the initial / current weights), a quarter beyond each end. The session is not changed."""
+    start = None if body.start is None else [layer.model_dump(exclude_none=True) for layer in body.start.layers]
+    end = None if body.end is None else [layer.model_dump(exclude_none=True) for layer in body.end.layers]
+    return await manager.interpolation(s, body.steps, start, end)
+
+
 @router.get("/{session_id}/gradients")
 async def get_gradients(s: SessionDep, manager: ManagerDep) -> dict[str, Any]:
-    """MLP: per-layer gradient health on the training set (gradient and weight norms, update/weight ratio,
-    dead ReLU and saturated shares, NaN/Inf counts) and a plain-words ``diagnosis`` with fixes (spec
-    patches)."""
+    """Per-layer gradient health on the training set (a CNN's: its first training images): gradient and
+    weight norms, update/weight ratio, dead ReLU and saturated shares, NaN/Inf counts; and a plain-words
+    ``diagnosis`` with fixes (spec patches)."""
     return await manager.gradients(s)
 
 
@@ -249,14 +260,14 @@ async def get_sharpness(
     manager: ManagerDep,
     iters: Annotated[int, Query(ge=1, le=200, description="power iterations")] = 20,
 ) -> dict[str, Any]:
-    """MLP: the Hessian's top eigenvalue of the training loss (power iteration on Hessian-vector products)
+    """The Hessian's top eigenvalue of the training loss (power iteration on Hessian-vector products)
     against gradient descent's stability line 2 / learning rate; ``history`` holds every value computed."""
     return await manager.sharpness(s, iters)
 
 
 @router.post("/{session_id}/race")
 async def post_race(s: SessionDep, manager: ManagerDep, body: RaceIn) -> dict[str, Any]:
-    """MLP: an optimizer race — copies of this network from its current weights, on the same batches, each
+    """An optimizer race — copies of this network from its current weights, on the same batches, each
     trained with its own optimizer / learning rate; their paths on one shared plane (PCA of all their
     movement, centred on their mean final weights unless ``center`` names a run: then ``notes`` warns), the
     loss over that plane and each run's loss curve. The session itself is not changed."""

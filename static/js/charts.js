@@ -76,8 +76,9 @@ export class LossChart {
 
 const fmt = (v) => (v == null ? "–" : v.toFixed(4));
 
-/** Bars of ‖∂loss/∂θ‖ per layer on a log scale, and a sentence saying whether gradients vanish. */
-export function drawGrads(canvas, norms, note, diagnosis = []) {
+/** Bars of ‖∂loss/∂θ‖ per layer on a log scale, and a sentence saying whether gradients vanish. `layers`: the
+number of each bar's layer (a CNN's layers with weights), default 1, 2, …; the last bar is the output. */
+export function drawGrads(canvas, norms, note, diagnosis = [], layers = null) {
   const dpr = window.devicePixelRatio || 1;
   const w = Math.round(canvas.clientWidth * dpr), h = Math.round(canvas.clientHeight * dpr);
   if (!w || !h) return;
@@ -98,7 +99,7 @@ export function drawGrads(canvas, norms, note, diagnosis = []) {
     ctx.fillStyle = i === n - 1 ? "#545e69" : "#0877bd";
     ctx.fillRect(x - slot * 0.3, h - 14 * dpr - bh, slot * 0.6, bh);
     ctx.fillStyle = "#1b1f24";
-    ctx.fillText(i === n - 1 ? "output" : `layer ${i + 1}`, x, h - 2 * dpr);
+    ctx.fillText(i === n - 1 ? "output" : `layer ${layers ? layers[i] + 1 : i + 1}`, x, h - 2 * dpr);
     ctx.fillText(norms[i] > 0 ? norms[i].toExponential(1) : "0", x, h - 17 * dpr - bh);
   }
   canvas.setAttribute("aria-label", `gradient norm per layer: ${Array.from(norms, (v) => v.toExponential(1)).join(", ")}`);

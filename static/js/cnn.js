@@ -1,6 +1,6 @@
 // The CNN page's glue: frames from the websocket are decoded and painted (filters, feature maps, the test
 // images, the confusion matrix, the loss chart); the controls are htmx forms answered with fragments.
-import { LossChart } from "./charts.js";
+import { LossChart, drawGrads } from "./charts.js";
 import { rgbOf } from "./colors.js";
 import { walkExample, walkTick } from "./convwalk.js";
 import { decodeFrame } from "./frames.js";
@@ -92,6 +92,8 @@ function paint(frame) {
   paintMaps(frame);
   paintConfusion(frame);
   paintWrong(frame);
+  if (frame.arrays.grad_norms)
+    drawGrads($("grad-strip"), frame.arrays.grad_norms.data, $("grad-note"), h.diagnosis, frame.arrays.grad_layers.data);
   layerOptions(frame);
   lastHeader = h;
   if (specVersion !== null && h.spec_version !== specVersion && readonly) htmx.trigger(body, "ng:spec-changed");

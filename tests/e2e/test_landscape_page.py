@@ -99,6 +99,7 @@ def test_the_cnn_page_has_the_landscape_panel_and_its_fixes(page: Page, base_url
     page.goto(f"/?spec={text}")
     page.wait_for_selector("#filters canvas")
     sid = page.locator("body").get_attribute("data-session")
+    expect(page.locator("#grad-note")).to_contain_text("layer 1 gets 10")  # every CNN frame's diagnosis too
     page.click("#landscape-tab")
     canvas = page.locator("#landscape")
     expect(canvas).to_have_attribute("data-resolution", "21", timeout=60_000)  # a CNN's fine slice: coarser
