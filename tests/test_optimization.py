@@ -26,6 +26,13 @@ def _train(client, sid, auth, epochs):
     return r.json()
 
 
+def _landscape(client, sid, **params):
+    r = client.get(f"/api/v1/sessions/{sid}/landscape", params=params)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    return out, np.array(out["loss"], dtype=float)
+
+
 @pytest.fixture(scope="module")
 def trained(client):
     spec = {"dataset": {"name": "spiral"}, "features": FEATURES, "network": {"hidden": [{"units": 8}] * 3}}
@@ -37,10 +44,7 @@ def trained(client):
 @pytest.mark.parametrize("directions", ["random", "init", "pca"])
 def test_the_slice_is_centred_on_the_sessions_training_loss(client, trained, directions):
     sid, _, state = trained
-    r = client.get(f"/api/v1/sessions/{sid}/landscape", params={"directions": directions, "resolution": 21})
-    assert r.status_code == 200, r.text
-    out = r.json()
-    grid = np.array(out["loss"], dtype=float)
+    out, grid = _landscape(client, sid, directions=directions, resolution=21)
     assert grid.shape == (21, 21) and out["off_scale"] == 0
     assert out["center_loss"] == pytest.approx(state["metrics"]["train_loss"], rel=1e-5)
     assert grid[10, 10] == out["center_loss"] and out["loss_min"] <= out["center_loss"] <= out["loss_max"]
@@ -253,10 +257,7 @@ def _cnn_view_loss(spec, sid, client, n):
 @pytest.mark.parametrize("directions", ["random", "init", "pca"])
 def test_a_cnn_slice_is_centred_on_its_loss_over_the_view_images(client, cnn_trained, directions):
     sid, _, state = cnn_trained
-    r = client.get(f"/api/v1/sessions/{sid}/landscape", params={"directions": directions, "resolution": 11})
-    assert r.status_code == 200, r.text
-    out = r.json()
-    grid = np.array(out["loss"], dtype=float)
+    out, grid = _landscape(client, sid, directions=directions, resolution=11)
     assert grid.shape == (11, 11) and out["off_scale"] == 0 and grid[5, 5] == out["center_loss"]
     # 8×8 digits: 200 training images fit the view budget whole, so the centre is the training loss
     assert out["examples"] == 200
