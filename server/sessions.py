@@ -262,15 +262,18 @@ class SessionManager:
         return s
 
     def _warm(self, s: Session) -> None:
-        """Compile the session's training program in the background (a call that trains zero epochs), so
-        that pressing play on a new architecture finds it ready instead of waiting for the compiler."""
+        """Compile the session's training program in the background (a call that trains zero epochs), and its
+        frame program beside it (XLA compiles the two on two cores at once), so that pressing play on a new
+        architecture finds them ready instead of waiting for the compiler."""
         if not self.settings.warm_start:
             return
-        args, engine = (s.cfg, s.state, s.data, s.hyper), s.engine
+        cfg, state, data, h, engine = s.cfg, s.state, s.data, s.hyper, s.engine
 
         async def run() -> None:
-            with contextlib.suppress(Exception):  # the real call reports any error
-                await self._thread(engine.warm, *args)
+            with contextlib.suppress(Exception):  # the real calls report any error
+                await asyncio.gather(
+                    self._thread(engine.warm, cfg, state, data, h), self._thread(engine.frame_arrays, cfg, state, data)
+                )
 
         s.warm = asyncio.create_task(run(), name=f"warm-{s.id}")
 

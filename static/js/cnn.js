@@ -3,57 +3,25 @@
 import { LossChart, drawGrads } from "./charts.js";
 import { rgbOf } from "./colors.js";
 import { walkExample, walkTick } from "./convwalk.js";
-import { decodeFrame } from "./frames.js";
+import { api, followStream, readonly, runKeys, showCounters } from "./session.js";
 
 const $ = (id) => document.getElementById(id);
 const body = document.body;
-const session = body.dataset.session;
-const readonly = body.dataset.role === "viewer";
-const api = `/api/v1/sessions/${session}`;
 
-let socket = null;
-let latest = null;
-let painting = false;
+let latest = null; // the last frame painted: painted again when a view option changes
 let chosen = 0; // which test image's feature maps are shown; DRAWING: the user's own drawing
 const DRAWING = -1;
 let drawnMaps = null; // the drawing's feature maps (arrays as a frame's), from POST .../predict
 let drawnAt = 0; // when they were fetched
-let pausedAt = null;
-let lastFrameAt = 0;
 let specVersion = null; // a watcher reloads the panels when the presenter changes the spec
 const loss = new LossChart($("loss-chart"));
 
 // ------------------------------------------------------------------------------------------ the stream
 
-document.addEventListener("htmx:wsOpen", (e) => {
-  socket = e.detail.socketWrapper;
-  $("connection").textContent = "";
-});
-document.addEventListener("htmx:wsClose", (e) => {
-  const gone = e.detail.event?.code === 4404;
-  $("connection").textContent = gone ? "this session has ended (reload the page)" : "connection lost — reconnecting…";
-});
-document.addEventListener("htmx:wsBeforeMessage", (e) => {
-  e.preventDefault();
-  receive(e.detail.message);
-});
+followStream({ paint, message: onMessage });
 
-function receive(message) {
-  if (message instanceof Blob) return void message.arrayBuffer().then(receive);
-  if (message instanceof ArrayBuffer) {
-    const frame = decodeFrame(message);
-    if (frame.header.type === "frame") {
-      latest = frame;
-      schedulePaint();
-    }
-    return;
-  }
-  let msg;
-  try {
-    msg = JSON.parse(message);
-  } catch {
-    return;
-  }
+function onMessage(msg) {
+  if (msg === null) return;
   if (msg.type === "error") {
     $("stream-error").textContent = msg.message;
     $("stream-error").hidden = false;
@@ -62,31 +30,12 @@ function receive(message) {
   }
 }
 
-function schedulePaint() {
-  if (painting) return;
-  painting = true;
-  const later = document.hidden ? (f) => setTimeout(f, 100) : requestAnimationFrame;
-  later(() => {
-    painting = false;
-    if (latest) paint(latest);
-  });
-}
-
 // ------------------------------------------------------------------------------------------ painting
 
-const num = (v) => (v == null ? "–" : v.toFixed(3));
-const pct = (v) => (v == null ? "–" : `${(100 * v).toFixed(1)} %`);
-
 function paint(frame) {
+  latest = frame;
   const h = frame.header;
-  lastFrameAt = performance.now();
-  $("epoch").value = String(h.epoch).padStart(6, "0").replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-  showStatus(h.status === "running" && pausedAt != null && h.step <= pausedAt ? "paused" : h.status);
-  const m = h.metrics;
-  $("train-loss").value = num(m.train_loss);
-  $("test-loss").value = num(m.test_loss);
-  $("train-acc").value = pct(m.train_accuracy);
-  $("test-acc").value = pct(m.test_accuracy);
+  showCounters(h);
   paintFilters(frame);
   paintExamples(frame);
   paintMaps(frame);
@@ -106,7 +55,6 @@ function paint(frame) {
     drawnAt = performance.now();
     classifyDrawing(); // the drawing's answer and its maps follow the training
   }
-  window.neuroglass.frame = h;
 }
 
 /** A canvas for `key` inside `parent`, created once (data-key); sized w × h device pixels. */
@@ -588,48 +536,5 @@ function showProbs(probs) {
   $("draw-probs").setAttribute("aria-label", `the network says ${names[best]} (${(100 * probs[best]).toFixed(0)} %)`);
 }
 
-function showStatus(s) {
-  $("status").dataset.status = s;
-  $("status").textContent = s === "diverged" ? "diverged — lower the learning rate or reset" : s;
-  body.dataset.status = s;
-  const run = $("run-buttons");
-  if (run) run.dataset.status = s;
-}
-
-document.addEventListener("htmx:afterSwap", (e) => {
-  const run = $("run-buttons");
-  if (!run || !(e.detail.target === run || e.detail.elt?.id === "run-buttons")) return;
-  pausedAt = run.dataset.status === "running" ? null : +run.dataset.step;
-  showStatus(run.dataset.status);
-});
-
-setInterval(async () => {
-  if (body.dataset.status !== "running" || performance.now() - lastFrameAt < 2500) return;
-  const r = await fetch(api);
-  if (r.ok && (await r.json()).status !== "running") showStatus("paused");
-}, 1000);
-
-document.body.addEventListener("ng:spec", (e) => {
-  if (readonly) return;
-  history.replaceState(null, "", e.detail.url);
-  const link = $("spec-link");
-  if (link) link.href = e.detail.url;
-});
-
-document.addEventListener("keydown", (e) => {
-  if (readonly || e.ctrlKey || e.metaKey || e.altKey) return;
-  if (e.target.closest?.("input, select, textarea, button, a")) return;
-  if (e.key === " ") {
-    e.preventDefault();
-    $("play-btn")?.click();
-  } else if (e.key === "s" || e.key === "S") {
-    $("step-btn")?.click();
-  }
-});
-
-if (!readonly) history.replaceState(null, "", body.dataset.url);
-window.neuroglass = {
-  frame: null,
-  send: (msg) => socket?.send(typeof msg === "string" ? msg : JSON.stringify(msg)),
-};
+runKeys();
 fetch(`${api}/history`).then(async (r) => r.ok && loss.load((await r.json()).records));

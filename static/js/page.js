@@ -3,19 +3,13 @@
 // canvases and charts, the address bar, typing a weight, reading a CSV file.
 import { drawGrads, LossChart } from "./charts.js";
 import { paintPreview } from "./previews.js";
-import { decodeFrame } from "./frames.js";
 import { Network } from "./network.js";
 import { OutputMap } from "./output.js";
+import { api, followStream, readonly, runKeys, session, showCounters } from "./session.js";
 
 const $ = (id) => document.getElementById(id);
 const body = document.body;
-const session = body.dataset.session;
-const readonly = body.dataset.role === "viewer";
-const api = `/api/v1/sessions/${session}`;
 
-let socket = null; // the ws extension's socketWrapper (send / sendImmediately)
-let latest = null; // the newest frame not painted yet
-let painting = false;
 let specVersion = +$("network-form").dataset.specVersion;
 let data = null;
 let refs = 0;
@@ -37,36 +31,10 @@ const loss = new LossChart($("loss-chart"));
 
 // ------------------------------------------------------------------------------------------ the stream
 
-document.addEventListener("htmx:wsOpen", (e) => {
-  socket = e.detail.socketWrapper;
-  connection("");
-});
-document.addEventListener("htmx:wsClose", (e) => {
-  const gone = e.detail.event?.code === 4404;
-  connection(gone ? "this session has ended (reload the page to start a new one)" : "connection lost — reconnecting…");
-});
-// Every message is data (binary frames, JSON hello/ack/error): take it and stop htmx from swapping it.
-document.addEventListener("htmx:wsBeforeMessage", (e) => {
-  e.preventDefault();
-  receive(e.detail.message);
-});
+const wire = followStream({ paint, message: onMessage });
 
-function receive(message) {
-  if (message instanceof Blob) return void message.arrayBuffer().then(receive);
-  if (message instanceof ArrayBuffer) {
-    const frame = decodeFrame(message);
-    if (frame.header.type === "frame") {
-      latest = frame;
-      schedulePaint();
-    }
-    return;
-  }
-  let msg;
-  try {
-    msg = JSON.parse(message);
-  } catch {
-    return streamError({ message: "the server sent a message this page cannot read" });
-  }
+function onMessage(msg) {
+  if (msg === null) return streamError({ message: "the server sent a message this page cannot read" });
   if (msg.type === "hello") {
     if (!readonly && msg.role !== "owner") {
       streamError({ message: "this browser does not hold this session's key: you can watch it but not change it" });
@@ -84,9 +52,10 @@ function receive(message) {
 function send(msg) {
   const ref = `page-${++refs}`;
   return new Promise((resolve, reject) => {
-    if (!socket) return reject({ message: "not connected to the server yet: try again in a moment" });
+    if (!wire(JSON.stringify({ ...msg, ref }))) {
+      return reject({ message: "not connected to the server yet: try again in a moment" });
+    }
     waiting.set(ref, { resolve, reject });
-    socket.send(JSON.stringify({ ...msg, ref }));
   });
 }
 
@@ -97,39 +66,17 @@ function streamError(msg) {
   el.hidden = false;
 }
 
-function connection(text) {
-  $("connection").textContent = text;
-}
-
 // ------------------------------------------------------------------------------------------ painting
-
-function schedulePaint() {
-  if (painting) return;
-  painting = true;
-  const later = document.hidden ? (f) => setTimeout(f, 100) : requestAnimationFrame;
-  later(() => {
-    painting = false;
-    if (latest) paint(latest);
-  });
-}
 
 function paint(frame) {
   const h = frame.header;
-  lastFrameAt = performance.now();
-  $("epoch").value = String(h.epoch).padStart(6, "0").replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-  // A frame made before our pause went through can arrive after the pause's answer: it is not news.
-  showStatus(h.status === "running" && pausedAt != null && h.step <= pausedAt ? "paused" : h.status);
+  showCounters(h);
   const m = h.metrics;
-  $("train-loss").value = num(m.train_loss);
-  $("test-loss").value = num(m.test_loss);
-  $("train-acc").value = pct(m.train_accuracy);
-  $("test-acc").value = pct(m.test_accuracy);
   for (const el of document.querySelectorAll(".metrics .acc")) el.hidden = m.train_accuracy == null;
   output.setFrame(frame);
   network.paint(frame);
   loss.push(h);
   if (frame.arrays.grad_norms) drawGrads($("grad-strip"), frame.arrays.grad_norms.data, $("grad-note"), frame.header.diagnosis);
-  window.neuroglass.frame = h;
   if (h.spec_version !== specVersion) {
     specVersion = h.spec_version;
     loadData();
@@ -137,38 +84,6 @@ function paint(frame) {
     if (readonly) htmx.trigger(body, "ng:spec-changed");
   }
 }
-
-let pausedAt = null; // step at which this page paused the session
-let lastFrameAt = 0;
-
-function showStatus(s) {
-  const status = $("status");
-  status.dataset.status = s;
-  status.textContent = s === "diverged" ? "diverged — lower the learning rate or reset" : s;
-  body.dataset.status = s;
-  const run = $("run-buttons");
-  if (run) run.dataset.status = s;
-}
-
-// The run buttons' answer says what the session does now.
-document.addEventListener("htmx:afterSwap", (e) => {
-  const run = $("run-buttons");
-  if (!run || !(e.detail.target === run || e.detail.elt?.id === "run-buttons")) return;
-  pausedAt = run.dataset.status === "running" ? null : +run.dataset.step;
-  showStatus(run.dataset.status);
-});
-
-// Pausing sends no frame: while "running" shows but frames have stopped, ask the session what it does.
-setInterval(async () => {
-  if (body.dataset.status !== "running" || performance.now() - lastFrameAt < 2500) return;
-  const r = await fetch(api);
-  if (!r.ok) return;
-  const s = await r.json();
-  if (s.status !== "running" && body.dataset.status === "running") showStatus(s.status);
-}, 1000);
-
-const num = (v) => (v == null ? "–" : v.toFixed(3));
-const pct = (v) => (v == null ? "–" : `${(100 * v).toFixed(1)} %`);
 
 async function loadData() {
   const r = await fetch(`${api}/data`);
@@ -197,34 +112,6 @@ document.addEventListener("htmx:load", () => {
     paintPreviews();
   });
 });
-
-// An accepted change: the answer's HX-Trigger carries the new share URL.
-document.body.addEventListener("ng:spec", (e) => {
-  if (readonly) return;
-  history.replaceState(null, "", e.detail.url);
-  $("spec-link").href = e.detail.url;
-});
-
-document.addEventListener("htmx:responseError", (e) => {
-  const xhr = e.detail.xhr;
-  let text = `the server answered ${xhr.status}`;
-  try {
-    const detail = JSON.parse(xhr.responseText).detail;
-    text = typeof detail === "string" ? detail : detail.map((d) => d.msg).join("; ");
-  } catch {
-    /* not JSON: keep the status */
-  }
-  pageError(text);
-});
-document.addEventListener("htmx:sendError", () => pageError("the server cannot be reached: is it still running?"));
-document.addEventListener("htmx:afterRequest", (e) => {
-  if (e.detail.successful) pageError("");
-});
-
-function pageError(text) {
-  $("page-error").textContent = text;
-  $("page-error").hidden = !text;
-}
 
 let previews = null;
 async function paintPreviews() {
@@ -314,27 +201,8 @@ document.addEventListener("pointerdown", (e) => {
 });
 editor.addEventListener("keydown", (e) => e.key === "Escape" && closeEditor());
 
-// ------------------------------------------------------------------------------------------ keyboard
-
-// Space plays or pauses, S steps one epoch — unless a control has the focus (it keeps its own keys).
-document.addEventListener("keydown", (e) => {
-  if (readonly || e.ctrlKey || e.metaKey || e.altKey) return;
-  if (e.target.closest?.("input, select, textarea, button, a, [role=button], #output-map, #weight-editor")) return;
-  if (e.key === " ") {
-    e.preventDefault();
-    $("play-btn")?.click();
-  } else if (e.key === "s" || e.key === "S") {
-    $("step-btn")?.click();
-  }
-});
-
 // ------------------------------------------------------------------------------------------ start
 
-if (!readonly) history.replaceState(null, "", body.dataset.url);
-window.neuroglass = {
-  frame: null,
-  /** Send a raw control message (string or object) as any client could. */
-  send: (msg) => socket?.send(typeof msg === "string" ? msg : JSON.stringify(msg)),
-};
+runKeys("#output-map, #weight-editor"); // Space / S, except on the map (it adds points) and the editor
 loadHistory();
 loadData();

@@ -83,11 +83,11 @@ def test_a_vanishing_gradient_is_diagnosed_and_its_fix_applies_without_reset(pag
 
 
 DEEP_SIGMOID_CNN = {
-    "dataset": {"name": "digits", "n": 400},
+    "dataset": {"name": "digits", "n": 200},
     "network": {
         "kind": "cnn",
         "layers": [
-            *[{"type": "conv", "filters": 4, "kernel": 3, "activation": "sigmoid"}] * 5,
+            *[{"type": "conv", "filters": 2, "kernel": 3, "activation": "sigmoid"}] * 4,
             {"type": "flatten"},
         ],
     },
@@ -104,7 +104,7 @@ def test_the_cnn_page_has_the_landscape_panel_and_its_fixes(page: Page, base_url
     canvas = page.locator("#landscape")
     expect(canvas).to_have_attribute("data-resolution", "21", timeout=60_000)  # a CNN's fine slice: coarser
     expect(page.locator("#ls-caption")).to_contain_text("epoch 0: loss")
-    expect(page.locator("#gradients table.health tbody tr")).to_have_count(6)  # five convs and the head
+    expect(page.locator("#gradients table.health tbody tr")).to_have_count(5)  # four convs and the head
     finding = page.locator('#findings .finding[data-kind="vanishing"]')
     expect(finding).to_contain_text("layer 1 gets 10")
     page.click("#step-btn")
@@ -114,7 +114,7 @@ def test_the_cnn_page_has_the_landscape_panel_and_its_fixes(page: Page, base_url
     expect(page.locator("#change-note")).to_contain_text("without a reset")
     spec = httpx.get(f"{base_url}/api/v1/sessions/{sid}").json()
     convs = [layer for layer in spec["spec"]["network"]["layers"] if layer["type"] == "conv"]
-    assert [layer["activation"] for layer in convs] == ["relu"] * 5 and spec["epoch"] == before
+    assert [layer["activation"] for layer in convs] == ["relu"] * 4 and spec["epoch"] == before
     expect(page.locator("#gradients tbody tr").first).to_contain_text("relu")  # the table follows the fix
     page.click("#play-btn")
     expect(canvas).to_have_attribute("data-resolution", "11", timeout=60_000)  # training: the live slice
