@@ -34,7 +34,7 @@ run: install
 
 test: install
 	$(PY) -m ruff check server tests bench
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 bench: install
 	@$(PY) -m bench.bench
