@@ -203,7 +203,8 @@ function setOpen(on) {
   if (!on) return;
   if (!charts) {
     charts = {
-      path: smallChart($("path-chart"), [{ label: "true loss", stroke: "#1b1f24" }, { label: "slice loss", stroke: "#0877bd", dash: [4, 3] }], "epoch"),
+      // a CNN's path has its losses at some points only (null between): join them
+      path: smallChart($("path-chart"), [{ label: "true loss", stroke: "#1b1f24", spanGaps: true }, { label: "slice loss", stroke: "#0877bd", dash: [4, 3], spanGaps: true }], "epoch"),
       line: smallChart($("line-chart"), [{ label: "loss", stroke: "#1b1f24" }], "t"),
       sharp: smallChart($("sharp-chart"), [{ label: "top eigenvalue", stroke: "#1b1f24" }, { label: "2 / learning rate", stroke: "#b3261e", dash: [4, 3] }], "epoch"),
     };
