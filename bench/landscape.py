@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from bench.timing import best
 from server import experiment as ex
+from server import optimization as opt
 from server.ml import landscape as ls
 from server.ml.models import apply_mlp
 from server.ml.train import per_example_loss
@@ -67,8 +68,9 @@ def _ms(fn: Callable[[], Any], repeats: int = 7) -> float:
 
 
 def landscape_figures() -> dict[str, float]:
-    """``landscape_51_ms`` (the library default: ``loss_slice`` with its default method over
-    ``mlp_data_loss``), ``hessian_top_ms`` (20 power iterations), and the alternatives under suffixed keys:
+    """``landscape_51_ms`` (a paused session's slice: ``loss_slice`` with its default method over
+    ``mlp_data_loss``, in one band per core at once), ``hessian_top_ms`` (20 power iterations), and the
+    alternatives under suffixed keys: ``_one_thread`` the same slice as one compiled call,
     ``_rows``/``_vmap``/``_mapN`` slice methods (N cells per vmapped step), ``_apply_mlp`` the loss in
     ``apply_mlp``'s layout, ``_linearize`` the Hessian through one ``jax.linearize``."""
     spec = BIGGEST_500
@@ -96,7 +98,11 @@ def landscape_figures() -> dict[str, float]:
         return _ms(lambda: run(params, x, y, jax.random.key(0)))
 
     default = (ls.DEFAULT_SLICE_METHOD, ls.DEFAULT_BATCH)
-    figures = {"landscape_51_ms": slice_ms("mlp_data_loss", *default)}
+    # What a paused session computes: the slice in bands, one per core, at once (optimization.slice_grid).
+    bands = opt.SLICE_THREADS
+    figures = {"landscape_51_ms": _ms(lambda: opt.slice_grid(cfg, params, d1, d2, bn, x, y, 1.0, RESOLUTION, bands))}
+    figures["landscape_51_threads"] = bands
+    figures["landscape_51_ms_one_thread"] = slice_ms("mlp_data_loss", *default)
     figures["landscape_51_ms_rows"] = slice_ms("mlp_data_loss", "rows", 0)
     figures["landscape_51_ms_vmap"] = slice_ms("mlp_data_loss", "vmap", 0)
     for n in (1, 3, 9, 17, 51):

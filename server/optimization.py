@@ -12,6 +12,8 @@ forward pass per grid cell over every image would take seconds); an MLP's on its
 from __future__ import annotations
 
 import dataclasses
+import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -81,6 +83,31 @@ def flat(params) -> np.ndarray:
 def _slice(cfg: Config, center, d1, d2, bn_state, x, y, span, resolution: int):
     coords = jnp.linspace(-1.0, 1.0, resolution) * span
     return ls.loss_slice(_loss_fn(cfg, bn_state, x, y), center, d1, d2, coords, coords, batch_size=_cells(cfg))
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def _band(cfg: Config, center, d1, d2, bn_state, x, y, alphas, betas):
+    return ls.loss_slice(_loss_fn(cfg, bn_state, x, y), center, d1, d2, alphas, betas, batch_size=_cells(cfg))
+
+
+SLICE_THREADS = min(2, os.cpu_count() or 1)
+_bands = ThreadPoolExecutor(SLICE_THREADS, thread_name_prefix="slice")
+
+
+def slice_grid(cfg: Config, center, d1, d2, bn_state, x, y, span: float, resolution: int, threads: int = 1):
+    """The resolution² slice (rows β, columns α, both ``span`` × [−1, 1]). With ``threads`` > 1 its rows are
+    cut into that many equal bands computed at once, each in its own thread (XLA runs one slice on one core;
+    JAX lets go of the GIL while it computes): about twice as fast on two idle cores, the same numbers."""
+    if threads <= 1:
+        return np.asarray(_slice(cfg, center, d1, d2, bn_state, x, y, jnp.float32(span), resolution))
+    coords = jnp.linspace(-1.0, 1.0, resolution) * jnp.float32(span)
+    rows = -(-resolution // threads)  # equal bands (one compiled shape); the last one repeats its edge row
+    betas = jnp.concatenate([coords, jnp.full((rows * threads - resolution,), coords[-1])])
+    jobs = [
+        _bands.submit(_band, cfg, center, d1, d2, bn_state, x, y, coords, betas[i * rows : (i + 1) * rows])
+        for i in range(threads)
+    ]
+    return np.concatenate([np.asarray(job.result()) for job in jobs])[:resolution]
 
 
 @partial(jax.jit, static_argnames=("cfg",))
@@ -179,9 +206,10 @@ def landscape(
     seed: int,
     init_params: Any,
     trajectory: list[tuple[int, np.ndarray]],
+    threads: int = 1,
 ) -> dict[str, Any]:
     """The training loss over a resolution² grid of center + α·d1 + β·d2, α, β ∈ [−span, span], centred on
-    the current weights, and the trajectory on the same plane.
+    the current weights, and the trajectory on the same plane; the grid in ``threads`` bands at once.
 
     directions: "random" two filter-normalized random directions (Li et al. 2018; biases and batch-norm
     parameters left out), "pca" the top two principal directions of the recorded trajectory (unit vectors:
@@ -212,7 +240,7 @@ def landscape(
     if span is None:
         extent = float(np.abs(coords).max()) if directions == "pca" and len(coords) else 0.0
         span = {"random": 1.0, "init": 1.25}.get(directions, 1.25 * extent) or 1.0
-    grid = np.asarray(_slice(cfg, center, d1, d2, bn, x, y, jnp.float32(span), resolution))
+    grid = slice_grid(cfg, center, d1, d2, bn, x, y, span, resolution, threads)
     finite = grid[np.isfinite(grid)]
     mid = resolution // 2
     return {

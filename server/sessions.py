@@ -685,6 +685,8 @@ class SessionManager:
             seed=seed,
             init_params=init if init is not None else snap.state.params,
             trajectory=path,
+            # a paused session's slice may take every core; a playing one leaves the other to training
+            threads=1 if snap.status == "running" else opt.SLICE_THREADS,
         )
         return {"epoch": snap.epoch, "spec_version": snap.spec_version, **out}
 

@@ -329,3 +329,26 @@ def test_a_cnn_diagnosis_only_suggests_what_a_cnn_can_take(client):
     norms = frame["grad_norms"]["data"]
     assert norms == pytest.approx([row["grad_norm"] for row in out["layers"]], rel=1e-4)
     assert len(frame["dead_fraction"]["data"]) == len(frame["saturated_fraction"]["data"]) == 6
+
+
+@pytest.mark.parametrize(("resolution", "threads"), [(11, 2), (51, 2), (21, 3)])
+def test_a_slice_in_bands_is_the_same_slice(resolution, threads):
+    # A paused session's slice is cut into bands of rows computed at once in threads: the same numbers.
+    import jax
+
+    from server import experiment as ex
+    from server import optimization as opt
+    from server.spec import ExperimentSpec
+
+    spec = ExperimentSpec.model_validate({"dataset": {"name": "spiral"}, "network": {"hidden": [{"units": 6}] * 2}})
+    cfg, data = ex.config_for(spec), ex.build_data(spec)
+    state = ex.init_train_state(spec, cfg)
+    d1, d2 = opt._random_plane(jax.random.PRNGKey(3), state.params)
+    args = (cfg, state.params, d1, d2, state.bn_state, data.x_train, data.y_train, 0.8, resolution)
+    one, bands = opt.slice_grid(*args, threads=1), opt.slice_grid(*args, threads=threads)
+    assert one.shape == bands.shape == (resolution, resolution)
+    np.testing.assert_allclose(bands, one, rtol=1e-6)
+    mid = resolution // 2
+    assert bands[mid, mid] == pytest.approx(
+        float(ex.evaluate(cfg, state.params, state.bn_state, data.x_train, data.y_train)[0]), rel=1e-5
+    )
