@@ -253,6 +253,7 @@ async function runRace() {
       const d = out.detail?.[0];
       throw new Error(d ? `${d.loc?.slice(-1)[0] ?? ""}: ${d.msg}`.replace(/^: /, "") : `the server answered ${r.status}`);
     }
+    document.querySelector(".race-out").hidden = false; // shown from the first race on
     const c = $("race-plane");
     const plane = paintSlice(c, out.loss, out.span);
     out.runs.forEach((run, k) => drawPath(plane, run.alpha, run.beta, RUN_COLOURS[runs[k].index]));
