@@ -189,11 +189,16 @@ def warm(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, h: Hyper) 
 EVAL_CHUNK = 256  # images per compiled evaluation call: one program per architecture, whatever the data size
 
 
+def _cross_entropy(logits: jax.Array, y: jax.Array) -> jax.Array:
+    """Softmax cross-entropy of each row against its class index, (n,)."""
+    return jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, y[:, None], -1)[:, 0]
+
+
 @partial(jax.jit, static_argnames=("cfg",))
 def _eval_chunk(cfg: cnn.CnnTrainConfig, params, bn_state, x, y, mask):
     """Sum of cross-entropy and of correct answers over the real rows of a chunk, and its logits."""
     logits, _ = cnn.apply_cnn(params, x, cfg.arch, bn_state=bn_state, conv=cfg.conv)
-    per = jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, y[:, None], -1)[:, 0]
+    per = _cross_entropy(logits, y)
     right = (jnp.argmax(logits, -1) == y).astype(jnp.float32)
     return jnp.sum(per * mask), jnp.sum(right * mask), logits
 
@@ -274,8 +279,7 @@ def _health(cfg: cnn.CnnTrainConfig, params, bn_state, x, y):
 
     def loss(p):
         logits, extras = cnn.apply_cnn(p, x, cfg.arch, bn_state=bn_state, with_activations=True, conv=cfg.conv)
-        per = jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, y[:, None], -1)[:, 0]
-        return per.mean(), extras["activations"]
+        return _cross_entropy(logits, y).mean(), extras["activations"]
 
     grads, acts = jax.grad(loss, has_aux=True)(params)
     return gradient_health(grads, params, None, acts, activation_names(cfg.arch))

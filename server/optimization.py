@@ -68,7 +68,9 @@ def output_name(cfg: Config) -> str:
     return "softmax" if is_cnn(cfg) else cfg.arch.output
 
 
-FIX_KEYS = {"cnn": ("activation", "learning_rate"), "mlp": ("activation", "init", "learning_rate", "batch_norm")}
+def fix_keys(cfg: Config) -> tuple[str, ...]:
+    """The spec keys a diagnosis's fixes may use: a CNN has no init choice or MLP-style batch-norm switch."""
+    return ("activation", "learning_rate") if is_cnn(cfg) else ("activation", "init", "learning_rate", "batch_norm")
 
 
 def flat(params) -> np.ndarray:
@@ -77,12 +79,6 @@ def flat(params) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------ compiled
-
-
-@partial(jax.jit, static_argnames=("cfg", "resolution"))
-def _slice(cfg: Config, center, d1, d2, bn_state, x, y, span, resolution: int):
-    coords = jnp.linspace(-1.0, 1.0, resolution) * span
-    return ls.loss_slice(_loss_fn(cfg, bn_state, x, y), center, d1, d2, coords, coords, batch_size=_cells(cfg))
 
 
 @partial(jax.jit, static_argnames=("cfg",))
@@ -98,9 +94,9 @@ def slice_grid(cfg: Config, center, d1, d2, bn_state, x, y, span: float, resolut
     """The resolution² slice (rows β, columns α, both ``span`` × [−1, 1]). With ``threads`` > 1 its rows are
     cut into that many equal bands computed at once, each in its own thread (XLA runs one slice on one core;
     JAX lets go of the GIL while it computes): about twice as fast on two idle cores, the same numbers."""
-    if threads <= 1:
-        return np.asarray(_slice(cfg, center, d1, d2, bn_state, x, y, jnp.float32(span), resolution))
     coords = jnp.linspace(-1.0, 1.0, resolution) * jnp.float32(span)
+    if threads <= 1:
+        return np.asarray(_band(cfg, center, d1, d2, bn_state, x, y, coords, coords))
     rows = -(-resolution // threads)  # equal bands (one compiled shape); the last one repeats its edge row
     betas = jnp.concatenate([coords, jnp.full((rows * threads - resolution,), coords[-1])])
     jobs = [
@@ -293,7 +289,7 @@ def gradients(cfg: Config, state: TrainState, data: Data, h: Hyper, *, init: str
     x, y = view_set(cfg, data)
     numbers = jax.device_get(_health(cfg, state, x, y, h))
     names = activation_names(cfg)
-    keys = ("grad_norm", "weight_norm", "update_ratio", "dead_fraction", "saturated_fraction")
+    numeric = ("grad_norm", "weight_norm", "update_ratio", "dead_fraction", "saturated_fraction")
     layers = []
     for i, layer in enumerate(np.asarray(numbers["layer"]).tolist()):
         row = {
@@ -301,11 +297,10 @@ def gradients(cfg: Config, state: TrainState, data: Data, h: Hyper, *, init: str
             "units": int(numbers["units"][i]),
             "activation": names[layer] if layer < len(names) else output_name(cfg),
         }
-        row |= {k: finite_or_none(float(numbers[k][i])) for k in keys}
+        row |= {k: finite_or_none(float(numbers[k][i])) for k in numeric}
         row |= {k: int(numbers[k][i]) for k in ("nonfinite_grads", "nonfinite_params")}
         layers.append(row)
-    keys = FIX_KEYS["cnn" if is_cnn(cfg) else "mlp"]
-    diagnosis = health.diagnose(numbers, names, init, float(h.learning_rate), fix_keys=keys)
+    diagnosis = health.diagnose(numbers, names, init, float(h.learning_rate), fix_keys=fix_keys(cfg))
     return {"layers": layers, "diagnosis": diagnosis, "examples": int(x.shape[0])}
 
 
@@ -342,7 +337,7 @@ def race(
     per_chunk = max(1, -(-epochs // RACE_SNAPSHOTS))
     engine = cx if is_cnn(cfg) else ex
     x, y = view_set(cfg, data)
-    paths, curves, finals, notes = [], [], [], []
+    paths, curves, notes = [], [], []
     for run in runs:
         run_cfg = dataclasses.replace(cfg, optimizer=run["optimizer"])
         run_h = h._replace(
@@ -361,7 +356,6 @@ def race(
                 notes.append(f"{_label(run)} diverged after {done} epochs (its last finite weights are shown)")
         paths.append(np.stack(points))
         curves.append(curve)
-        finals.append(st)
     everything = np.concatenate(paths)
     if center is None:
         middle = np.mean([p[-1] for p in paths], axis=0)
@@ -396,7 +390,7 @@ def race(
         )
     reach = max((abs(v) for r in out_runs for v in r["alpha"] + r["beta"] if v is not None), default=1.0)
     span = 1.15 * reach or 1.0
-    grid = np.asarray(_slice(cfg, middle_params, d1, d2, state.bn_state, x, y, jnp.float32(span), resolution))
+    grid = slice_grid(cfg, middle_params, d1, d2, state.bn_state, x, y, span, resolution)
     return {
         "epochs": epochs,
         "resolution": resolution,

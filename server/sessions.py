@@ -778,7 +778,7 @@ class SessionManager:
         }
         if snap.engine is cx:
             header |= cx.frame_header(snap.cfg, snap.data)
-            header["diagnosis"] = self._diagnosis(s, arrays["health"], cx.activation_names(snap.cfg.arch), cnn=True)
+            header["diagnosis"] = self._diagnosis(s, snap.cfg, arrays["health"])
             return header, cx.frame_payload(arrays, jax.device_get(snap.state.params))
         arch = snap.cfg.arch
         header |= {
@@ -792,7 +792,7 @@ class SessionManager:
             "domain": [-6.0, 6.0],
         }
         health = arrays["health"]
-        header["diagnosis"] = self._diagnosis(s, health, [a for _, a in arch.hidden], cnn=False)
+        header["diagnosis"] = self._diagnosis(s, snap.cfg, health)
         out = {
             "output": arrays["output"],
             "neurons": arrays["neurons"],
@@ -806,9 +806,10 @@ class SessionManager:
         return header, out
 
     @staticmethod
-    def _diagnosis(s: Session, health: dict[str, Any], names: list[str | None], cnn: bool) -> list[dict[str, Any]]:
-        keys = opt.FIX_KEYS["cnn" if cnn else "mlp"]
-        found = diagnose(health, names, s.spec.network.init, s.spec.training.learning_rate, fix_keys=keys)
+    def _diagnosis(s: Session, cfg: opt.Config, health: dict[str, Any]) -> list[dict[str, Any]]:
+        """A frame's diagnosis in words (the fixes come with GET .../gradients)."""
+        names, t = opt.activation_names(cfg), s.spec.training
+        found = diagnose(health, names, s.spec.network.init, t.learning_rate, fix_keys=opt.fix_keys(cfg))
         return [{k: d[k] for k in ("layer", "kind", "message")} for d in found]
 
     def publish(self, s: Session, arrays: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""The MLP page's "inside the optimization" panel: the gradient-health fragment (per-layer numbers and the
+"""Both pages' "inside the optimization" panel: the gradient-health fragment (per-layer numbers and the
 plain-words diagnosis) and its one-click fixes, which PATCH the session like any other control."""
 
 from __future__ import annotations

@@ -117,7 +117,7 @@ async def get_weights(s: SessionDep, manager: ManagerDep) -> dict[str, Any]:
 @router.put("/{session_id}/weights", response_model=WeightsPublic)
 async def put_weights(s: OwnedSessionDep, manager: ManagerDep, body: WeightsIn) -> dict[str, Any]:
     """Replace all weights (same shapes as GET); training continues from them."""
-    await manager.set_weights(s, [layer.model_dump(exclude_none=True) for layer in body.layers])
+    await manager.set_weights(s, _layers(body))
     return manager.weights(s)
 
 
@@ -241,9 +241,14 @@ async def post_interpolation(s: SessionDep, manager: ManagerDep, body: Interpola
     """The training loss along the straight line between two weight sets — saved from GET .../weights at two
     moments, or from two runs of the same architecture — t = 0 at ``start``, 1 at ``end`` (either left out:
     the initial / current weights), a quarter beyond each end. The session is not changed."""
-    start = None if body.start is None else [layer.model_dump(exclude_none=True) for layer in body.start.layers]
-    end = None if body.end is None else [layer.model_dump(exclude_none=True) for layer in body.end.layers]
+    start = None if body.start is None else _layers(body.start)
+    end = None if body.end is None else _layers(body.end)
     return await manager.interpolation(s, body.steps, start, end)
+
+
+def _layers(weights: WeightsIn) -> list[dict[str, Any]]:
+    """A weights body's layers as plain dicts of the leaves given (as GET .../weights shows them)."""
+    return [layer.model_dump(exclude_none=True) for layer in weights.layers]
 
 
 @router.get("/{session_id}/gradients")
