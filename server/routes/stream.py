@@ -6,6 +6,10 @@ text: ``{"action": "play" | "pause" | "step" | "reset"}``, ``{"action": "patch",
 ``{"action": "edit_weight", "layer": i, "param": "w" | "b", "index": [...], "value": v}``; an optional
 ``"ref"`` is echoed in the answer (``ack`` or ``error``). A socket without the session's token is a
 read-only viewer: its control messages are refused.
+
+Every control is validated here, at the boundary (one pydantic model per action, a union on ``action``);
+whatever goes wrong with one message — bad JSON, a wrong type, a refused edit, a bug — becomes an
+``error`` answer naming the field, and the socket stays open.
 """
 
 from __future__ import annotations
@@ -13,47 +17,134 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, TypeAdapter, ValidationError
 
 from server.deps import token_cookie
 from server.frames import clean, encode_binary
 from server.sessions import Session, SessionError, SessionManager
 
+log = logging.getLogger(__name__)
+
 router = APIRouter(tags=["stream"])
 
 ACTIONS = ("play", "pause", "step", "reset", "patch", "edit_weight")
+# What the server sends (docs/websocket.md documents each): JSON text, except frames (binary envelope).
+MESSAGE_TYPES = ("hello", "ack", "error", "frame")
+# A control message is small; a longer text message is answered with an error (and the socket stays open).
+MAX_MESSAGE_CHARS = 65_536
+
+
+class _Control(BaseModel):
+    """Fields every control may carry: ``ref`` (any JSON value) is echoed in the answer."""
+
+    model_config = ConfigDict(allow_inf_nan=False, extra="ignore")
+    ref: Any = None
+
+
+class Play(_Control):
+    action: Literal["play"]
+
+
+class Pause(_Control):
+    action: Literal["pause"]
+
+
+class Step(_Control):
+    action: Literal["step"]
+
+
+class Reset(_Control):
+    action: Literal["reset"]
+
+
+class Patch(_Control):
+    action: Literal["patch"]
+    spec: dict[str, Any]
+
+
+class EditWeight(_Control):
+    action: Literal["edit_weight"]
+    layer: Annotated[StrictInt, Field(ge=0)]
+    param: StrictStr = "w"
+    index: Annotated[list[Annotated[StrictInt, Field(ge=0)]], Field(max_length=8)]
+    value: StrictFloat  # an int is fine, a bool or a string is not; NaN and ±Inf are refused
+
+
+Control = Annotated[Play | Pause | Step | Reset | Patch | EditWeight, Field(discriminator="action")]
+CONTROL = TypeAdapter(Control)
+
+_HINTS = {
+    ("patch", "spec"): "patch needs 'spec': an object with the fields to change",
+    ("edit_weight", "layer"): "'layer' is the layer's index, an integer from 0",
+    ("edit_weight", "param"): '\'param\' names the array, e.g. "w" or "b"',
+    ("edit_weight", "index"): "'index' is a list of integers, one per axis of the array",
+    ("edit_weight", "value"): "'value' is a finite number",
+}
 
 
 def _error(message: str, ref: Any = None, field: list[Any] | None = None) -> dict[str, Any]:
     return {"type": "error", "message": message, "field": field, "ref": ref}
 
 
+def _invalid(exc: ValidationError, msg: dict[str, Any]) -> dict[str, Any]:
+    """The error answer for a control that failed validation: the first wrong field, by its path."""
+    ref = msg.get("ref")
+    first = exc.errors(include_url=False)[0]
+    if first["type"] == "union_tag_not_found":
+        return _error(f"a message needs an 'action', one of: {', '.join(ACTIONS)}", ref, ["action"])
+    if first["type"] == "union_tag_invalid":
+        return _error(f"unknown action {msg.get('action')!r}; use one of: {', '.join(ACTIONS)}", ref, ["action"])
+    action, *field = first["loc"]  # the union puts the action's tag first
+    hint = _HINTS.get((str(action), str(field[0]) if field else ""))
+    where = ".".join(str(part) for part in field)
+    return _error(f"{action} {where}: {first['msg']}" + (f" ({hint})" if hint else ""), ref, field or None)
+
+
 async def _control(manager: SessionManager, s: Session, msg: dict[str, Any]) -> dict[str, Any]:
     """Carry out one control message; the answer to send back."""
-    action, ref = msg.get("action"), msg.get("ref")
+    try:
+        control = CONTROL.validate_python(msg)
+    except ValidationError as exc:
+        return _invalid(exc, msg)
+    action, ref = control.action, control.ref
     ack: dict[str, Any] = {"type": "ack", "action": action, "ref": ref}
     try:
-        if action in ("play", "pause", "step", "reset"):
-            await getattr(manager, action)(s)
-        elif action == "patch":
-            spec = msg.get("spec")
-            if not isinstance(spec, dict):
-                return _error("patch needs 'spec': an object with the fields to change", ref, ["spec"])
-            ack["changes"] = await manager.patch(s, spec)
-        elif action == "edit_weight":
-            await manager.edit_weight(s, msg.get("layer"), msg.get("param", "w"), msg.get("index"), msg.get("value"))
+        if isinstance(control, Patch):
+            ack["changes"] = await manager.patch(s, control.spec)
+        elif isinstance(control, EditWeight):
+            await manager.edit_weight(s, control.layer, control.param, control.index, control.value)
         else:
-            return _error(f"unknown action {action!r}; use one of: {', '.join(ACTIONS)}", ref, ["action"])
+            await getattr(manager, action)(s)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         return _error(first["msg"], ref, ["spec", *first["loc"]])
     except SessionError as exc:
         return _error(exc.message, ref, list(exc.loc) or None)
     return {**ack, "spec_version": s.spec_version, "state": manager.public(s)}
+
+
+async def _answer(manager: SessionManager, s: Session, raw: str, owner: bool) -> dict[str, Any]:
+    """The answer to one text message from the client, never an exception."""
+    if len(raw) > MAX_MESSAGE_CHARS:
+        return _error(f"a control message has at most {MAX_MESSAGE_CHARS} characters; this one has {len(raw)}")
+    try:
+        msg = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError):
+        return _error('messages must be JSON, e.g. {"action": "play"}')
+    if not isinstance(msg, dict):
+        return _error("a message is a JSON object with an 'action'")
+    if not owner:
+        return _error("this is a read-only view: only the session's owner can change it", msg.get("ref"))
+    try:
+        return await _control(manager, s, msg)
+    except Exception as exc:  # a bug must not kill the socket: say so, log it, carry on
+        log.exception("websocket control %r on session %s failed", msg.get("action"), s.id)
+        return _error(f"the server failed to carry out this message ({type(exc).__name__})", msg.get("ref"))
 
 
 @router.websocket("/ws/sessions/{session_id}")
@@ -71,13 +162,22 @@ async def session_stream(websocket: WebSocket, session_id: str) -> None:
     send_lock = asyncio.Lock()  # frames and answers interleave on one socket
 
     async def send_text(payload: dict[str, Any]) -> None:
+        try:
+            text = json.dumps(clean(payload), separators=(",", ":"))
+        except (TypeError, ValueError, RecursionError):  # e.g. a ref nested too deep to echo
+            log.exception("an answer on session %s could not be encoded", s.id)
+            text = json.dumps(_error("the answer to this message could not be encoded (is its 'ref' plain JSON?)"))
         async with send_lock:
-            await websocket.send_text(json.dumps(clean(payload), separators=(",", ":")))
+            await websocket.send_text(text)
 
     async def pump_frames() -> None:
         while True:
             header, arrays = await box.get()
-            data = encode_binary(header, arrays)
+            try:
+                data = encode_binary(header, arrays)
+            except Exception:  # one bad frame is skipped, the stream goes on
+                log.exception("encoding a frame of session %s failed", s.id)
+                continue
             async with send_lock:
                 await websocket.send_bytes(data)
 
@@ -87,22 +187,15 @@ async def session_stream(websocket: WebSocket, session_id: str) -> None:
     pump = asyncio.create_task(pump_frames())
     try:
         while True:
-            raw = await websocket.receive_text()
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
             s.touched = time.monotonic()
-            try:
-                msg = json.loads(raw)
-            except json.JSONDecodeError:
-                await send_text(_error('messages must be JSON, e.g. {"action": "play"}'))
+            raw = message.get("text")
+            if raw is None:  # a binary message: controls are JSON text
+                await send_text(_error('control messages are JSON text, e.g. {"action": "play"}, not binary'))
                 continue
-            if not isinstance(msg, dict):
-                await send_text(_error("a message is a JSON object with an 'action'"))
-                continue
-            if not owner:
-                await send_text(
-                    _error("this is a read-only view: only the session's owner can change it", msg.get("ref"))
-                )
-                continue
-            await send_text(await _control(manager, s, msg))
+            await send_text(await _answer(manager, s, raw, owner))
     except WebSocketDisconnect:
         pass
     finally:
