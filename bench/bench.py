@@ -23,7 +23,7 @@ from bench.cnn import cnn_figures
 from bench.landscape import landscape_figures
 from bench.timing import best as _best
 from bench.ws import ws_figures
-from server import experiment as ex
+from server.engines import mlp as ex
 from server.ml import models, train
 from server.spec import ExperimentSpec
 
@@ -48,10 +48,10 @@ def epochs_per_s(spec: ExperimentSpec, epochs: int) -> float:
 
 def frame_ms(spec: ExperimentSpec) -> float:
     cfg, data = ex.config_for(spec), ex.build_data(spec)
-    state = ex.init_train_state(spec, cfg)
-    ex.frame_arrays(cfg, state, data)  # compile
+    state, h = ex.init_train_state(spec, cfg), ex.hyper_for(spec)
+    ex.frame_arrays(cfg, state, data, h)  # compile
     n = 50
-    return 1000 * _best(lambda: [ex.frame_arrays(cfg, state, data) for _ in range(n)]) / n
+    return 1000 * _best(lambda: [ex.frame_arrays(cfg, state, data, h) for _ in range(n)]) / n
 
 
 def swapped(module, name: str, value, fn, *args) -> float:
@@ -84,15 +84,16 @@ from server.config import enable_compile_cache
 from pathlib import Path
 enable_compile_cache(Path(sys.argv[1]))
 from bench.ws import ws_figures
-from server import experiment as ex
+from server.engines import mlp as ex
 from server.spec import ExperimentSpec
 spec = ExperimentSpec()
 t = time.perf_counter()
 cfg, data = ex.config_for(spec), ex.build_data(spec)
 state = ex.init_train_state(spec, cfg)
-res = ex.advance(cfg, state, data, ex.hyper_for(spec), 1)
+h = ex.hyper_for(spec)
+res = ex.advance(cfg, state, data, h, 1)
 ex.metrics(cfg, res.state, data, spec.problem)
-ex.frame_arrays(cfg, res.state, data)
+ex.frame_arrays(cfg, res.state, data, h)
 print(time.perf_counter() - t)
 """
 

@@ -50,24 +50,25 @@ def views_ms() -> tuple[float, float]:
     """A CNN session's frame (ConvNetJS's net on 28×28 shapes, 1,500 training and 500 test images): the
     views alone (every layer's feature maps of the example images, their class probabilities, all filters
     to the host), and the whole frame (plus loss, accuracy and the confusion matrix over every image)."""
-    from server import cnn_experiment as cx
+    from server.engines import cnn as cx
+    from server.ml import cnn_frames
     from server.presets import PRESETS
     from server.spec import ExperimentSpec
 
     spec = ExperimentSpec.model_validate(PRESETS["cnn-convnetjs"]["spec"])
     cfg, data = cx.config_for(spec), cx.build_data(spec)
-    state = cx.init_train_state(spec, cfg)
+    state, h = cx.init_train_state(spec, cfg), cx.hyper_for(spec)
     examples = data.x_test[: cx.N_EXAMPLES]
 
     def views():
-        jax.device_get((cx._views(cfg, state.params, state.bn_state, examples), state.params))
+        jax.device_get((cnn_frames.views(cfg, state.params, state.bn_state, examples), state.params))
 
     views()
-    cx.frame_arrays(cfg, state, data)  # compile
+    cx.frame_arrays(cfg, state, data, h)  # compile
     n = 20
     return (
         1000 * _best(lambda: [views() for _ in range(n)]) / n,
-        1000 * _best(lambda: cx.frame_arrays(cfg, state, data), 5),
+        1000 * _best(lambda: cx.frame_arrays(cfg, state, data, h), 5),
     )
 
 

@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 
 from bench.timing import best
-from server import experiment as ex
-from server import optimization as opt
+from server.engines import mlp as ex
+from server.ml import probes as opt
 from server.ml import landscape as ls
 from server.ml.models import apply_mlp
 from server.ml.train import per_example_loss

@@ -1,4 +1,4 @@
-"""End-to-end tests of server/experiment.py: from an ExperimentSpec to trained weights, frames and
+"""End-to-end tests of the MLP engine (server/engines/mlp.py): from an ExperimentSpec to trained weights, frames and
 predictions. Each case trains for real; the numbers are the engine's acceptance facts."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from server import experiment as ex
+from server.engines import mlp as ex
 from server.ml.datasets import featurize, grid_points
 from server.ml.inspect import NEURON_RESOLUTION, OUTPUT_RESOLUTION, dequantize
 from server.ml.models import apply_mlp, count_params
@@ -31,6 +31,10 @@ class Run:
         assert not adv.diverged and adv.epochs == epochs
         self.state, self.epochs = adv.state, self.epochs + epochs
         return self
+
+    @property
+    def h(self):
+        return ex.hyper_for(self.spec)
 
     def metrics(self):
         return ex.metrics(self.cfg, self.state, self.data, self.spec.problem)
@@ -216,7 +220,7 @@ def test_feature_change_remaps_input_rows(adam_run):
 
 @pytest.fixture(scope="module")
 def default_frame(default_run):
-    return ex.frame_arrays(default_run.cfg, default_run.state, default_run.data)
+    return ex.frame_arrays(default_run.cfg, default_run.state, default_run.data, default_run.h)
 
 
 def test_frame_shapes(default_frame):
@@ -248,7 +252,7 @@ def test_frame_losses_equal_metrics(default_run, default_frame):
 
 
 def test_softmax_frame_holds_class_probabilities(blobs_run):
-    f = ex.frame_arrays(blobs_run.cfg, blobs_run.state, blobs_run.data)
+    f = ex.frame_arrays(blobs_run.cfg, blobs_run.state, blobs_run.data, blobs_run.h)
     assert f["output"].dtype == np.uint8 and f["output"].shape == (3, 100, 100)
     probs = np.asarray(dequantize(f["output"], 0.0, 1.0))
     # three probabilities, each quantized to within half a step (1/510) → the sum to within 3/510
@@ -279,7 +283,7 @@ def test_predict_points_agrees_with_the_output_map(default_run, default_frame):
 
 
 def test_predict_points_agrees_with_the_softmax_map(blobs_run):
-    f = ex.frame_arrays(blobs_run.cfg, blobs_run.state, blobs_run.data)
+    f = ex.frame_arrays(blobs_run.cfg, blobs_run.state, blobs_run.data, blobs_run.h)
     rc, centres = _cells()
     pred = ex.predict_points(blobs_run.cfg, blobs_run.state, blobs_run.spec, centres)
     assert pred.shape == (len(rc), 3)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from server import experiment as ex
+from server.engines import mlp as ex
+from server.engines.diagnosis import in_words
 from server.ml import cnn
 from server.ml import health as hl
 from server.ml import landscape as ls
@@ -299,10 +300,24 @@ def health_of(overrides: dict):
 DEEP = {"dataset": {"name": "spiral"}, "features": ["x1", "x2"]}
 
 
+def diagnose(*args, **kwargs):
+    """The findings as the API gives them: server.ml's codes and numbers, in words (server.engines.diagnosis)."""
+    return in_words(hl.diagnose(*args, **kwargs))
+
+
+def test_ml_findings_are_codes_and_numbers_not_sentences():
+    overrides = DEEP | {"network": {"hidden": [{"units": 8, "activation": "sigmoid"}] * 6, "init": "normal"}}
+    health, names = health_of(overrides)
+    (finding,) = [d for d in hl.diagnose(health, names, init="normal", learning_rate=0.03) if d["kind"] == "vanishing"]
+    assert "message" not in finding
+    assert finding["ratio"] < hl.VANISHING_RATIO and finding["last"] == 6
+    assert "sigmoid" in finding["causes"] and "small_init" in finding["causes"]
+
+
 def test_vanishing_gradients_are_diagnosed_on_a_deep_sigmoid_net():
     overrides = DEEP | {"network": {"hidden": [{"units": 8, "activation": "sigmoid"}] * 6, "init": "normal"}}
     health, names = health_of(overrides)
-    found = hl.diagnose(health, names, init="normal", learning_rate=0.03)
+    found = diagnose(health, names, init="normal", learning_rate=0.03)
     vanishing = [d for d in found if d["kind"] == "vanishing"]
     assert len(vanishing) == 1, found
     assert vanishing[0]["layer"] == 0
@@ -314,7 +329,7 @@ def test_vanishing_gradients_are_not_diagnosed_on_relu_with_he_init():
     overrides = DEEP | {"network": {"hidden": [{"units": 8, "activation": "relu"}] * 6, "init": "he"}}
     health, names = health_of(overrides)
     assert float(health["grad_norm"][0] / health["grad_norm"][-1]) > hl.VANISHING_RATIO
-    assert not [d for d in hl.diagnose(health, names, init="he") if d["kind"] in ("vanishing", "exploding")]
+    assert not [d for d in diagnose(health, names, init="he") if d["kind"] in ("vanishing", "exploding")]
 
 
 def test_gradient_health_counts_dead_and_saturated_units_and_nans():
@@ -344,7 +359,7 @@ def test_gradient_health_counts_dead_and_saturated_units_and_nans():
     np.testing.assert_allclose(health["update_ratio"], [0.1, 0.1, 0.1], rtol=1e-6)
     np.testing.assert_allclose(health["grad_norm"][0], np.sqrt(8.0), rtol=1e-6)
 
-    found = hl.diagnose(health, names, init="xavier", learning_rate=0.3)
+    found = diagnose(health, names, init="xavier", learning_rate=0.3)
     assert [(d["kind"], d["layer"]) for d in found] == [("exploding", 1), ("dead_relu", 0), ("saturated", 1)]
     assert "2 of 4 ReLU units" in found[1]["message"] and {"learning_rate": 0.03} in found[1]["fixes"]
     assert "3 of 4 sigmoid units" in found[2]["message"]
@@ -362,7 +377,7 @@ def test_diagnose_exploding_growth_and_a_healthy_net():
         "nonfinite_grads_total": 0,
         "nonfinite_params_total": 0,
     }
-    found = hl.diagnose(health, ["relu", "relu"], init="he", learning_rate=1.0)
+    found = diagnose(health, ["relu", "relu"], init="he", learning_rate=1.0)
     assert [d["kind"] for d in found] == ["exploding"]
     assert "10³ times layer 3's" in found[0]["message"] and {"learning_rate": 0.1} in found[0]["fixes"]
-    assert hl.diagnose(health | {"grad_norm": np.array([0.5, 1.0, 1.0])}, ["relu", "relu"]) == []
+    assert diagnose(health | {"grad_norm": np.array([0.5, 1.0, 1.0])}, ["relu", "relu"]) == []

@@ -242,7 +242,7 @@ def _cnn_view_loss(spec, sid, client, n):
     """The session's CNN loss on its first n training images, computed here from its exported weights."""
     import jax.numpy as jnp
 
-    from server import cnn_experiment as cx
+    from server.engines import cnn as cx
     from server.ml import cnn
     from server.spec import ExperimentSpec
 
@@ -336,14 +336,14 @@ def test_a_slice_in_bands_is_the_same_slice(resolution, threads):
     # A paused session's slice is cut into bands of rows computed at once in threads: the same numbers.
     import jax
 
-    from server import experiment as ex
-    from server import optimization as opt
+    from server.engines import mlp as ex
+    from server.ml import probes as opt
     from server.spec import ExperimentSpec
 
     spec = ExperimentSpec.model_validate({"dataset": {"name": "spiral"}, "network": {"hidden": [{"units": 6}] * 2}})
     cfg, data = ex.config_for(spec), ex.build_data(spec)
     state = ex.init_train_state(spec, cfg)
-    d1, d2 = opt._random_plane(jax.random.PRNGKey(3), state.params)
+    d1, d2 = opt.random_plane(jax.random.PRNGKey(3), state.params)
     args = (cfg, state.params, d1, d2, state.bn_state, data.x_train, data.y_train, 0.8, resolution)
     one, bands = opt.slice_grid(*args, threads=1), opt.slice_grid(*args, threads=threads)
     assert one.shape == bands.shape == (resolution, resolution)

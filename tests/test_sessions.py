@@ -152,7 +152,7 @@ def test_pause_shows_exactly_where_training_stopped():
             pass
         await manager.pause(s)
         header, _ = await asyncio.wait_for(box.get(), 10)
-        history = s.history[-1]
+        history = s.history.items[-1]
         await manager.close()
         return header, history, s.epoch, s.metrics
 

@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from server import experiment
+from server.engines import mlp as experiment
 from server.ml.models import Arch, apply_mlp, init_mlp
 from server.ml.train import (
     OPTIMIZERS,

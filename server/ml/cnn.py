@@ -450,6 +450,30 @@ class CnnTrainConfig:
     unroll: int = 1  # inner-scan unrolling
     augment: tuple[int, float, float] = (0, 0.0, 0.0)  # (shift px, rotate degrees, erase probability) per epoch
 
+    # What the views (server.ml.probes) need of a model (train.TrainConfig has the same).
+    slice_cells: ClassVar[int] = 1  # grid cells per vmapped step: im2col's patches over the images are big already
+    path_losses: ClassVar[int | None] = 24  # a path's true and slice losses at this many points (evenly, the last too)
+
+    def data_loss(self, bn_state, x: jax.Array, y: jax.Array) -> Callable[[Any], jax.Array]:
+        return cnn_data_loss(self.arch, x, y, bn_state, self.conv)
+
+    def objective(self, params, bn_state, x, y, mask, h: Hyper, key=None):
+        return cnn_objective(params, bn_state, x, y, mask, h, self, key)
+
+    def activations(self, params, bn_state, x: jax.Array) -> list[jax.Array]:
+        """Each layer's activations on x (running batch-norm statistics, no dropout)."""
+        return apply_cnn(params, x, self.arch, bn_state=bn_state, with_activations=True, conv=self.conv)[1][
+            "activations"
+        ]
+
+    def activation_names(self) -> list[str | None]:
+        """Each layer's activation (None for pool, flatten, dropout, batch norm); the softmax head left out."""
+        return [getattr(layer, "activation", None) for layer in self.arch.layers]
+
+    @property
+    def output_name(self) -> str:
+        return "softmax"
+
 
 def init_cnn_state(cfg: CnnTrainConfig, params, key: jax.Array) -> TrainState:
     """A training state around given parameters (train.TrainState: params, opt_state, bn_state, key)."""
@@ -565,3 +589,16 @@ def confusion_matrix(logits: jax.Array, y: jax.Array, n_classes: int) -> jax.Arr
     """Counts int32 (n_classes, n_classes): row = true class, column = predicted class."""
     predicted = jnp.argmax(logits, axis=-1)
     return jnp.zeros((n_classes, n_classes), jnp.int32).at[jnp.asarray(y, jnp.int32), predicted].add(1)
+
+
+def cnn_data_loss(
+    arch: CnnArch, x: jax.Array, y: jax.Array, bn_state=None, conv: str = "im2col"
+) -> Callable[[Any], jax.Array]:
+    """The mean softmax cross-entropy of a CNN on (x, y) (no dropout, running batch-norm statistics, no
+    penalty) as a function of the params alone: ``cnn.evaluate_cnn``'s loss."""
+
+    def loss_fn(params: Any) -> jax.Array:
+        logits, _ = apply_cnn(params, x, arch, bn_state=bn_state, conv=conv)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y.astype(jnp.int32)).mean()
+
+    return loss_fn

@@ -3,12 +3,12 @@
 
 - ``gradient_health``: per-layer numbers in one jit-friendly call — gradient and weight norms, update/weight
   ratio, dead-ReLU and saturated shares, NaN/Inf counts;
-- ``diagnose``: findings in words with suggested spec patches (host side; pure and deterministic).
+- ``diagnose``: findings as codes and numbers with suggested spec patches (host side; pure and
+  deterministic); ``server/engines/diagnosis.py`` puts them in words.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -112,29 +112,6 @@ def gradient_health(
 VANISHING_RATIO = 1e-3  # first layer's gradient norm below this share of the last layer's
 EXPLODING_RATIO = 1e3  # ... or above this multiple
 UNIT_ALERT = 0.5  # report a layer when at least half its units are dead or saturated
-_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
-def _power_of_ten(ratio: float) -> str:
-    """0.8e-6 → '10⁻⁶' (the nearest power of ten, for messages)."""
-    return "10" + str(round(math.log10(ratio))).translate(_SUPERSCRIPT)
-
-
-_WORDS = {
-    "activation": {"relu": "ReLU", "leaky_relu": "leaky ReLU"},
-    "init": {"he": "He init", "xavier": "Xavier init"},
-    "batch_norm": {True: "batch norm"},
-}
-
-
-def _in_words(fixes: list[dict[str, Any]]) -> str:
-    """[{"activation": "relu", "init": "he"}, {"batch_norm": True}] → 'ReLU + He init or batch norm'."""
-
-    def word(key: str, value: Any) -> str:
-        return f"learning rate {value:g}" if key == "learning_rate" else _WORDS[key].get(value, f"{key} {value}")
-
-    alternatives = [" + ".join(word(k, v) for k, v in fix.items()) for fix in fixes]
-    return " or ".join([", ".join(alternatives[:-1]), alternatives[-1]] if len(alternatives) > 1 else alternatives)
 
 
 def _lower_lr(learning_rate: float | None) -> list[dict[str, Any]]:
@@ -148,16 +125,20 @@ def diagnose(
     learning_rate: float | None = None,
     fix_keys: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Plain-words findings from ``gradient_health`` (host side; deterministic, in a fixed order:
-    exploding, vanishing, then dead and saturated layers by depth).
+    """Findings from ``gradient_health`` as codes and numbers (host side; deterministic, in a fixed order:
+    exploding, vanishing, then dead and saturated layers by depth). Words for people are written above
+    server/ml, from these fields.
 
     Each finding: ``layer`` (index into params), ``kind`` ("exploding", "vanishing", "dead_relu",
-    "saturated"), ``message``, ``fixes``: alternative spec patches, each a small dict with keys among
-    ``activation`` (every hidden layer), ``init``, ``learning_rate``, ``batch_norm``. Messages number
-    layers from 1 as people do, by their place in params (a CNN's pool and flatten layers count too, as
-    on its page). ``init``/``learning_rate``: the spec's, to tailor the fixes. ``fix_keys``:
-    the keys the model can take (a CNN has no ``init`` or MLP-style ``batch_norm`` switch); fixes keep only
-    those, and a finding whose fixes all go away is still reported, without a suggestion.
+    "saturated"), ``fixes``: alternative spec patches, each a small dict with keys among
+    ``activation`` (every hidden layer), ``init``, ``learning_rate``, ``batch_norm``; and the facts behind
+    it — exploding with NaN or Inf numbers: ``nonfinite`` true; vanishing / exploding growth: ``ratio``
+    (first layer's gradient norm over the last's), ``last`` (the last layer's index), vanishing also
+    ``causes`` (codes among "saturated", "dead", "sigmoid", "small_init", "zero_init");
+    dead_relu / saturated: ``count`` of ``units`` and the layer's ``activation``.
+    ``init``/``learning_rate``: the spec's, to tailor the fixes. ``fix_keys``: the keys the model can take
+    (a CNN has no ``init`` or MLP-style ``batch_norm`` switch); fixes keep only those, and a finding whose
+    fixes all go away is still reported, without a suggestion.
     """
     h = {k: np.asarray(v) for k, v in health.items()}
     layers, units, g = h["layer"].tolist(), h["units"], h["grad_norm"].astype(np.float64)
@@ -165,59 +146,52 @@ def diagnose(
     hidden = sorted({n for n in names if n})
     out: list[dict[str, Any]] = []
 
-    def add(pos: int, kind: str, message: str, fixes: list[dict[str, Any]]) -> None:
+    def add(pos: int, kind: str, fixes: list[dict[str, Any]], **facts: Any) -> None:
         if fix_keys is not None:
             kept = [{k: v for k, v in fix.items() if k in fix_keys} for fix in fixes]
             fixes = [fix for i, fix in enumerate(kept) if fix and fix not in kept[:i]]
-        text = f"{message}; try {_in_words(fixes)}" if fixes else message
-        out.append({"layer": layers[pos], "kind": kind, "message": text, "fixes": fixes})
+        out.append({"layer": layers[pos], "kind": kind, "fixes": fixes, **facts})
 
     bad = np.flatnonzero((h["nonfinite_grads"] > 0) | (h["nonfinite_params"] > 0) | ~np.isfinite(g))
     stable = [*_lower_lr(learning_rate), {"batch_norm": True}]
     if bad.size or int(h["nonfinite_grads_total"]) or int(h["nonfinite_params_total"]):
-        pos = int(bad[0]) if bad.size else 0
-        add(pos, "exploding", f"layer {layers[pos] + 1} has NaN or Inf weights or gradients: training diverged", stable)
+        add(int(bad[0]) if bad.size else 0, "exploding", stable, nonfinite=True)
     elif len(layers) >= 2 and g[-1] > 0:
-        ratio, first, last = g[0] / g[-1], layers[0] + 1, layers[-1] + 1
+        ratio = float(g[0] / g[-1])
         if ratio < VANISHING_RATIO:
-            share = "no" if ratio == 0 else _power_of_ten(ratio)
-            message = f"layer {first} gets {share} of layer {last}'s gradient: {_vanishing_cause(h, names, init)}"
-            add(0, "vanishing", message, _vanishing_fixes(hidden, init))
+            causes = _vanishing_causes(h, names, init)
+            add(0, "vanishing", _vanishing_fixes(hidden, init), ratio=ratio, last=layers[-1], causes=causes)
         elif ratio > EXPLODING_RATIO:
-            grows = f"{_power_of_ten(ratio)} times layer {last}'s gradient: it grows on the way back"
-            message = f"layer {first} gets {grows}"
-            add(0, "exploding", message, [*stable, {"init": "xavier"}])
+            add(0, "exploding", [*stable, {"init": "xavier"}], ratio=ratio, last=layers[-1])
     for pos, name in enumerate(names):
         n = int(units[pos])
         dead, sat = round(float(h["dead_fraction"][pos]) * n), round(float(h["saturated_fraction"][pos]) * n)
         if name in DEAD and dead >= UNIT_ALERT * n:
-            message = f"layer {layers[pos] + 1}: {dead} of {n} ReLU units never fire on this batch (dead), so no"
-            message += " gradient"
             fixes = [
                 {"activation": "leaky_relu"},
                 *_lower_lr(learning_rate),
                 *([] if init == "he" else [{"init": "he"}]),
             ]
-            add(pos, "dead_relu", message + " reaches their weights", fixes)
+            add(pos, "dead_relu", fixes, count=dead, units=n, activation=name)
         if name in SATURATED and sat >= UNIT_ALERT * n:
-            message = f"layer {layers[pos] + 1}: {sat} of {n} {name} units are saturated (flat on ≥ 90 % of examples)"
-            add(pos, "saturated", message + ", so their slope is ≈ 0", [{"activation": "relu", "init": "he"}, *stable])
+            fixes = [{"activation": "relu", "init": "he"}, *stable]
+            add(pos, "saturated", fixes, count=sat, units=n, activation=name)
     return out
 
 
-def _vanishing_cause(h: dict[str, np.ndarray], names: Sequence[str | None], init: str | None) -> str:
+def _vanishing_causes(h: dict[str, np.ndarray], names: Sequence[str | None], init: str | None) -> list[str]:
     causes = []
     if np.any(h["saturated_fraction"] >= UNIT_ALERT):
-        causes.append("saturated units pass almost no gradient back")
+        causes.append("saturated")
     if np.any(h["dead_fraction"] >= UNIT_ALERT):
-        causes.append("dead ReLU units pass no gradient back")
+        causes.append("dead")
     if "sigmoid" in names:
-        causes.append("sigmoid's slope is at most ¼, so every layer shrinks the gradient")
+        causes.append("sigmoid")
     if init == "normal":
-        causes.append("the small initial weights (σ = 0.01) shrink it again at every layer")
+        causes.append("small_init")
     elif init == "zeros":
-        causes.append("zero initial weights pass no gradient back")
-    return "; ".join(causes) or "it shrinks at every layer on the way back"
+        causes.append("zero_init")
+    return causes
 
 
 def _vanishing_fixes(hidden: Sequence[str], init: str | None) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """Frames: what a network has learned, computed in one jitted call.
 
 A frame holds the output over a fine grid of the input square, every hidden neuron's response over a
-coarser grid, train/test loss and accuracy, and the gradient norm of each layer. Maps are quantized to one
+coarser grid, train/test loss and accuracy, and the gradient health of each layer. Maps are quantized to one
 byte per cell on the device (values in [-1, 1] → 0..255, 0 ↔ 127.5), so little crosses to the host.
 """
 
@@ -12,9 +12,9 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from server.ml.health import gradient_health
 from server.ml.models import apply_mlp, output_value
-from server.ml.train import TrainConfig, correct, per_example_loss
+from server.ml.probes import measure_health
+from server.ml.train import Hyper, TrainConfig, TrainState, correct, per_example_loss
 
 OUTPUT_RESOLUTION = 100  # cells per side of the decision map
 NEURON_RESOLUTION = 25  # cells per side of each neuron's map
@@ -31,20 +31,23 @@ def dequantize(q, lo: float = -1.0, hi: float = 1.0):
 
 
 def _data_loss(params, bn_state, x, y, cfg: TrainConfig):
-    logits, extras = apply_mlp(params, x, cfg.arch, bn_state=bn_state, with_activations=True)
-    return per_example_loss(logits, y, cfg.arch.output, cfg.loss).mean(), (logits, extras["activations"])
+    logits, _ = apply_mlp(params, x, cfg.arch, bn_state=bn_state)
+    return per_example_loss(logits, y, cfg.arch.output, cfg.loss).mean(), logits
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def compute_frame(cfg: TrainConfig, params, bn_state, x_train, y_train, x_test, y_test, grid_out, grid_neurons):
+def compute_frame(
+    cfg: TrainConfig, state: TrainState, h: Hyper, x_train, y_train, x_test, y_test, grid_out, grid_neurons
+):
     """One frame's arrays.
 
     grid_out: (G², F) featurized cell centres of the output map; grid_neurons: (g², F) for neuron maps.
     Returns a dict: output uint8 (G, G) — or (K, G, G) class probabilities for softmax —, neurons uint8
-    (units, g, g) for every hidden neuron in layer order, losses/accuracies (scalars), grad_norms (layers,),
-    health: ``health.gradient_health`` of the training set's gradients (no update ratios).
+    (units, g, g) for every hidden neuron in layer order, losses/accuracies (scalars), health: gradient
+    health on the training set (``probes.measure_health``, the one definition), whose ``grad_norm`` per
+    layer is the frame's ``grad_norms``.
     """
-    arch = cfg.arch
+    arch, params, bn_state = cfg.arch, state.params, state.bn_state
     g_out = round(grid_out.shape[0] ** 0.5)
     g_n = round(grid_neurons.shape[0] ** 0.5)
 
@@ -62,13 +65,9 @@ def compute_frame(cfg: TrainConfig, params, bn_state, x_train, y_train, x_test, 
     else:
         neurons = jnp.zeros((0, g_n, g_n), jnp.uint8)
 
-    (train_loss, (train_logits, train_acts)), grads = jax.value_and_grad(_data_loss, has_aux=True)(
-        params, bn_state, x_train, y_train, cfg
-    )
-    test_loss, (test_logits, _) = _data_loss(params, bn_state, x_test, y_test, cfg)
-    grad_norms = jnp.stack([jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree_util.tree_leaves(layer))) for layer in grads])
-    # gradient health on the training set, every frame: dead / saturated units, NaN and Inf counts
-    health = gradient_health(grads, params, None, train_acts, [a for _, a in arch.hidden])
+    train_loss, train_logits = _data_loss(params, bn_state, x_train, y_train, cfg)
+    test_loss, test_logits = _data_loss(params, bn_state, x_test, y_test, cfg)
+    health = measure_health(cfg, state, x_train, y_train, h)
     return {
         "health": health,
         "output": output,
@@ -77,7 +76,7 @@ def compute_frame(cfg: TrainConfig, params, bn_state, x_train, y_train, x_test, 
         "test_loss": test_loss,
         "train_accuracy": correct(train_logits, y_train, arch.output).mean(),
         "test_accuracy": correct(test_logits, y_test, arch.output).mean(),
-        "grad_norms": grad_norms,
+        "grad_norms": health["grad_norm"],
     }
 
 

@@ -20,15 +20,15 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 from jax.flatten_util import ravel_pytree
 
-from server.ml.cnn import CnnArch, apply_cnn
-from server.ml.models import ACTIVATIONS, BN_EPS, Arch
-from server.ml.train import per_example_loss
+from server.ml.cnn import cnn_data_loss
+from server.ml.train import mlp_data_loss
 
 Params = Any  # a pytree of arrays: list of layer dicts
 LossFn = Callable[[Params], jax.Array]
+
+__all__ = ["cnn_data_loss", "mlp_data_loss"]  # the models' data losses, here with the views that take them
 
 BIAS_BN = ("b", "gamma", "beta")  # leaf names that are not a neuron's incoming weights
 
@@ -219,48 +219,6 @@ def project_trajectory(
     coords = (m @ basis.T) @ jnp.linalg.pinv(basis @ basis.T)  # G is symmetric: (G⁻¹ Dᵀm)ᵀ = mᵀD G⁻¹
     residual = m - coords @ basis
     return coords, jnp.sqrt(jnp.sum(residual * residual, axis=1))
-
-
-def mlp_data_loss(arch: Arch, loss: str, x: jax.Array, y: jax.Array, bn_state=None) -> LossFn:
-    """The mean data loss of ``train.evaluate`` (no dropout, running batch-norm statistics, no penalty) as
-    a function of the params alone, for slices and Hessians of MLPs.
-
-    Computed features × batch (examples on the minor axis): vmapped over thousands of parameter sets,
-    each layer is then an (out, in) × (in, batch) product with a wide minor dimension, which XLA's CPU
-    backend runs about twice as fast as ``apply_mlp``'s (batch, in) × (in, out) (bench/landscape.py).
-    """
-    xt = jnp.asarray(x).T  # (features, batch)
-
-    def wt_h(w: jax.Array, h: jax.Array) -> jax.Array:
-        return jax.lax.dot_general(w, h, (((0,), (0,)), ((), ())))  # wᵀh: (in, out), (in, batch) → (out, batch)
-
-    def loss_fn(params: Params) -> jax.Array:
-        h = xt
-        for i, (_, act) in enumerate(arch.hidden):
-            p = params[i]
-            z = wt_h(p["w"], h) + p["b"][:, None]  # (units, batch)
-            if arch.batch_norm:
-                s = bn_state[i]
-                z = (z - s["mean"][:, None]) * jax.lax.rsqrt(s["var"] + BN_EPS)[:, None]
-                z = z * p["gamma"][:, None] + p["beta"][:, None]
-            h = ACTIVATIONS[act].fn(z)
-        out = params[-1]
-        # a dot here too: a broadcast multiply-sum is ~3× slower under vmap (bench/landscape.py)
-        logits = wt_h(out["w"], h) + out["b"][:, None]  # (n_outputs, batch)
-        return per_example_loss(logits.T, y, arch.output, loss).mean()
-
-    return loss_fn
-
-
-def cnn_data_loss(arch: CnnArch, x: jax.Array, y: jax.Array, bn_state=None, conv: str = "im2col") -> LossFn:
-    """The mean softmax cross-entropy of a CNN on (x, y) (no dropout, running batch-norm statistics, no
-    penalty) as a function of the params alone: ``cnn.evaluate_cnn``'s loss."""
-
-    def loss_fn(params: Params) -> jax.Array:
-        logits, _ = apply_cnn(params, x, arch, bn_state=bn_state, conv=conv)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y.astype(jnp.int32)).mean()
-
-    return loss_fn
 
 
 # ------------------------------------------------------------------------------------------------ Hessian

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from server.ml.models import Arch, apply_mlp, dense, init_bn_state, output_value
+from server.ml.models import ACTIVATIONS, BN_EPS, Arch, apply_mlp, dense, init_bn_state, output_value
 
 
 class Hyper(NamedTuple):
@@ -78,6 +78,29 @@ class TrainConfig:
     algorithm: str = "backprop"  # "backprop" | "perceptron"
     dropout: bool = False  # whether dropout layers exist (their rate is traced)
     unroll: int = 1  # inner-scan unrolling (bench: no gain on XLA's CPU thunk runtime, twice the compile time)
+
+    # What the views (server.ml.probes) need of a model, as methods: they never ask which kind it is.
+    slice_cells: ClassVar[int] = 9  # grid cells per vmapped step of a slice (bench/landscape.py)
+    path_losses: ClassVar[int | None] = None  # a path's losses at every point (they cost little)
+
+    def data_loss(self, bn_state, x: jax.Array, y: jax.Array) -> Callable[[Any], jax.Array]:
+        """The mean data loss on (x, y) as a function of the params alone (``mlp_data_loss``)."""
+        return mlp_data_loss(self.arch, self.loss, x, y, bn_state)
+
+    def objective(self, params, bn_state, x, y, mask, h: Hyper, key=None):
+        return objective(params, bn_state, x, y, mask, h, self, key)
+
+    def activations(self, params, bn_state, x: jax.Array) -> list[jax.Array]:
+        """Each hidden layer's activations on x (running batch-norm statistics, no dropout)."""
+        return apply_mlp(params, x, self.arch, bn_state=bn_state, with_activations=True)[1]["activations"]
+
+    def activation_names(self) -> list[str | None]:
+        """Each params entry's activation, the output layer left out."""
+        return [a for _, a in self.arch.hidden]
+
+    @property
+    def output_name(self) -> str:
+        return self.arch.output
 
 
 class TrainState(NamedTuple):
@@ -246,3 +269,34 @@ def evaluate(cfg: TrainConfig, params, bn_state, x: jax.Array, y: jax.Array):
     logits, _ = apply_mlp(params, x, cfg.arch, bn_state=bn_state)
     loss = per_example_loss(logits, y, cfg.arch.output, cfg.loss).mean()
     return loss, correct(logits, y, cfg.arch.output).mean()
+
+
+def mlp_data_loss(arch: Arch, loss: str, x: jax.Array, y: jax.Array, bn_state=None) -> Callable[[Any], jax.Array]:
+    """The mean data loss of ``train.evaluate`` (no dropout, running batch-norm statistics, no penalty) as
+    a function of the params alone, for slices and Hessians of MLPs.
+
+    Computed features × batch (examples on the minor axis): vmapped over thousands of parameter sets,
+    each layer is then an (out, in) × (in, batch) product with a wide minor dimension, which XLA's CPU
+    backend runs about twice as fast as ``apply_mlp``'s (batch, in) × (in, out) (bench/landscape.py).
+    """
+    xt = jnp.asarray(x).T  # (features, batch)
+
+    def wt_h(w: jax.Array, h: jax.Array) -> jax.Array:
+        return jax.lax.dot_general(w, h, (((0,), (0,)), ((), ())))  # wᵀh: (in, out), (in, batch) → (out, batch)
+
+    def loss_fn(params: Any) -> jax.Array:
+        h = xt
+        for i, (_, act) in enumerate(arch.hidden):
+            p = params[i]
+            z = wt_h(p["w"], h) + p["b"][:, None]  # (units, batch)
+            if arch.batch_norm:
+                s = bn_state[i]
+                z = (z - s["mean"][:, None]) * jax.lax.rsqrt(s["var"] + BN_EPS)[:, None]
+                z = z * p["gamma"][:, None] + p["beta"][:, None]
+            h = ACTIVATIONS[act].fn(z)
+        out = params[-1]
+        # a dot here too: a broadcast multiply-sum is ~3× slower under vmap (bench/landscape.py)
+        logits = wt_h(out["w"], h) + out["b"][:, None]  # (n_outputs, batch)
+        return per_example_loss(logits.T, y, arch.output, loss).mean()
+
+    return loss_fn

@@ -253,7 +253,7 @@ async def convolution(request: Request, session_id: str, manager: ManagerDep, fo
         row = col = None  # a new layer, filter or image: start where this filter responds most
         step = 0
     try:
-        walk = await manager.convolution(s, layer, filter_, example, row, col)
+        walk = await manager.view(s, "convolution", layer=layer, filter_=filter_, example=example, row=row, col=col)
     except SessionError as exc:
         ctx["walk_error"] = exc.message
         return HTMLResponse(fragment(request, "partials/conv_walk.html", ctx))

@@ -11,26 +11,20 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from server.deps import ManagerDep, token_cookie
+from server.routes.kinds import page_kind
 from server.routes.pages import FormDep, OwnedDep, apply, context, first, fragment
-from server.sessions import SessionError
+from server.sessions import Engine, SessionError
 from server.spec import ExperimentSpec
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 
-def fix_patch(spec: ExperimentSpec, fix: dict[str, Any]) -> dict[str, Any]:
+def fix_patch(spec: ExperimentSpec, engine: Engine, fix: dict[str, Any]) -> dict[str, Any]:
     """A diagnosis's fix ({"activation": "relu", "init": "he"}, {"learning_rate": 0.01}, {"batch_norm": True})
     as a partial spec: an activation goes to every hidden layer (a CNN's: every conv and dense layer)."""
     patch: dict[str, Any] = {}
-    if "activation" in fix and spec.network.kind == "cnn":
-        layers = [layer.model_dump() for layer in spec.network.layers]
-        for layer in layers:
-            if "activation" in layer:
-                layer["activation"] = fix["activation"]
-        patch.setdefault("network", {})["layers"] = layers
-    elif "activation" in fix:
-        hidden = [{"units": layer.units, "activation": fix["activation"]} for layer in spec.network.hidden]
-        patch.setdefault("network", {})["hidden"] = hidden
+    if "activation" in fix:
+        patch = engine.activation_patch(spec, fix["activation"])
     if "init" in fix:
         patch.setdefault("network", {})["init"] = fix["init"]
     if "learning_rate" in fix:
@@ -98,5 +92,5 @@ async def apply_fix(request: Request, s: OwnedDep, form: FormDep) -> HTMLRespons
         fix = json.loads(first(form, "fix") or "{}")
     except json.JSONDecodeError:
         fix = {}
-    patch = fix_patch(s.spec, fix if isinstance(fix, dict) else {})
-    return await apply(request, s, "settings" if s.spec.network.kind == "cnn" else "run", patch, form)
+    patch = fix_patch(s.spec, s.engine, fix if isinstance(fix, dict) else {})
+    return await apply(request, s, page_kind(s).settings_panel, patch, form)

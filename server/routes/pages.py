@@ -26,6 +26,7 @@ from server.ml.images import IMAGE_DATASETS
 from server.ml.models import ACTIVATIONS
 from server.ml.train import OPTIMIZERS
 from server.presets import PRESETS
+from server.routes.kinds import page_kind
 from server.sessions import Session, SessionError
 from server.spec import MAX_CNN_LAYERS, MAX_HIDDEN_LAYERS, MAX_UNITS, ExperimentSpec
 
@@ -52,8 +53,11 @@ CNN_PANELS: dict[str, tuple[str, Any]] = {
 }
 
 
-def panels_for(spec: ExperimentSpec) -> dict[str, tuple[str, Any]]:
-    return CNN_PANELS if spec.network.kind == "cnn" else PANELS
+PANELS_BY_KIND = {"mlp": PANELS, "cnn": CNN_PANELS}
+
+
+def panels_for(s: Session) -> dict[str, tuple[str, Any]]:
+    return PANELS_BY_KIND[page_kind(s).name]
 
 
 # Where each panel shows errors: the field's own slot, else the panel's (named like the panel).
@@ -216,6 +220,7 @@ def context(request: Request, s: Session, readonly: bool, **extra: Any) -> dict[
         "spec": s.spec,
         "state": manager.public(s),
         "readonly": readonly,
+        "kind": page_kind(s),
         "catalog": catalog(request.app.state.settings.frame_rate),
         "link_chars": len(encode_spec(s.spec)),
         "errs": {},
@@ -244,7 +249,7 @@ def respond(
     other panels the change touched and the note of what it kept."""
     errs = place(errors or {}, SLOTS.get(sender, []), sender)
     ctx = context(request, s, readonly, errs=errs, form=form or {})
-    panels = panels_for(s.spec)
+    panels = panels_for(s)
     html = [fragment(request, panels[sender][0], ctx)] if sender in panels else []
     if not errors:
         for name, (template, key) in panels.items():
@@ -304,8 +309,7 @@ def _page(request: Request, s: Session, readonly: bool, page_error: str | None =
     ctx = context(request, s, readonly, page_error=page_error, url=spec_url(s.spec))
     ctx["mlp_url"] = spec_url(ExperimentSpec())
     ctx["cnn_url"] = spec_url(ExperimentSpec.model_validate(PRESETS["cnn-lenet-digits"]["spec"]))
-    page = "cnn.html" if s.spec.network.kind == "cnn" else "index.html"
-    return request.app.state.templates.TemplateResponse(request, page, ctx)
+    return request.app.state.templates.TemplateResponse(request, page_kind(s).template, ctx)
 
 
 @router.get("/presets/{name}")
@@ -380,7 +384,7 @@ async def panels(request: Request, session_id: str, manager: ManagerDep) -> HTML
     """Every panel out of band, read-only: what a watching page reloads when the presenter changes the spec."""
     s = manager.get(session_id)
     ctx = context(request, s, True, oob=True)
-    return HTMLResponse("".join(fragment(request, t, ctx) for t, _ in panels_for(s.spec).values()))
+    return HTMLResponse("".join(fragment(request, t, ctx) for t, _ in panels_for(s).values()))
 
 
 # ------------------------------------------------------------------------------------------ run buttons

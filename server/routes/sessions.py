@@ -97,9 +97,9 @@ async def reset_session(s: OwnedSessionDep, manager: ManagerDep) -> dict[str, An
 
 
 @router.get("/{session_id}/history", response_model=HistoryPublic)
-async def session_history(s: SessionDep) -> dict[str, Any]:
+async def session_history(s: SessionDep, manager: ManagerDep) -> dict[str, Any]:
     """Loss and accuracy over training, one record per chunk (thinned evenly on long runs)."""
-    return {"records": s.history}
+    return manager.history(s)
 
 
 @router.get("/{session_id}/data")
@@ -124,7 +124,7 @@ async def put_weights(s: OwnedSessionDep, manager: ManagerDep, body: WeightsIn) 
 @router.post("/{session_id}/predict", response_model=PredictPublic)
 async def predict(s: SessionDep, manager: ManagerDep, body: PredictIn) -> dict[str, Any]:
     """The network's answer for points of the input plane (MLP) or for images (CNN)."""
-    field = "images" if s.spec.network.kind == "cnn" else "inputs"
+    field = s.engine.input_field
     given = getattr(body, field)
     if given is None:
         raise Invalid(f"this session's network takes '{field}'", (field,))
@@ -133,7 +133,10 @@ async def predict(s: SessionDep, manager: ManagerDep, body: PredictIn) -> dict[s
     except ValueError:  # ragged rows
         raise Invalid("every image needs the same number of rows and columns", (field,)) from None
     out = await manager.predict(s, values)
-    maps = encode_json({}, await manager.image_maps(s, values), "list") if body.feature_maps else None
+    maps = None
+    if body.feature_maps:
+        out_maps = await manager.view(s, "feature_maps", spec=s.spec, images=values)
+        maps = encode_json({}, out_maps["feature_maps"], "list")
     if s.spec.problem == "regression":
         return {"outputs": out.tolist(), "classes": None, "feature_maps": maps}
     classes = out.argmax(axis=1) if out.ndim == 2 else (out >= 0).astype(int)
@@ -163,7 +166,7 @@ async def get_actmax(
     """CNN: for every filter of a layer, the input image that excites it most (activation maximization:
     gradient ascent on the input with jitter, L2 and blur). ``images`` (filters, C, H, W) bytes 0..255;
     ``start``/``end``: each filter's mean activation on its image before and after the climb."""
-    out = await manager.actmax(s, layer, steps)
+    out = await manager.view(s, "actmax", layer=layer, steps=steps)
     arrays = {k: out.pop(k) for k in ("images", "start", "end")}
     return encode_json(out, arrays, encoding)
 
@@ -185,7 +188,7 @@ async def get_convolution(
     (C, k, k), ``bias``, ``products`` (n, n, C, k, k), ``sums`` (n, n) = Σ products + bias, ``outputs``
     after the activation (equal to ``feature_map``, the layer's real output there), and ``pool``: the
     pooling layer after it over those outputs (windows, winners), or null."""
-    return await manager.convolution(s, layer, filter, example, row, col)
+    return await manager.view(s, "convolution", layer=layer, filter_=filter, example=example, row=row, col=col)
 
 
 @router.get("/{session_id}/saliency")
@@ -197,7 +200,7 @@ async def get_saliency(
 ) -> dict[str, Any]:
     """CNN: which pixels the predicted class depends on — |∂ logit / ∂ pixel| of each chosen test image,
     scaled to 0..255 per image: ``maps`` (n, H, W)."""
-    out = await manager.saliency(s, examples)
+    out = await manager.view(s, "saliency", examples=examples)
     maps = out.pop("maps")
     return encode_json(out, {"maps": maps}, encoding)
 

@@ -1,8 +1,9 @@
-"""From an ExperimentSpec to the numeric objects of server/ml, and the operations on them.
+"""The MLP engine: from an ExperimentSpec with ``network.kind = "mlp"`` to the numeric objects of server/ml.
 
 Pure functions (no session state, no web): the data a spec describes, its architecture and static
 training config, its traced hyperparameters, the first weights, a training advance that handles
-divergence, and frames as host arrays. ``server/sessions.py`` keeps the results and serialises access.
+divergence, metrics, frames, predictions; ``MLP`` binds them as an ``Engine`` (server/engines/base.py).
+The sessions keep the results and serialise access.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from server.config import Settings
+from server.engines.base import Advance, advance_with, frame_diagnosis, sanitize, weight_arrays
+from server.errors import Invalid
 from server.ml import datasets
 from server.ml.inspect import NEURON_RESOLUTION, OUTPUT_RESOLUTION, compute_frame, predict
-from server.ml.models import ACTIVATIONS, Arch, init_mlp, output_kind, transfer_params
+from server.ml.models import ACTIVATIONS, OUTPUTS, Arch, count_params, init_mlp, output_kind, transfer_params
 from server.ml.train import Hyper, TrainConfig, TrainState, epoch_runs, evaluate, hyper, init_state, train_epochs
 from server.spec import ExperimentSpec
 
@@ -44,6 +48,11 @@ class Data:
     @property
     def steps_per_epoch(self) -> int:
         return int(self.batches[0].shape[0])
+
+    @property
+    def program_key(self) -> tuple:
+        """What the compiled training and frame programs depend on besides the config."""
+        return (self.batches[0].shape, self.padded, self.x_test.shape)
 
 
 def targets(labels: np.ndarray, spec: ExperimentSpec) -> np.ndarray:
@@ -177,40 +186,16 @@ def carry_over(
     return state, report
 
 
-@dataclass(frozen=True)
-class Advance:
-    """What one training advance did."""
-
-    state: TrainState
-    epochs: int  # completed epochs whose weights are finite
-    diverged: bool
-
-
 def advance(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, epochs: int) -> Advance:
-    """Train ``epochs`` epochs in one compiled call. On divergence (non-finite weights or loss) return the
-    last state whose weights and training loss are finite, and how many epochs led to it."""
-    done, new, ok = train_epochs(cfg, state, data.runs, h, jnp.int32(epochs), data.padded)
-    done, ok = int(done), bool(ok)
-    if ok:
-        return Advance(new, done, False)
+    """Train ``epochs`` epochs in one compiled call; on divergence, the last healthy state (``advance_with``)."""
 
-    # Training is deterministic, so any earlier epoch can be replayed. Weights can stay finite for a few
-    # epochs after the loss has overflowed: find the last healthy epoch by bisection (rare, off the hot path).
-    def replay(k: int) -> TrainState | None:
+    def train(k: int) -> tuple[int, TrainState, bool]:
         if k == 0:
-            return state
-        _, s, fine = train_epochs(cfg, state, data.runs, h, jnp.int32(k), data.padded)
-        return s if bool(fine) else None
+            return 0, state, True
+        done, new, ok = train_epochs(cfg, state, data.runs, h, jnp.int32(k), data.padded)
+        return int(done), new, bool(ok)
 
-    lo, hi, best = 0, done - 1, state  # epoch lo is healthy (the start state was); look in (lo, hi]
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        found = replay(mid)
-        if found is None:
-            hi = mid - 1
-        else:
-            lo, best = mid, found
-    return Advance(best, lo, True)
+    return advance_with(train, state, epochs)
 
 
 def warm(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper) -> None:
@@ -219,41 +204,54 @@ def warm(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper) -> None:
     jax.block_until_ready(train_epochs(cfg, state, data.runs, h, jnp.int32(0), data.padded))
 
 
-def finite_or_none(v: float) -> float | None:
-    return float(f"{v:.7g}") if math.isfinite(v) else None  # float32 precision, no noise digits
-
-
 def metrics(cfg: TrainConfig, state: TrainState, data: Data, problem: str) -> dict[str, float | None]:
     """Train/test loss (and accuracy for classification); None where a value is not finite."""
     tr_loss, tr_acc = evaluate(cfg, state.params, state.bn_state, data.x_train, data.y_train)
     te_loss, te_acc = evaluate(cfg, state.params, state.bn_state, data.x_test, data.y_test)
     values = jax.device_get((tr_loss, te_loss, tr_acc, te_acc))
-    out = {"train_loss": float(values[0]), "test_loss": float(values[1])}
-    if problem == "classification":
-        out |= {"train_accuracy": float(values[2]), "test_accuracy": float(values[3])}
-    else:
-        out |= {"train_accuracy": None, "test_accuracy": None}
-    return {k: None if v is None else finite_or_none(v) for k, v in out.items()}
+    names = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+    return sanitize(dict(zip(names, values, strict=True)), problem)
 
 
-def frame_arrays(cfg: TrainConfig, state: TrainState, data: Data) -> dict[str, Any]:
+def frame_arrays(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper) -> dict[str, Any]:
     """A frame's arrays on the host (numpy), from one jitted call."""
     out = compute_frame(
-        cfg,
-        state.params,
-        state.bn_state,
-        data.x_train,
-        data.y_train,
-        data.x_test,
-        data.y_test,
-        data.grid_out,
-        data.grid_neurons,
+        cfg, state, h, data.x_train, data.y_train, data.x_test, data.y_test, data.grid_out, data.grid_neurons
     )
     return jax.device_get(out)
 
 
+def frame(
+    spec: ExperimentSpec, cfg: TrainConfig, state: TrainState, data: Data, arrays: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The MLP part of a frame (docs/frames.md): its header fields and its arrays."""
+    arch = cfg.arch
+    header = {
+        "kind": "mlp",
+        "output_kind": arch.output,
+        "output_scale": [0.0, 1.0] if arch.output == "softmax" else [-1.0, 1.0],
+        "output_resolution": OUTPUT_RESOLUTION,
+        "neuron_resolution": NEURON_RESOLUTION,
+        "neuron_scale": [-1.0, 1.0],
+        "layers": [u for u, _ in arch.hidden],
+        "domain": [-6.0, 6.0],
+        "diagnosis": frame_diagnosis(MLP, spec, cfg, arrays["health"]),
+    }
+    health = arrays["health"]
+    out = {
+        "output": arrays["output"],
+        "neurons": arrays["neurons"],
+        "grad_norms": np.asarray(arrays["grad_norms"], np.float32),
+        "dead_fraction": np.asarray(health["dead_fraction"], np.float32),
+        "saturated_fraction": np.asarray(health["saturated_fraction"], np.float32),
+    }
+    return header, out | weight_arrays(jax.device_get(state.params))
+
+
 def predict_points(cfg: TrainConfig, state: TrainState, spec: ExperimentSpec, points: np.ndarray) -> np.ndarray:
-    """The network's output for raw 2-D points (n, 2)."""
+    """The network's output for raw 2-D points (n, 2): (n,) on the ±1 scale / values, or (n, K) probabilities."""
+    if points.ndim != 2 or points.shape[1] != 2 or not np.isfinite(points).all():
+        raise Invalid("inputs are points [x1, x2] of finite numbers", ("inputs",))
     x = jnp.asarray(datasets.featurize(points.astype(np.float32), spec.features))
     return np.asarray(predict(cfg, state.params, state.bn_state, x))
 
@@ -274,3 +272,82 @@ def notes_for(spec: ExperimentSpec) -> list[str]:
     if spec.training.dropout > 0 and not spec.network.hidden:
         notes.append("dropout applies to hidden units; this network has none")
     return notes
+
+
+def check_limits(spec: ExperimentSpec, settings: Settings) -> None:
+    if spec.dataset.n > settings.max_points:
+        raise Invalid(f"at most {settings.max_points} points on this server", ("dataset", "n"))
+
+
+def data_key(spec: ExperimentSpec) -> tuple:
+    """What the data depend on: a change of any of it regenerates them."""
+    return (spec.dataset, spec.problem, spec.features, spec.training.batch_size, spec.training.algorithm)
+
+
+def architecture(spec: ExperimentSpec, cfg: TrainConfig, state: TrainState, data: Data) -> dict[str, Any]:
+    """The ``architecture`` of a session's public state."""
+    arch = cfg.arch
+    return {
+        "inputs": list(spec.features),
+        "hidden": [{"units": u, "activation": a} for u, a in arch.hidden],
+        "output": {"kind": arch.output, "units": arch.n_outputs, "description": OUTPUTS[arch.output]},
+        "parameters": count_params(state.params),
+        "steps_per_epoch": data.steps_per_epoch,
+        "n_train": int(data.x_train.shape[0]),
+        "n_test": int(data.x_test.shape[0]),
+    }
+
+
+def data_public(spec: ExperimentSpec, data: Data) -> dict[str, Any]:
+    """The points being learned, for drawing: [x1, x2] and labels, train and test."""
+    return {
+        "problem": spec.problem,
+        "classes": spec.n_classes,
+        "train": {"points": data.points_train.tolist(), "labels": data.labels_train.tolist()},
+        "test": {"points": data.points_test.tolist(), "labels": data.labels_test.tolist()},
+    }
+
+
+def view_set(cfg: TrainConfig, data: Data) -> tuple[jax.Array, jax.Array]:
+    """The examples the optimization views evaluate on: the whole training set."""
+    return data.x_train, data.y_train
+
+
+def activation_patch(spec: ExperimentSpec, activation: str) -> dict[str, Any]:
+    """A partial spec giving every hidden layer ``activation`` (a diagnosis's fix)."""
+    return {"network": {"hidden": [{"units": layer.units, "activation": activation} for layer in spec.network.hidden]}}
+
+
+class MlpEngine:
+    """The MLP engine (``base.Engine``)."""
+
+    name = "mlp"
+    input_field = "inputs"
+    fix_keys = ("activation", "init", "learning_rate", "batch_norm")
+    views: dict[str, Any] = {}  # noqa: RUF012  (no MLP-only views: the optimization views are every engine's)
+
+    check_limits = staticmethod(check_limits)
+    config_for = staticmethod(config_for)
+    hyper_for = staticmethod(hyper_for)
+    build_data = staticmethod(build_data)
+    data_key = staticmethod(data_key)
+    init_train_state = staticmethod(init_train_state)
+    carry_over = staticmethod(carry_over)
+    advance = staticmethod(advance)
+    warm = staticmethod(warm)
+    metrics = staticmethod(metrics)
+    frame_arrays = staticmethod(frame_arrays)
+    frame = staticmethod(frame)
+    view_set = staticmethod(view_set)
+    predict = staticmethod(predict_points)
+    notes_for = staticmethod(notes_for)
+    architecture = staticmethod(architecture)
+    data_public = staticmethod(data_public)
+    activation_patch = staticmethod(activation_patch)
+
+    @staticmethod
+    def weight_inputs(spec: ExperimentSpec) -> list[str]:
+        return list(spec.features)
+
+
+MLP = MlpEngine()

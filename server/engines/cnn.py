@@ -1,14 +1,14 @@
-"""From an ExperimentSpec with ``network.kind = "cnn"`` to the numeric objects of server/ml/cnn.py.
+"""The CNN engine: from an ExperimentSpec with ``network.kind = "cnn"`` to the numeric objects of server/ml.
 
-The same functions, by the same names, as ``server/experiment.py`` (the MLP's), so ``server/sessions.py``
-drives either through ``engine_for(spec)``: data, static config, first weights, a training advance that
-handles divergence, metrics, frames, predictions, live-edit carry-over. Pure functions, no session state.
+The same functions as the MLP engine (server/engines/mlp.py), bound as an ``Engine`` by ``CNN``: data,
+static config, first weights, a training advance that handles divergence, metrics, frames, predictions,
+live-edit carry-over, and the CNN's own views (activation maximization, saliency, the convolution walk,
+a drawing's feature maps). Pure functions, no session state.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +16,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from server.experiment import Advance, finite_or_none
-from server.ml import cnn, cnn_views, images
-from server.ml.health import gradient_health
-from server.ml.inspect import quantize
+from server.config import Settings
+from server.engines.base import Advance, advance_with, frame_diagnosis, sanitize, weight_arrays
+from server.errors import Invalid
+from server.ml import cnn, cnn_frames, cnn_views, images
+from server.ml.models import OUTPUTS, count_params
+from server.ml.probes import gradient_health
 from server.ml.train import Hyper, TrainState, hyper, init_opt_state
 from server.spec import ExperimentSpec, cnn_layers
 
@@ -49,6 +51,11 @@ class ImageData:
     @property
     def steps_per_epoch(self) -> int:
         return int(self.batches[0].shape[0])
+
+    @property
+    def program_key(self) -> tuple:
+        """What the compiled training and frame programs depend on besides the config."""
+        return (self.batches[0].shape, self.padded, self.x_test.shape)
 
 
 def batch_size(spec: ExperimentSpec, n_train: int) -> int:
@@ -165,20 +172,15 @@ def carry_over(
 
 
 def advance(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, h: Hyper, epochs: int) -> Advance:
-    """Train ``epochs`` epochs in one compiled call; on divergence, the last state whose weights and
-    losses are finite (replayed: training is deterministic), and how many epochs led to it."""
-    done, new, ok = cnn.train_cnn_epochs(cfg, state, data.batches, h, jnp.int32(epochs), data.padded)
-    done, ok = int(done), bool(ok)
-    if ok:
-        return Advance(new, done, False)
-    best = state
-    if done > 1:
-        _, s, fine = cnn.train_cnn_epochs(cfg, state, data.batches, h, jnp.int32(done - 1), data.padded)
-        best = s if bool(fine) else state
-        done = done - 1 if bool(fine) else 0
-    else:
-        done = 0
-    return Advance(best, done, True)
+    """Train ``epochs`` epochs in one compiled call; on divergence, the last healthy state (``advance_with``)."""
+
+    def train(k: int) -> tuple[int, TrainState, bool]:
+        if k == 0:
+            return 0, state, True
+        done, new, ok = cnn.train_cnn_epochs(cfg, state, data.batches, h, jnp.int32(k), data.padded)
+        return int(done), new, bool(ok)
+
+    return advance_with(train, state, epochs)
 
 
 def warm(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, h: Hyper) -> None:
@@ -186,113 +188,31 @@ def warm(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, h: Hyper) 
     jax.block_until_ready(cnn.train_cnn_epochs(cfg, state, data.batches, h, jnp.int32(0), data.padded))
 
 
-EVAL_CHUNK = 256  # images per compiled evaluation call: one program per architecture, whatever the data size
-
-
-def _cross_entropy(logits: jax.Array, y: jax.Array) -> jax.Array:
-    """Softmax cross-entropy of each row against its class index, (n,)."""
-    return jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, y[:, None], -1)[:, 0]
-
-
-@partial(jax.jit, static_argnames=("cfg",))
-def _eval_chunk(cfg: cnn.CnnTrainConfig, params, bn_state, x, y, mask):
-    """Sum of cross-entropy and of correct answers over the real rows of a chunk, and its logits."""
-    logits, _ = cnn.apply_cnn(params, x, cfg.arch, bn_state=bn_state, conv=cfg.conv)
-    per = _cross_entropy(logits, y)
-    right = (jnp.argmax(logits, -1) == y).astype(jnp.float32)
-    return jnp.sum(per * mask), jnp.sum(right * mask), logits
-
-
-def _chunks(x: jax.Array, y: jax.Array):
-    """(x, y, mask) chunks of EVAL_CHUNK rows, the last one padded."""
-    n = int(x.shape[0])
-    for start in range(0, n, EVAL_CHUNK):
-        xc, yc = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
-        real = int(xc.shape[0])
-        if real < EVAL_CHUNK:
-            pad = EVAL_CHUNK - real
-            xc = jnp.pad(xc, ((0, pad), (0, 0), (0, 0), (0, 0)))
-            yc = jnp.pad(yc, (0, pad))
-        yield xc, yc, (jnp.arange(EVAL_CHUNK) < real).astype(jnp.float32), real
-
-
-def _evaluate(cfg: cnn.CnnTrainConfig, state: TrainState, x: jax.Array, y: jax.Array, logits: bool = False):
-    """(mean loss, accuracy[, logits (n, K)]) over all of x, one compiled chunk program at a time."""
-    loss = right = 0.0
-    outs = []
-    for xc, yc, mask, real in _chunks(x, y):
-        l, r, lg = _eval_chunk(cfg, state.params, state.bn_state, xc, yc, mask)
-        loss, right = loss + l, right + r
-        if logits:
-            outs.append(lg[:real])
-    n = max(int(x.shape[0]), 1)
-    result = (loss / n, right / n)
-    return (*result, jnp.concatenate(outs)) if logits else result
-
-
 def metrics(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, problem: str) -> dict[str, float | None]:
-    tr, te = _evaluate(cfg, state, data.x_train, data.y_train), _evaluate(cfg, state, data.x_test, data.y_test)
+    tr = cnn_frames.evaluate(cfg, state.params, state.bn_state, data.x_train, data.y_train)
+    te = cnn_frames.evaluate(cfg, state.params, state.bn_state, data.x_test, data.y_test)
     (tr_loss, tr_acc), (te_loss, te_acc) = jax.device_get((tr, te))
     values = {"train_loss": tr_loss, "test_loss": te_loss, "train_accuracy": tr_acc, "test_accuracy": te_acc}
-    return {k: finite_or_none(float(v)) for k, v in values.items()}
+    return sanitize(values, problem)
 
 
-@partial(jax.jit, static_argnames=("cfg",))
-def _views(cfg: cnn.CnnTrainConfig, params, bn_state, examples):
-    """Every layer's feature maps of the example images quantized per map (uint8 + each map's range), and
-    the examples' class probabilities."""
-    logits, extras = cnn.apply_cnn(params, examples, cfg.arch, bn_state=bn_state, with_activations=True, conv=cfg.conv)
-    maps, ranges = [], []
-    for a in extras["activations"]:
-        if a.ndim == 4:  # (examples, H, W, C) → (examples, C, H, W) uint8, range per map
-            lo, hi = a.min(axis=(1, 2)), a.max(axis=(1, 2))  # (examples, C)
-            scale = jnp.where(hi > lo, hi - lo, 1.0)
-            q = quantize((a - lo[:, None, None, :]) / scale[:, None, None, :] * 2.0 - 1.0)
-            maps.append(q.transpose(0, 3, 1, 2))
-            ranges.append(jnp.stack([lo, hi], -1))
-        else:
-            maps.append(None)
-            ranges.append(None)
-    return {
-        "examples": jnp.round(jnp.clip(examples, 0.0, 1.0) * 255.0).astype(jnp.uint8).transpose(0, 3, 1, 2),
-        "maps": maps,
-        "map_ranges": ranges,
-        "example_probs": jax.nn.softmax(logits, axis=-1),
-    }
-
-
-def view_set(data: ImageData) -> tuple[jax.Array, jax.Array]:
+def view_set(cfg: cnn.CnnTrainConfig, data: ImageData) -> tuple[jax.Array, jax.Array]:
     """The training images the optimization views and frames' gradient health evaluate on."""
     lo, hi = VIEW_IMAGES
     n = min(hi, max(lo, VIEW_PIXELS // int(np.prod(data.x_train.shape[1:]))))
     return data.x_train[:n], data.y_train[:n]
 
 
-def activation_names(arch: cnn.CnnArch) -> list[str | None]:
-    """Each layer's activation (None for pool, flatten, dropout, batch norm); the softmax head left out."""
-    return [getattr(layer, "activation", None) for layer in arch.layers]
-
-
-@partial(jax.jit, static_argnames=("cfg",))
-def _health(cfg: cnn.CnnTrainConfig, params, bn_state, x, y):
-    """Gradient health of the data loss on (x, y): per layer with weights (``health.gradient_health``)."""
-
-    def loss(p):
-        logits, extras = cnn.apply_cnn(p, x, cfg.arch, bn_state=bn_state, with_activations=True, conv=cfg.conv)
-        return _cross_entropy(logits, y).mean(), extras["activations"]
-
-    grads, acts = jax.grad(loss, has_aux=True)(params)
-    return gradient_health(grads, params, None, acts, activation_names(cfg.arch))
-
-
-def frame_arrays(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData) -> dict[str, Any]:
-    """Losses, accuracies, the test confusion matrix, feature maps and class probabilities of the examples."""
-    tr_loss, tr_acc = _evaluate(cfg, state, data.x_train, data.y_train)
-    te_loss, te_acc, logits = _evaluate(cfg, state, data.x_test, data.y_test, logits=True)
-    out = _views(cfg, state.params, state.bn_state, data.x_test[:N_EXAMPLES])
+def frame_arrays(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, h: Hyper) -> dict[str, Any]:
+    """Losses, accuracies, the test confusion matrix, feature maps and class probabilities of the examples,
+    gradient health on the view set, the most confidently misclassified test images."""
+    p, bn = state.params, state.bn_state
+    tr_loss, tr_acc = cnn_frames.evaluate(cfg, p, bn, data.x_train, data.y_train)
+    te_loss, te_acc, logits = cnn_frames.evaluate(cfg, p, bn, data.x_test, data.y_test, logits=True)
+    out = cnn_frames.views(cfg, p, bn, data.x_test[:N_EXAMPLES])
     out |= {"train_loss": tr_loss, "test_loss": te_loss, "train_accuracy": tr_acc, "test_accuracy": te_acc}
     out["confusion"] = cnn.confusion_matrix(logits, data.y_test, cfg.arch.n_classes)
-    out["health"] = _health(cfg, state.params, state.bn_state, *view_set(data))
+    out["health"] = gradient_health(cfg, state, *view_set(cfg, data), h)
     # The most confidently misclassified test images: wrong answers, surest first.
     probs = jax.nn.softmax(logits, axis=-1)
     predicted, confidence = jnp.argmax(probs, -1), jnp.max(probs, -1)
@@ -306,20 +226,13 @@ def frame_arrays(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData) ->
     return jax.device_get(out)
 
 
-def frame_header(cfg: cnn.CnnTrainConfig, data: ImageData) -> dict[str, Any]:
-    """The kind-specific part of a frame's header."""
+def layer_shapes(cfg: cnn.CnnTrainConfig) -> list[dict[str, Any]]:
+    """Each layer with its output shape."""
     shapes = cnn.check_arch(cfg.arch)
-    return {
-        "kind": "cnn",
-        "input_shape": list(cfg.arch.input_shape),
-        "layers": [
-            {**cnn.layer_to_dict(layer), "output_shape": list(shape)}
-            for layer, shape in zip(cfg.arch.layers, shapes, strict=True)
-        ],
-        "class_names": list(data.class_names),
-        "example_labels": data.labels_test[:N_EXAMPLES].tolist(),
-        "map_scale": "per map: 0 ↔ the map's minimum, 255 ↔ its maximum (map_ranges{i} gives them)",
-    }
+    return [
+        {**cnn.layer_to_dict(layer), "output_shape": list(shape)}
+        for layer, shape in zip(cfg.arch.layers, shapes, strict=True)
+    ]
 
 
 _HEALTH_ARRAYS = {
@@ -329,9 +242,21 @@ _HEALTH_ARRAYS = {
 }
 
 
-def frame_payload(arrays: dict[str, Any], params: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """The arrays a frame sends: feature maps and their ranges per layer, the confusion matrix, the
-    examples' class probabilities, and every weight (conv filters are w{i}: (k, k, C_in, F))."""
+def frame(
+    spec: ExperimentSpec, cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, arrays: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The CNN part of a frame (docs/frames.md): its header fields, and its arrays — feature maps and their
+    ranges per layer, the confusion matrix, the examples' class probabilities, the mistakes, gradient health
+    and every weight (conv filters are w{i}: (k, k, C_in, F))."""
+    header = {
+        "kind": "cnn",
+        "input_shape": list(cfg.arch.input_shape),
+        "layers": layer_shapes(cfg),
+        "class_names": list(data.class_names),
+        "example_labels": data.labels_test[:N_EXAMPLES].tolist(),
+        "map_scale": "per map: 0 ↔ the map's minimum, 255 ↔ its maximum (map_ranges{i} gives them)",
+        "diagnosis": frame_diagnosis(CNN, spec, cfg, arrays["health"]),
+    }
     out: dict[str, np.ndarray] = {
         "examples": np.asarray(arrays["examples"], np.uint8),  # (examples, C, H, W) the input images, 0..255
         "confusion": np.asarray(arrays["confusion"], np.int32),
@@ -347,14 +272,23 @@ def frame_payload(arrays: dict[str, Any], params: list[dict[str, Any]]) -> dict[
     out["grad_layers"] = np.asarray(health["layer"], np.int32)
     out |= {k: np.asarray(health[v], np.float32) for k, v in _HEALTH_ARRAYS.items()}
     out |= map_arrays(arrays)
-    for i, layer in enumerate(params):
-        for name, value in layer.items():
-            out[f"{name}{i}"] = np.asarray(value, np.float32)
-    return out
+    return header, out | weight_arrays(jax.device_get(state.params))
+
+
+def checked_images(spec: ExperimentSpec, x: np.ndarray) -> np.ndarray:
+    """Images (n, H, W[, C]) checked against the spec's image shape → (n, H, W, C)."""
+    shape = tuple(spec.image_shape)
+    if x.ndim == 3 and shape[2] == 1:
+        x = x[..., None]
+    if x.shape[1:] != shape or not np.isfinite(x).all():
+        want = "×".join(map(str, shape))
+        raise Invalid(f"inputs are images of {want} pixels (values 0-1), got {list(x.shape[1:])}", ("images",))
+    return x
 
 
 def predict_images(cfg: cnn.CnnTrainConfig, state: TrainState, spec: ExperimentSpec, x: np.ndarray) -> np.ndarray:
-    """Class probabilities (n, n_classes) for images (n, H, W, C) in [0, 1]."""
+    """Class probabilities (n, n_classes) for images (n, H, W[, C]) in [0, 1]."""
+    x = checked_images(spec, x)
     logits = cnn.predict_cnn(cfg, state.params, state.bn_state, jnp.asarray(x, jnp.float32))
     return np.asarray(jax.nn.softmax(logits, axis=-1))
 
@@ -362,22 +296,18 @@ def predict_images(cfg: cnn.CnnTrainConfig, state: TrainState, spec: ExperimentS
 def image_maps(cfg: cnn.CnnTrainConfig, state: TrainState, x: np.ndarray) -> dict[str, np.ndarray]:
     """Every spatial layer's feature maps of images (n, H, W, C) in [0, 1], quantized as a frame's:
     ``maps{i}`` (n, C, H, W) bytes and ``map_ranges{i}`` (n, C, 2)."""
-    return map_arrays(jax.device_get(_views(cfg, state.params, state.bn_state, jnp.asarray(x, jnp.float32))))
+    views = cnn_frames.views(cfg, state.params, state.bn_state, jnp.asarray(x, jnp.float32))
+    return map_arrays(jax.device_get(views))
 
 
 def map_arrays(views: dict[str, Any]) -> dict[str, np.ndarray]:
-    """``maps{i}`` / ``map_ranges{i}`` of every spatial layer, from ``_views``' lists (None for flat layers)."""
+    """``maps{i}`` / ``map_ranges{i}`` of every spatial layer, from ``cnn_frames.views`` (None: flat layers)."""
     out: dict[str, np.ndarray] = {}
     for i, (m, r) in enumerate(zip(views["maps"], views["map_ranges"], strict=True)):
         if m is not None:
             out[f"maps{i}"] = np.asarray(m, np.uint8)
             out[f"map_ranges{i}"] = np.asarray(r, np.float32)
     return out
-
-
-def architecture(cfg: cnn.CnnTrainConfig, data: ImageData) -> dict[str, Any]:
-    """The CNN part of a session's public state: each layer with its output shape."""
-    return frame_header(cfg, data)["layers"]
 
 
 def notes_for(spec: ExperimentSpec) -> list[str]:
@@ -388,31 +318,48 @@ def notes_for(spec: ExperimentSpec) -> list[str]:
     return notes
 
 
+# ------------------------------------------------------------------------------------ the CNN's own views
+# Each: fn(cfg, state, data, **params) -> dict, on a snapshot; bad parameters are Invalid naming the field.
+
+
 def activation_maximization(
-    cfg: cnn.CnnTrainConfig, state: TrainState, layer: int, steps: int, seed: int = 0
+    cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, *, layer: int, steps: int, seed: int = 0
 ) -> dict[str, Any]:
     """For every channel of ``layer``: the input image that excites it most (gradient ascent on the input
     with jitter, L2 and blur), as bytes (channels, C, H, W), with the channel's mean activation before/after."""
+    n = len(cfg.arch.layers)
+    if not 0 <= layer < n:
+        raise Invalid(f"layer must be from 0 to {n - 1}", ("layer",))
     images_, start, end = cnn_views.maximize(
         state.params, state.bn_state, jax.random.PRNGKey(seed), cfg.arch, layer, steps=steps
     )
     q = jnp.round(images_ * 255.0).astype(jnp.uint8).transpose(0, 3, 1, 2)
     q, start, end = jax.device_get((q, start, end))
-    return {"images": np.asarray(q), "start": np.asarray(start), "end": np.asarray(end)}
+    return {"layer": layer, "steps": steps, "images": np.asarray(q), "start": np.asarray(start), "end": np.asarray(end)}
 
 
-def saliency_maps(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, examples: list[int]) -> np.ndarray:
+def _test_index(data: ImageData, example: int, field: str) -> None:
+    n = int(data.x_test.shape[0])
+    if not 0 <= example < n:
+        raise Invalid(f"{field} are test-image indices from 0 to {n - 1}; got {example}", (field,))
+
+
+def saliency_maps(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, *, examples: list[int]) -> dict:
     """|input gradient of the predicted class| of the chosen test images, each scaled to 0..255: (n, H, W)."""
+    for e in examples:
+        _test_index(data, e, "examples")
     x = data.x_test[jnp.asarray(examples)]
     s = cnn_views.saliency(state.params, state.bn_state, x, cfg.arch)
     top = jnp.max(s, axis=(1, 2), keepdims=True)
-    return np.asarray(jax.device_get(jnp.round(255.0 * s / jnp.where(top > 0, top, 1.0)).astype(jnp.uint8)))
+    maps = np.asarray(jax.device_get(jnp.round(255.0 * s / jnp.where(top > 0, top, 1.0)).astype(jnp.uint8)))
+    return {"examples": examples, "maps": maps}
 
 
 def convolution_walkthrough(
     cfg: cnn.CnnTrainConfig,
     state: TrainState,
     data: ImageData,
+    *,
     layer: int,
     filter_: int | None,
     example: int,
@@ -421,8 +368,125 @@ def convolution_walkthrough(
 ) -> dict[str, Any]:
     """One filter of a conv layer sliding over a patch of a test image, every multiply-and-sum spelled out,
     and the pooling after it (cnn_views.conv_walkthrough), with the test image itself (H, W) in 0..1."""
+    layers = cfg.arch.layers
+    convs = [i for i, layer_ in enumerate(layers) if layer_.type == "conv"]
+    if layer not in convs:
+        raise Invalid(f"layer must be a conv layer: one of {convs}", ("layer",))
+    filters = layers[layer].filters
+    if filter_ is not None and not 0 <= filter_ < filters:
+        raise Invalid(f"filter must be from 0 to {filters - 1}", ("filter",))
+    n = int(data.x_test.shape[0])
+    if not 0 <= example < n:
+        raise Invalid(f"example is a test-image index from 0 to {n - 1}", ("example",))
     image = data.images_test[example]  # (H, W, C), grey: C = 1
     out = cnn_views.conv_walkthrough(
         state.params, state.bn_state, cfg.arch, jnp.asarray(image), layer, filter_, row, col
     )
     return {"example": example, "label": int(data.labels_test[example]), "image": image[..., 0].tolist(), **out}
+
+
+def feature_maps(
+    cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, *, spec: ExperimentSpec, images: np.ndarray
+):
+    """Every layer's feature maps of given images (a drawing), as a frame's maps{i} / map_ranges{i}."""
+    return {"feature_maps": image_maps(cfg, state, checked_images(spec, images))}
+
+
+# ------------------------------------------------------------------------------------ the session's view of it
+
+
+def check_limits(spec: ExperimentSpec, settings: Settings) -> None:
+    """Memory per session: the images, and the network's size."""
+    h, w, c = spec.image_shape
+    pixels = spec.dataset.n * h * w * c
+    if pixels > settings.max_image_pixels:
+        most = settings.max_image_pixels // (h * w * c)
+        raise Invalid(f"at most {most} images of {h}×{w} on this server", ("dataset", "n"))
+    params = parameter_count(spec)
+    if params > settings.max_cnn_parameters:
+        limit = settings.max_cnn_parameters
+        raise Invalid(
+            f"this network has {params:,} parameters; this server allows {limit:,}: use fewer filters or"
+            " units, or pool before the dense layers",
+            ("network", "layers"),
+        )
+
+
+def data_key(spec: ExperimentSpec) -> tuple:
+    """What the images depend on (augmentation happens inside training: the data stay)."""
+    return (spec.dataset.model_copy(update={"augment": None}), spec.problem, spec.training.batch_size)
+
+
+def architecture(spec: ExperimentSpec, cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData) -> dict[str, Any]:
+    """The ``architecture`` of a session's public state: each layer with its output shape."""
+    return {
+        "inputs": ["×".join(map(str, spec.image_shape)) + " image"],
+        "hidden": [],
+        "layers": layer_shapes(cfg),
+        "output": {"kind": "softmax", "units": spec.n_classes, "description": OUTPUTS["softmax"]},
+        "parameters": count_params(state.params),
+        "steps_per_epoch": data.steps_per_epoch,
+        "n_train": int(data.x_train.shape[0]),
+        "n_test": int(data.x_test.shape[0]),
+    }
+
+
+def data_public(spec: ExperimentSpec, data: ImageData) -> dict[str, Any]:
+    """The labels and class names (the pixels travel in frames and the export)."""
+    return {
+        "problem": spec.problem,
+        "classes": spec.n_classes,
+        "class_names": list(data.class_names),
+        "image_shape": list(spec.image_shape),
+        "train": {"labels": data.labels_train.tolist()},
+        "test": {"labels": data.labels_test.tolist()},
+    }
+
+
+def activation_patch(spec: ExperimentSpec, activation: str) -> dict[str, Any]:
+    """A partial spec giving every conv and dense layer ``activation`` (a diagnosis's fix)."""
+    layers = [layer.model_dump() for layer in spec.network.layers]
+    for layer in layers:
+        if "activation" in layer:
+            layer["activation"] = activation
+    return {"network": {"layers": layers}}
+
+
+class CnnEngine:
+    """The CNN engine (``base.Engine``)."""
+
+    name = "cnn"
+    input_field = "images"
+    fix_keys = ("activation", "learning_rate")  # a CNN has no init choice or MLP-style batch-norm switch
+    views = {  # noqa: RUF012
+        "actmax": activation_maximization,
+        "saliency": saliency_maps,
+        "convolution": convolution_walkthrough,
+        "feature_maps": feature_maps,
+    }
+
+    check_limits = staticmethod(check_limits)
+    config_for = staticmethod(config_for)
+    hyper_for = staticmethod(hyper_for)
+    build_data = staticmethod(build_data)
+    data_key = staticmethod(data_key)
+    init_train_state = staticmethod(init_train_state)
+    carry_over = staticmethod(carry_over)
+    advance = staticmethod(advance)
+    warm = staticmethod(warm)
+    metrics = staticmethod(metrics)
+    frame_arrays = staticmethod(frame_arrays)
+    frame = staticmethod(frame)
+    view_set = staticmethod(view_set)
+    predict = staticmethod(predict_images)
+    notes_for = staticmethod(notes_for)
+    architecture = staticmethod(architecture)
+    data_public = staticmethod(data_public)
+    activation_patch = staticmethod(activation_patch)
+
+    @staticmethod
+    def weight_inputs(spec: ExperimentSpec) -> list[str]:
+        return ["image"]
+
+
+CNN = CnnEngine()

@@ -1,0 +1,139 @@
+"""The engine interface: what turns an ExperimentSpec into numbers, for one kind of network.
+
+An engine is stateless (the sessions keep every state); ``server.engines.engine_for`` picks one from a spec,
+and nothing above the engines asks which kind of network a spec describes. The helpers below are shared by
+the MLP and CNN engines: the one divergence policy, metrics without NaN, a frame's diagnosis in words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import jax
+import numpy as np
+
+from server.config import Settings
+from server.engines import diagnosis
+from server.ml import health
+from server.ml.probes import Config
+from server.ml.train import Hyper, TrainState
+from server.spec import ExperimentSpec
+
+METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+
+
+@dataclass(frozen=True)
+class Advance:
+    """What one training advance did."""
+
+    state: TrainState
+    epochs: int  # completed epochs whose weights are finite
+    diverged: bool
+
+
+class Data(Protocol):
+    """A spec's data as the engines keep it (``mlp.Data``, ``cnn.ImageData``): what every engine has."""
+
+    x_train: jax.Array
+    y_train: jax.Array
+    x_test: jax.Array
+    y_test: jax.Array
+    labels_train: np.ndarray
+    labels_test: np.ndarray
+
+    @property
+    def steps_per_epoch(self) -> int: ...
+
+    @property
+    def program_key(self) -> Hashable: ...  # what compiled training code depends on besides the config
+
+
+View = Callable[..., dict[str, Any]]
+
+
+class Engine(Protocol):
+    """One kind of network (MLP, CNN): from a spec to data, state, training, metrics, frames, views, predictions."""
+
+    name: str  # "mlp" | "cnn": the key of the tables by name above the engines (pages, panels)
+    input_field: str  # what POST .../predict takes: "inputs" (points) or "images"
+    fix_keys: tuple[str, ...]  # the spec keys a diagnosis's fixes may use
+    views: Mapping[str, View]  # the engine's own views by name: fn(cfg, state, data, **params) -> dict
+
+    def check_limits(self, spec: ExperimentSpec, settings: Settings) -> None: ...
+    def config_for(self, spec: ExperimentSpec) -> Config: ...
+    def hyper_for(self, spec: ExperimentSpec) -> Hyper: ...
+    def build_data(self, spec: ExperimentSpec, data_dir: Path, download: bool) -> Any: ...
+    def data_key(self, spec: ExperimentSpec) -> Hashable: ...
+    def init_train_state(self, spec: ExperimentSpec, cfg: Any) -> TrainState: ...
+    def carry_over(
+        self, old_spec: ExperimentSpec, old_cfg: Any, old: TrainState, spec: ExperimentSpec, cfg: Any
+    ) -> tuple[TrainState, dict[str, Any]]: ...
+    def advance(self, cfg: Any, state: TrainState, data: Any, h: Hyper, epochs: int) -> Advance: ...
+    def warm(self, cfg: Any, state: TrainState, data: Any, h: Hyper) -> None: ...
+    def metrics(self, cfg: Any, state: TrainState, data: Any, problem: str) -> dict[str, float | None]: ...
+    def frame_arrays(self, cfg: Any, state: TrainState, data: Any, h: Hyper) -> dict[str, Any]: ...
+    def frame(
+        self, spec: ExperimentSpec, cfg: Any, state: TrainState, data: Any, arrays: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]: ...
+    def view_set(self, cfg: Any, data: Any) -> tuple[jax.Array, jax.Array]: ...
+    def predict(self, cfg: Any, state: TrainState, spec: ExperimentSpec, inputs: np.ndarray) -> np.ndarray: ...
+    def notes_for(self, spec: ExperimentSpec) -> list[str]: ...
+    def architecture(self, spec: ExperimentSpec, cfg: Any, state: TrainState, data: Any) -> dict[str, Any]: ...
+    def data_public(self, spec: ExperimentSpec, data: Any) -> dict[str, Any]: ...
+    def weight_inputs(self, spec: ExperimentSpec) -> list[str]: ...
+    def activation_patch(self, spec: ExperimentSpec, activation: str) -> dict[str, Any]: ...
+
+
+Train = Callable[[int], tuple[int, TrainState, bool]]  # epochs → (epochs run, state, all finite)
+
+
+def advance_with(train: Train, state: TrainState, epochs: int) -> Advance:
+    """Train ``epochs`` epochs in one compiled call (``train``). On divergence (non-finite weights or loss)
+    the one policy of every engine: the last state whose weights and losses are finite, found by bisection
+    over replays (training is deterministic, so any earlier epoch can be replayed; weights can stay finite
+    for a few epochs after the loss has overflowed). Rare, off the hot path."""
+    done, new, ok = train(epochs)
+    if ok:
+        return Advance(new, done, False)
+    lo, hi, best = 0, done - 1, state  # epoch lo is healthy (the start state was); look in (lo, hi]
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        _, found, fine = train(mid)
+        if fine:
+            lo, best = mid, found
+        else:
+            hi = mid - 1
+    return Advance(best, lo, True)
+
+
+def finite_or_none(v: float) -> float | None:
+    return float(f"{v:.7g}") if np.isfinite(v) else None  # float32 precision, no noise digits
+
+
+def sanitize(values: Mapping[str, Any], problem: str) -> dict[str, float | None]:
+    """The four metrics as JSON numbers (None where not finite; accuracies None for regression)."""
+    out = {k: None if values.get(k) is None else finite_or_none(float(values[k])) for k in METRICS}
+    if problem == "regression":
+        out["train_accuracy"] = out["test_accuracy"] = None
+    return out
+
+
+def findings(engine: Engine, spec: ExperimentSpec, cfg: Any, numbers: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Gradient health in words with fixes (what GET .../gradients answers)."""
+    found = health.diagnose(
+        numbers, cfg.activation_names(), spec.network.init, spec.training.learning_rate, fix_keys=engine.fix_keys
+    )
+    return diagnosis.in_words(found)
+
+
+def frame_diagnosis(engine: Engine, spec: ExperimentSpec, cfg: Any, numbers: Mapping[str, Any]) -> list[dict]:
+    """A frame's diagnosis in words (the fixes come with GET .../gradients)."""
+    return [{k: d[k] for k in ("layer", "kind", "message")} for d in findings(engine, spec, cfg, numbers)]
+
+
+def weight_arrays(params: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Every weight of a frame, ``{name}{layer}`` (w0, b0, ..., gamma1, ...) as float32."""
+    return {f"{name}{i}": np.asarray(v, np.float32) for i, layer in enumerate(params) for name, v in layer.items()}

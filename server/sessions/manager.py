@@ -1,0 +1,111 @@
+"""``SessionManager``: the one object routes hold — a thin facade over the registry, the runner, the editor,
+the views and the broadcast, under the names users' scripts and the routes rely on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from server.config import Settings
+from server.sessions import broadcast
+from server.sessions import public as answers
+from server.sessions.edits import Editor
+from server.sessions.registry import Registry
+from server.sessions.runner import Runner, Workers
+from server.sessions.session import Session
+from server.sessions.views import Views
+from server.spec import ExperimentSpec
+
+
+class SessionManager:
+    """Creates, finds, trains, edits and shows sessions."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.workers = Workers(settings)
+        self.runner = Runner(settings, self.workers)
+        self.registry = Registry(settings, self.runner)
+        self.editor = Editor(self.registry, self.runner)
+        self.views = Views(settings, self.workers)
+        self.sessions = self.registry.sessions
+
+    # lifecycle
+    async def create(self, spec: ExperimentSpec) -> Session:
+        return await self.registry.create(spec)
+
+    def get(self, session_id: str) -> Session:
+        return self.registry.get(session_id)
+
+    async def delete(self, s: Session) -> None:
+        await self.registry.delete(s)
+
+    async def close(self) -> None:
+        await self.registry.close()
+
+    async def reap_idle(self) -> int:
+        return await self.registry.reap_idle()
+
+    # training
+    async def train(self, s: Session, epochs: int) -> None:
+        await self.runner.train(s, epochs)
+
+    async def play(self, s: Session) -> None:
+        await self.runner.play(s)
+
+    async def pause(self, s: Session) -> None:
+        await self.runner.pause(s)
+
+    async def step(self, s: Session) -> None:
+        await self.runner.step(s)
+
+    # edits
+    async def reset(self, s: Session) -> None:
+        await self.editor.reset(s)
+
+    async def patch(self, s: Session, patch: dict[str, Any]) -> dict[str, Any]:
+        return await self.editor.patch(s, patch)
+
+    async def set_weights(self, s: Session, layers: list[dict[str, Any]]) -> None:
+        await self.editor.set_weights(s, layers)
+
+    async def edit_weight(self, s: Session, layer: Any, param: Any, index: Any, value: Any) -> None:
+        await self.editor.edit_weight(s, layer, param, index, value)
+
+    # views
+    async def predict(self, s: Session, inputs: np.ndarray) -> np.ndarray:
+        return await self.views.predict(s, inputs)
+
+    async def view(self, s: Session, name: str, **params: Any) -> dict[str, Any]:
+        return await self.views.engine_view(s, name, **params)
+
+    async def frame(self, s: Session) -> broadcast.Message:
+        return await self.views.frame(s)
+
+    async def landscape(self, s: Session, directions: str, resolution: int, span: float | None, seed: int) -> dict:
+        return await self.views.landscape(s, directions, resolution, span, seed)
+
+    async def interpolation(self, s: Session, steps: int, start: Any = None, end: Any = None) -> dict[str, Any]:
+        return await self.views.interpolation(s, steps, start, end)
+
+    async def gradients(self, s: Session) -> dict[str, Any]:
+        return await self.views.gradients(s)
+
+    async def sharpness(self, s: Session, iters: int) -> dict[str, Any]:
+        return await self.views.sharpness(s, iters)
+
+    async def race(self, s: Session, runs: list[dict[str, Any]], epochs: int, resolution: int, center: Any) -> dict:
+        return await self.views.race(s, runs, epochs, resolution, center)
+
+    # watchers
+    def subscribe(self, s: Session) -> broadcast.Mailbox:
+        return broadcast.subscribe(s)
+
+    def unsubscribe(self, s: Session, box: broadcast.Mailbox) -> None:
+        broadcast.unsubscribe(s, box)
+
+    # what routes answer
+    public = staticmethod(answers.public)
+    data = staticmethod(answers.data)
+    weights = staticmethod(answers.weights)
+    history = staticmethod(answers.history)

@@ -1,0 +1,89 @@
+"""Series recorded while a session trains — the history of metrics, the trajectory of weights, the
+sharpness track (and, next, checkpoints) — each thinned evenly so memory stays bounded on any run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from server.engines.views import MAX_TRAJECTORY_PARAMS
+from server.ml.models import count_params
+from server.ml.probes import flat
+
+T = TypeVar("T")
+
+
+class Series(Generic[T]):
+    """At most ``limit`` items spread evenly over the whole run: when it overflows, every other item goes and
+    from then on only every ``stride``-th offer (by the caller's tick) is kept.
+
+    ``key`` names an item's moment (its epoch): an item ``replace``-d in at the same moment as the last one
+    takes its place instead of following it.
+    """
+
+    def __init__(self, limit: int, key: Callable[[T], Hashable]):
+        self.limit, self.key = limit, key
+        self.items: list[T] = []
+        self.stride = 1
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def last(self) -> T | None:
+        return self.items[-1] if self.items else None
+
+    def due(self, tick: int) -> bool:
+        return tick % self.stride == 0
+
+    def add(self, item: T, *, tick: int = 0, force: bool = False, replace: bool = False) -> None:
+        """Keep ``item`` when forced or due at ``tick``."""
+        if not (force or self.due(tick)):
+            return
+        if replace and self.items and self.key(self.items[-1]) == self.key(item):
+            self.items[-1] = item
+            return
+        self.items.append(item)
+        if len(self.items) > self.limit:
+            self.items = self.items[::2]  # the whole run at half the resolution
+            self.stride *= 2
+
+    def clear(self) -> None:
+        self.items, self.stride = [], 1
+
+
+# ------------------------------------------------------------------------------------ a session's series
+
+if TYPE_CHECKING:
+    from server.sessions.session import Session, Snapshot
+
+
+def record(s: Session, *, force: bool = False, snap: Snapshot | None = None, replace: bool = False) -> None:
+    """One more tick of the session's recording: a history record of its metrics (of now, or of a snapshot)
+    and a trajectory point, each when due. ``replace``: the record of the same epoch is replaced (the
+    weights changed without training: the record must describe the weights the session has)."""
+    s.chunks += 1
+    record_path(s, force=force, snap=snap)
+    epoch, step = (s.epoch, s.step) if snap is None else (snap.epoch, snap.step)
+    item = {"epoch": epoch, "step": step, "spec_version": s.spec_version, **s.metrics}
+    s.history.add(item, tick=s.chunks, force=force, replace=replace)
+
+
+def record_path(s: Session, *, force: bool = False, snap: Snapshot | None = None) -> None:
+    """The weights now, as a point of the session's trajectory (networks of moderate size)."""
+    if not (force or s.trajectory.due(s.chunks)):
+        return
+    state, epoch = (s.state, s.epoch) if snap is None else (snap.state, snap.epoch)
+    if count_params(state.params) > MAX_TRAJECTORY_PARAMS:
+        return
+    if s.init_params is None:
+        s.init_params = state.params
+    s.trajectory.add((epoch, flat(state.params)), force=True, replace=True)
+
+
+def restart_path(s: Session) -> None:
+    """A new starting point: after a reset, or when the weights' shapes changed."""
+    s.init_params = None
+    s.trajectory.clear()
+    s.sharpness.clear()
+    record_path(s, force=True)

@@ -1,0 +1,93 @@
+"""The live sessions by id, with the server's limits: creating, finding, removing and reaping them."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from server.config import Settings
+from server.engines import Engine, engine_for
+from server.engines.views import TRAJECTORY_POINTS
+from server.errors import Invalid, NotFound, TooMany
+from server.ml import images
+from server.sessions.recording import Series, record
+from server.sessions.runner import Runner
+from server.sessions.session import Session
+from server.spec import ExperimentSpec
+
+
+class Registry:
+    """Every live session, and the limits on what one may hold."""
+
+    def __init__(self, settings: Settings, runner: Runner):
+        self.settings, self.runner = settings, runner
+        self.sessions: dict[str, Session] = {}
+
+    def check_limits(self, spec: ExperimentSpec) -> None:
+        engine_for(spec).check_limits(spec, self.settings)
+
+    def build_data(self, engine: Engine, spec: ExperimentSpec) -> Any:
+        """The spec's data; image files that are missing and cannot be downloaded, or are not valid IDX,
+        are a 422 at dataset.name saying what to do."""
+        try:
+            return engine.build_data(spec, self.settings.data_dir, self.settings.allow_download)
+        except (OSError, images.IdxError) as exc:
+            raise Invalid(f"cannot load '{spec.dataset.name}': {exc}", ("dataset", "name")) from None
+
+    def _new(self, spec: ExperimentSpec) -> Session:
+        """A session at epoch 0 (worker thread: building data and weights computes)."""
+        engine = engine_for(spec)
+        cfg = engine.config_for(spec)
+        data = self.build_data(engine, spec)
+        state = engine.init_train_state(spec, cfg)
+        limit = self.settings.history_limit
+        s = Session(
+            id=secrets.token_urlsafe(9),
+            token=secrets.token_urlsafe(24),
+            spec=spec,
+            cfg=cfg,
+            data=data,
+            state=state,
+            history=Series(limit, key=lambda r: r["epoch"]),
+            trajectory=Series(TRAJECTORY_POINTS, key=lambda p: p[0]),
+            sharpness=Series(limit, key=lambda p: p[0]),
+        )
+        s.metrics = engine.metrics(cfg, state, data, spec.problem)
+        record(s, force=True)
+        return s
+
+    async def create(self, spec: ExperimentSpec) -> Session:
+        if len(self.sessions) >= self.settings.max_sessions:
+            raise TooMany(f"this server holds at most {self.settings.max_sessions} sessions; delete one first")
+        self.check_limits(spec)
+        s = await self.runner.workers.run(self._new, spec)
+        self.sessions[s.id] = s
+        self.runner.warm(s)
+        return s
+
+    def get(self, session_id: str) -> Session:
+        s = self.sessions.get(session_id)
+        if s is None:
+            raise NotFound(f"no session {session_id!r} (it may have been deleted or expired)")
+        s.touched = time.monotonic()
+        return s
+
+    async def delete(self, s: Session) -> None:
+        s.status = "paused"
+        await self.runner.stop(s)
+        self.sessions.pop(s.id, None)
+
+    async def close(self) -> None:
+        for s in list(self.sessions.values()):
+            await self.delete(s)
+            await self.runner.warmed(s)  # no compiler thread left running at shutdown
+
+    async def reap_idle(self) -> int:
+        """Remove sessions nobody has touched or watched for the idle limit. Returns how many."""
+        limit = self.settings.session_idle_seconds
+        now = time.monotonic()
+        stale = [s for s in self.sessions.values() if not s.subscribers and now - s.touched > limit]
+        for s in stale:
+            await self.delete(s)
+        return len(stale)

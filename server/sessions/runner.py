@@ -1,0 +1,242 @@
+"""Running sessions: worker threads (JAX lets go of the GIL), warm-up compiles, the play loop, synchronous
+training, pause and step. Chunks run in worker threads under a capacity limiter the size of the machine;
+views have a thread of their own, so they never wait for a playing session's chunks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
+
+from server.config import Settings
+from server.engines.base import sanitize
+from server.errors import Conflict, Invalid
+from server.sessions import broadcast
+from server.sessions.recording import record
+from server.sessions.session import Session, Snapshot
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class Workers:
+    """The threads that compute: training chunks and frames (one per core), and views (one)."""
+
+    def __init__(self, settings: Settings):
+        self.limiter = anyio.CapacityLimiter(settings.worker_threads)
+        self.view_limiter = anyio.CapacityLimiter(1)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self.limiter)
+
+    async def view(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a view beside training, in the views' thread."""
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self.view_limiter)
+
+
+class Runner:
+    """Trains sessions: in the background while they play, or now for a REST call."""
+
+    def __init__(self, settings: Settings, workers: Workers):
+        self.settings, self.workers = settings, workers
+
+    # ------------------------------------------------------------------ compiling ahead
+
+    def warm(self, s: Session) -> None:
+        """Compile the session's training program in the background (a call that trains zero epochs), and its
+        frame program beside it (XLA compiles the two on two cores at once), so that pressing play on a new
+        architecture finds them ready instead of waiting for the compiler."""
+        if not self.settings.warm_start:
+            return
+        snap = Snapshot.of(s)
+
+        async def run() -> None:
+            with contextlib.suppress(Exception):  # the real calls report any error
+                engine = snap.engine
+                await asyncio.gather(
+                    self.workers.run(engine.warm, snap.cfg, snap.state, snap.data, snap.hyper),
+                    self.workers.run(snap.frame_arrays),
+                )
+
+        s.warm = asyncio.create_task(run(), name=f"warm-{s.id}")
+
+    @staticmethod
+    async def warmed(s: Session) -> None:
+        if s.warm is not None and not s.warm.done():
+            await asyncio.shield(s.warm)
+
+    # ------------------------------------------------------------------ training now
+
+    @staticmethod
+    def advance(s: Session, epochs: int) -> bool:
+        """Train ``epochs`` epochs (worker thread, lock held). False when training diverged."""
+        result = s.engine.advance(s.cfg, s.state, s.data, s.hyper, epochs)
+        s.state = result.state
+        s.epoch += result.epochs
+        s.step += result.epochs * s.data.steps_per_epoch
+        return not result.diverged
+
+    def _train_sync(self, s: Session, epochs: int) -> None:
+        # Enough chunks for a useful loss curve, few enough that syncing to the host stays negligible.
+        per_chunk = max(1, math.ceil(epochs / 100))
+        done = 0
+        while done < epochs:
+            n = min(per_chunk, epochs - done)
+            before = s.epoch
+            ok = self.advance(s, n)
+            s.metrics = s.engine.metrics(s.cfg, s.state, s.data, s.spec.problem)
+            if s.epoch > before:
+                record(s)
+            done += n
+            if not ok:
+                s.status = "diverged"
+                return
+        if s.status == "diverged":
+            s.status = "paused"
+
+    async def train(self, s: Session, epochs: int) -> None:
+        if epochs > self.settings.max_train_epochs:
+            raise Invalid(f"at most {self.settings.max_train_epochs} epochs per call", ("epochs",))
+        await self.warmed(s)
+        async with s.lock:
+            await self.workers.run(self._train_sync, s, epochs)
+
+    # ------------------------------------------------------------------ frames of a playing session
+
+    async def show(self, s: Session, snap: Snapshot) -> None:
+        """Compute a snapshot's frame off the event loop and hand it out, unless an edit made it stale."""
+
+        def compute() -> tuple[dict[str, Any], broadcast.Message]:
+            arrays = snap.frame_arrays()
+            return arrays, broadcast.frame_message(s, snap, arrays)
+
+        try:
+            arrays, message = await self.workers.run(compute)
+        except Exception:  # a frame that cannot be drawn must not stop training; the next one may work
+            log.exception("session %s: frame of epoch %d failed", s.id, snap.epoch)
+            return
+        if s.revision != snap.revision:
+            return  # reset, patched or given new weights meanwhile: that edit published its own frame
+        s.metrics = sanitize(arrays, snap.spec.problem)
+        last = s.history.last
+        if last is None or last["epoch"] < snap.epoch:
+            record(s, snap=snap)
+        broadcast.publish(s, message)
+
+    async def _chunk(self, s: Session, epochs: int) -> tuple[int, bool, Snapshot] | None:
+        """One chunk of the loop under the lock: (epochs asked, trained without diverging, the snapshot after)."""
+        async with s.lock:
+            if s.status != "running":
+                return None
+            cap = s.spec.speed
+            n = epochs if cap is None else max(1, min(epochs, round(cap * self.period)))
+            ok = await self.workers.run(self.advance, s, n)
+            if not ok:
+                s.status = "diverged"
+            return n, ok, Snapshot.of(s)
+
+    @property
+    def period(self) -> float:
+        return 1.0 / self.settings.frame_rate
+
+    async def loop(self, s: Session) -> None:
+        """Train chunk after chunk while running; a frame at the frame rate.
+
+        The frame of the state after chunk k is computed (in another worker thread) while chunk k + 1
+        trains, so training never waits for frames; chunks last about half a frame period, so an edit
+        (which waits for the chunk in flight) shows in the next frame quickly.
+        """
+        epochs, last_frame = 1, -math.inf
+        shown: asyncio.Task | None = None
+        snap: Snapshot | None = None
+        await self.warmed(s)
+        try:
+            while s.status == "running":
+                started = time.perf_counter()
+                chunk = await self._chunk(s, epochs)
+                if chunk is None:
+                    break
+                n, ok, snap = chunk
+                now = time.perf_counter()
+                elapsed, cap = now - started, snap.spec.speed
+                # due when this chunk's end is nearer the next frame time than the following chunk's end
+                due = cap is not None or not ok or now - last_frame + 0.5 * elapsed >= self.period
+                if due and (shown is None or shown.done() or not ok):
+                    if not ok and shown is not None:
+                        await shown  # the divergence frame must come last
+                    shown = asyncio.create_task(self.show(s, snap))
+                    last_frame = now
+                # let requests and other sessions in between chunks (a speed cap waits for its pace)
+                await asyncio.sleep(0.0 if cap is None else max(0.0, n / cap - elapsed))
+                # grow at most 2x per chunk so a slow architecture never stalls the loop
+                per_epoch = max(elapsed / n, 1e-7)
+                epochs = max(1, min(epochs * 2, int(0.5 * self.period / per_epoch)))
+        finally:
+            if shown is not None and not shown.done():
+                await shown
+        await self._show_paused(s, snap)
+
+    async def _show_paused(self, s: Session, snap: Snapshot | None) -> None:
+        """Paused (not by an edit, which shows its own frame): show exactly where training stopped."""
+        if snap is not None and s.status != "diverged" and s.revision == snap.revision:
+            async with s.lock:
+                if s.revision == snap.revision:
+                    await self.show(s, Snapshot.of(s))
+
+    # ------------------------------------------------------------------ play, pause, step
+
+    @staticmethod
+    async def stop(s: Session) -> None:
+        task, s.task = s.task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def play(self, s: Session) -> None:
+        if s.status == "diverged":
+            raise Conflict("training diverged: lower the learning rate or reset before playing", ("status",))
+        s.status = "running"
+        if s.task is None or s.task.done():
+            s.task = asyncio.create_task(self.loop(s), name=f"session-{s.id}")
+
+    @staticmethod
+    async def pause(s: Session) -> None:
+        if s.status == "running":
+            s.status = "paused"
+        task = s.task
+        if task is not None and task is not asyncio.current_task() and not task.done():
+            # returns once the loop has finished its chunk and shown the paused state (metrics match epoch)
+            await asyncio.shield(task)
+        async with s.lock:
+            pass
+
+    async def step(self, s: Session) -> None:
+        """Pause, train exactly one epoch and show it."""
+        await self.pause(s)
+        await self.warmed(s)
+
+        def one() -> broadcast.Message | None:
+            if not self.advance(s, 1):
+                s.status = "diverged"
+            elif s.status == "running":
+                s.status = "paused"
+            snap = Snapshot.of(s)
+            arrays = snap.frame_arrays()
+            s.metrics = sanitize(arrays, s.spec.problem)
+            last = s.history.last
+            if last is None or last["epoch"] != s.epoch:
+                record(s)
+            return broadcast.frame_message(s, snap, arrays) if s.subscribers else None
+
+        async with s.lock:
+            message = await self.workers.run(one)
+            if message is not None:
+                broadcast.publish(s, message)
