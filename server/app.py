@@ -16,7 +16,8 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from server.config import Settings, enable_compile_cache
-from server.routes import catalog, cnn_pages, landscape_pages, pages, sessions, stream
+from server.routes import catalog, cnn_pages, landscape_pages, optimization, pages, sessions, stream, views
+from server.routes.fields import spec_field
 from server.sessions import Invalid, SessionError, SessionManager
 
 ROOT = Path(__file__).resolve().parent.parent  # templates/ and static/ live beside server/
@@ -53,11 +54,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(catalog.health)
     app.include_router(catalog.router)
     app.include_router(sessions.router)
+    app.include_router(views.router)
+    app.include_router(optimization.router)
     app.include_router(stream.router)
     app.include_router(pages.router)
     app.include_router(cnn_pages.router)
     app.include_router(landscape_pages.router)
     app.state.templates = Jinja2Templates(directory=ROOT / "templates")
+    app.state.templates.env.globals["field"] = spec_field  # form bounds and defaults from the spec
     app.mount("/static", StaticFiles(directory=ROOT / "static", check_dir=False), name="static")
 
     @app.exception_handler(SessionError)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
 
 from server.config import Settings
 from server.sessions import Session, SessionManager
@@ -34,15 +35,32 @@ def get_session(session_id: str, manager: ManagerDep) -> Session:
     return manager.get(session_id)
 
 
+def presented_token(
+    conn: HTTPConnection, session_id: str, credentials: HTTPAuthorizationCredentials | None = None
+) -> str | None:
+    """The token a caller presents for a session: a Bearer header, a websocket's ``token`` query
+    parameter, or the page's cookie — in that order."""
+    if credentials is not None:
+        return credentials.credentials
+    query = conn.query_params.get("token") if isinstance(conn, WebSocket) else None
+    return query or conn.cookies.get(token_cookie(session_id))
+
+
+def owns(s: Session, conn: HTTPConnection, credentials: HTTPAuthorizationCredentials | None = None) -> bool:
+    """Whether the caller holds the session's token (compared in constant time)."""
+    return s.check_token(presented_token(conn, s.id, credentials))
+
+
 def get_owned_session(
     session_id: str,
     request: Request,
     manager: ManagerDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Session:
-    """The session, if the caller holds its token (Bearer header or the page's cookie)."""
+    """The session, if the caller holds its token (Bearer header or the page's cookie): 401 without one,
+    403 with a wrong one."""
     s = manager.get(session_id)
-    token = credentials.credentials if credentials else request.cookies.get(token_cookie(session_id))
+    token = presented_token(request, session_id, credentials)
     if token is None:
         raise HTTPException(
             401,
@@ -54,5 +72,14 @@ def get_owned_session(
     return s
 
 
+def get_page_session(session_id: str, request: Request, manager: ManagerDep) -> Session:
+    """The session a page fragment changes, if this browser holds its token cookie (403 otherwise)."""
+    s = manager.get(session_id)
+    if not owns(s, request):
+        raise HTTPException(403, "this browser is watching this session: only its owner can change it")
+    return s
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 OwnedSessionDep = Annotated[Session, Depends(get_owned_session)]
+PageSessionDep = Annotated[Session, Depends(get_page_session)]

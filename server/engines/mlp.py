@@ -9,6 +9,7 @@ The sessions keep the results and serialise access.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from server.config import Settings
-from server.engines.base import Advance, advance_with, frame_diagnosis, sanitize, weight_arrays
+from server.engines.base import Advance, View, advance_with, frame_diagnosis, sanitize, weight_arrays
 from server.errors import Invalid
 from server.ml import datasets
 from server.ml.inspect import NEURON_RESOLUTION, OUTPUT_RESOLUTION, compute_frame, predict
@@ -323,8 +324,8 @@ class MlpEngine:
 
     name = "mlp"
     input_field = "inputs"
-    fix_keys = ("activation", "init", "learning_rate", "batch_norm")
-    views: dict[str, Any] = {}  # noqa: RUF012  (no MLP-only views: the optimization views are every engine's)
+    fix_keys: tuple[str, ...] = ("activation", "init", "learning_rate", "batch_norm")
+    views: Mapping[str, View] = {}  # no MLP-only views: the optimization views are every engine's
 
     check_limits = staticmethod(check_limits)
     config_for = staticmethod(config_for)

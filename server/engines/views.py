@@ -43,6 +43,25 @@ def _clean(a: Any) -> Any:
     return [_clean(v) for v in arr]
 
 
+def _padded_path(trajectory: list[tuple[int, np.ndarray]], center: Any) -> tuple[np.ndarray, int]:
+    """The trajectory as TRAJECTORY_POINTS rows (one compiled program, whatever the path's length), padded
+    with the centre: a zero deviation, which neither PCA nor the projection notices; and its real length."""
+    here = flat(center)
+    points = np.stack([p for _, p in trajectory]) if trajectory else here[None]
+    real = len(points)
+    return np.concatenate([points, np.broadcast_to(here, (TRAJECTORY_POINTS - real, here.size))]), real
+
+
+def _plane(directions: str, key: jax.Array, init_params: Any, center: Any, points: np.ndarray) -> tuple:
+    """(d1, d2, explained variance or None) of the chosen directions."""
+    if directions == "random":
+        return (*probes.random_plane(key, center), None)
+    if directions == "init":
+        return (*probes.init_plane(key, init_params, center), None)
+    d1, d2, ratios = probes.pca_plane(jnp.asarray(points), center)
+    return d1, d2, _clean(ratios)
+
+
 def landscape(
     engine: Engine,
     cfg: Config,
@@ -67,21 +86,8 @@ def landscape(
     for init, 1.25 × the trajectory's extent for pca.
     """
     center, bn = state.params, state.bn_state
-    key = jax.random.PRNGKey(seed)
-    # Always TRAJECTORY_POINTS rows (one compiled program, whatever the path's length), padded with the
-    # centre: a zero deviation, which neither PCA nor the projection notices.
-    here = flat(center)
-    points = np.stack([p for _, p in trajectory]) if trajectory else here[None]
-    real = len(points)
-    points = np.concatenate([points, np.broadcast_to(here, (TRAJECTORY_POINTS - real, here.size))])
-    explained = None
-    if directions == "random":
-        d1, d2 = probes.random_plane(key, center)
-    elif directions == "init":
-        d1, d2 = probes.init_plane(key, init_params, center)
-    else:
-        d1, d2, ratios = probes.pca_plane(jnp.asarray(points), center)
-        explained = _clean(ratios)
+    points, real = _padded_path(trajectory, center)
+    d1, d2, explained = _plane(directions, jax.random.PRNGKey(seed), init_params, center, points)
     x, y = engine.view_set(cfg, data)
     evaluate = jnp.asarray(probes.evaluated(real, cfg))
     coords, off, true, plane = probes.path(cfg, center, d1, d2, bn, x, y, jnp.asarray(points), evaluate)
@@ -169,6 +175,26 @@ RACE_SNAPSHOTS = 40  # points of each run's path (plus its start)
 MAX_RACE_RUNS = 6
 
 
+def _race_run(
+    engine: Engine, cfg: Config, state: TrainState, data: Any, h: Hyper, run: dict[str, Any], epochs: int, x, y
+) -> tuple[np.ndarray, list[tuple[int, float]], list[str]]:
+    """One contestant from the session's weights: its path (snapshots, flat), loss curve and notes."""
+    per_chunk = max(1, -(-epochs // RACE_SNAPSHOTS))
+    run_cfg = dataclasses.replace(cfg, optimizer=run["optimizer"])
+    momentum = jnp.float32(run.get("momentum", h.momentum))
+    run_h = h._replace(learning_rate=jnp.float32(run["learning_rate"]), momentum=momentum)
+    st = TrainState(state.params, init_opt_state(run_cfg, state.params), state.bn_state, state.key)
+    points, done, diverged = [flat(st.params)], 0, False
+    curve = [(0, float(probes.data_loss(cfg, st.params, st.bn_state, x, y)))]
+    while done < epochs and not diverged:
+        step = engine.advance(run_cfg, st, data, run_h, min(per_chunk, epochs - done))
+        st, done, diverged = step.state, done + step.epochs, step.diverged
+        points.append(flat(st.params))
+        curve.append((done, float(probes.data_loss(cfg, st.params, st.bn_state, x, y))))
+    notes = [f"{_label(run)} diverged after {done} epochs (its last finite weights are shown)"] if diverged else []
+    return np.stack(points), curve, notes
+
+
 def race(
     engine: Engine,
     cfg: Config,
@@ -189,27 +215,13 @@ def race(
 
     ``runs``: [{"optimizer", "learning_rate", "momentum"?}, ...]. Training here never touches the session.
     """
-    per_chunk = max(1, -(-epochs // RACE_SNAPSHOTS))
     x, y = engine.view_set(cfg, data)
     paths, curves, notes = [], [], []
     for run in runs:
-        run_cfg = dataclasses.replace(cfg, optimizer=run["optimizer"])
-        run_h = h._replace(
-            learning_rate=jnp.float32(run["learning_rate"]), momentum=jnp.float32(run.get("momentum", h.momentum))
-        )
-        st = TrainState(state.params, init_opt_state(run_cfg, state.params), state.bn_state, state.key)
-        points, curve, done, diverged = [flat(st.params)], [], 0, False
-        curve.append((0, float(probes.data_loss(cfg, st.params, st.bn_state, x, y))))
-        while done < epochs and not diverged:
-            step = engine.advance(run_cfg, st, data, run_h, min(per_chunk, epochs - done))
-            st, done, diverged = step.state, done + step.epochs, step.diverged
-            points.append(flat(st.params))
-            loss = float(probes.data_loss(cfg, st.params, st.bn_state, x, y))
-            curve.append((done, loss))
-            if diverged:
-                notes.append(f"{_label(run)} diverged after {done} epochs (its last finite weights are shown)")
-        paths.append(np.stack(points))
+        path, curve, note = _race_run(engine, cfg, state, data, h, run, epochs, x, y)
+        paths.append(path)
         curves.append(curve)
+        notes += note
     everything = np.concatenate(paths)
     if center is None:
         middle = np.mean([p[-1] for p in paths], axis=0)

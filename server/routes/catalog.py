@@ -11,17 +11,18 @@ from server.ml.datasets import DATASETS, FEATURE_LABELS
 from server.ml.models import ACTIVATIONS, INITS, OUTPUTS
 from server.ml.train import OPTIMIZERS
 from server.presets import PRESETS
+from server.view_schemas import ActivationsPublic, DatasetsPublic, Health, OptimizersPublic, PresetsPublic
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 health = APIRouter(tags=["health"])
 
 
-@health.get("/healthz")
+@health.get("/healthz", response_model=Health)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/datasets")
+@router.get("/datasets", response_model=DatasetsPublic)
 async def list_datasets() -> dict[str, Any]:
     """Every dataset with its problem type and number of classes, and the input features."""
     return {
@@ -33,7 +34,7 @@ async def list_datasets() -> dict[str, Any]:
     }
 
 
-@router.get("/activations")
+@router.get("/activations", response_model=ActivationsPublic)
 async def list_activations() -> dict[str, Any]:
     """Every activation with its formula, range, and whether its gradient is zero almost everywhere."""
     return {
@@ -51,7 +52,7 @@ async def list_activations() -> dict[str, Any]:
     }
 
 
-@router.get("/optimizers")
+@router.get("/optimizers", response_model=OptimizersPublic)
 async def list_optimizers() -> dict[str, Any]:
     """Every optimizer and which hyperparameters it reads."""
     return {
@@ -59,7 +60,7 @@ async def list_optimizers() -> dict[str, Any]:
     }
 
 
-@router.get("/presets")
+@router.get("/presets", response_model=PresetsPublic)
 async def list_presets() -> dict[str, Any]:
     """Ready-made experiments for the lecture topics; POST a preset's spec to /api/v1/sessions."""
     return {"presets": [{"name": k, **v} for k, v in PRESETS.items()]}

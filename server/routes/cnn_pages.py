@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from server.deps import ManagerDep
 from server.ml.images import IMAGE_DATASETS
+from server.routes.fields import spec_field
 from server.routes.pages import FormDep, OwnedDep, apply, context, first, fragment, respond
 from server.sessions import SessionError
 
@@ -67,7 +68,7 @@ async def cnn_layers_form(request: Request, s: OwnedDep, form: FormDep) -> HTMLR
     elif op == "add_pool":
         layers.append({"type": "pool", "kind": "max", "size": 2})
     elif op == "add_dropout":
-        layers.append({"type": "dropout", "rate": 0.3})
+        layers.append({"type": "dropout", "rate": spec_field("rate", "dropout").default})
     elif op == "remove_layer":
         if not layers:
             errors["network.layers"] = "there is no layer to remove"

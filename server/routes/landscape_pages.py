@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from server.deps import ManagerDep, token_cookie
+from server.deps import ManagerDep, owns
 from server.routes.kinds import page_kind
 from server.routes.pages import FormDep, OwnedDep, apply, context, first, fragment
 from server.sessions import Engine, SessionError
@@ -46,7 +46,7 @@ def _sci(v: float | None) -> str:
 async def gradients(request: Request, session_id: str, manager: ManagerDep) -> HTMLResponse:
     """Gradient health per layer and the diagnosis, with fixes (buttons only for the owner)."""
     s = manager.get(session_id)
-    readonly = not s.check_token(request.cookies.get(token_cookie(session_id)))
+    readonly = not owns(s, request)
     ctx = context(request, s, readonly, health=None, health_error=None)
     try:
         out = await manager.gradients(s)

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
-from server.deps import ManagerDep, token_cookie
+from server.deps import ManagerDep, PageSessionDep, token_cookie
 from server.ml.datasets import DATASETS, FEATURE_LABELS, FEATURES, generate
 from server.ml.images import IMAGE_DATASETS
 from server.ml.models import ACTIVATIONS
@@ -274,16 +274,8 @@ async def form_fields(request: Request) -> dict[str, list[str]]:
     return fields
 
 
-def owned(session_id: str, request: Request, manager: ManagerDep) -> Session:
-    """The session, if this browser holds its token cookie."""
-    s = manager.get(session_id)
-    if not s.check_token(request.cookies.get(token_cookie(session_id))):
-        raise HTTPException(403, "this browser is watching this session: only its owner can change it")
-    return s
-
-
 FormDep = Annotated[dict[str, list[str]], Depends(form_fields)]
-OwnedDep = Annotated[Session, Depends(owned)]
+OwnedDep = PageSessionDep
 
 
 def first(form: dict[str, list[str]], name: str, default: str | None = None) -> str | None:

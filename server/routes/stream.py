@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, TypeAdapter, ValidationError
 
-from server.deps import token_cookie
+from server.deps import owns
 from server.frames import clean, encode_binary
 from server.sessions import Session, SessionError, SessionManager
 
@@ -156,8 +156,7 @@ async def session_stream(websocket: WebSocket, session_id: str) -> None:
         await websocket.send_json(_error(f"no session {session_id!r}"))
         await websocket.close(code=4404)
         return
-    token = websocket.query_params.get("token") or websocket.cookies.get(token_cookie(session_id))
-    owner = s.check_token(token)
+    owner = owns(s, websocket)
     box = manager.subscribe(s)
     send_lock = asyncio.Lock()  # frames and answers interleave on one socket
 

@@ -21,6 +21,7 @@ from server.sessions.session import Session, Snapshot
 from server.spec import ExperimentSpec, apply_patch
 
 T = TypeVar("T")
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def params_like(layers: list[dict[str, Any]], like: list[dict[str, Any]], loc: tuple) -> list[dict[str, jax.Array]]:
@@ -59,6 +60,8 @@ def _checked_edit(params: list[dict[str, Any]], layer: Any, param: Any, index: A
         raise Invalid(f"index must be a list of {len(shape)} integers within {list(shape)}", ("index",))
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise Invalid("value must be a finite number", ("value",))
+    if abs(value) > FLOAT32_MAX:
+        raise Invalid(f"value must be a float32: at most {FLOAT32_MAX:.3g} in size", ("value",))
 
 
 class Editor:

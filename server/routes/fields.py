@@ -1,0 +1,47 @@
+"""The spec's field metadata for the page's forms: each input's bounds and default are read from the
+ExperimentSpec (pydantic), so the page can never disagree with the API."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import annotated_types
+from markupsafe import Markup
+from pydantic import BaseModel
+
+from server.spec import DropoutLayerSpec, ExperimentSpec
+
+MODELS: dict[str, type[BaseModel]] = {"spec": ExperimentSpec, "dropout": DropoutLayerSpec}
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    minimum: float | None
+    maximum: float | None
+    default: Any
+
+    def attrs(self) -> Markup:
+        """``min="…" max="…"`` for an <input>."""
+        parts = [f'{k}="{v:g}"' for k, v in (("min", self.minimum), ("max", self.maximum)) if v is not None]
+        return Markup(" ".join(parts))
+
+
+@functools.cache
+def spec_field(path: str, model: str = "spec") -> FieldInfo:
+    """``"training.batch_size"`` → its bounds (ge/gt, le/lt) and default, from the model's metadata."""
+    cls: type[BaseModel] = MODELS[model]
+    *parents, name = path.split(".")
+    for part in parents:
+        annotation = cls.model_fields[part].annotation
+        assert isinstance(annotation, type) and issubclass(annotation, BaseModel), path
+        cls = annotation
+    info = cls.model_fields[name]
+    lo = hi = None
+    for m in info.metadata:
+        if isinstance(m, annotated_types.Ge | annotated_types.Gt):
+            lo = float(m.ge if isinstance(m, annotated_types.Ge) else m.gt)
+        if isinstance(m, annotated_types.Le | annotated_types.Lt):
+            hi = float(m.le if isinstance(m, annotated_types.Le) else m.lt)
+    return FieldInfo(lo, hi, info.get_default(call_default_factory=True))
