@@ -34,6 +34,8 @@ run: install
 
 test: install
 	$(PY) -m ruff check server tests bench
+	$(PY) -m ruff format --check server tests bench
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n auto --dist loadfile
 
 bench: install
@@ -42,6 +44,8 @@ bench: install
 lint: install
 	$(PY) -m ruff check server tests bench
 	$(PY) -m ruff format --check server tests bench
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .cache node_modules static/vendor
