@@ -16,8 +16,8 @@ import jax.numpy as jnp
 
 from bench.timing import best
 from server.engines import mlp as ex
-from server.ml import probes as opt
 from server.ml import landscape as ls
+from server.ml import probes as opt
 from server.ml.models import apply_mlp
 from server.ml.train import per_example_loss
 from server.spec import ExperimentSpec
