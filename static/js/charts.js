@@ -16,10 +16,10 @@ export class LossChart {
       scales: { x: { time: false } },
       series: [
         { label: "epoch" },
-        { label: "training loss", stroke: "#7d868f", width: 1.5, points: { show: false }, value: (u, v) => fmt(v) },
-        { label: "test loss", stroke: "#1b1f24", width: 1.5, points: { show: false }, value: (u, v) => fmt(v) },
+        { label: "training loss", stroke: "#7d868f", width: 1.5, points: { show: false }, value: (_u, v) => fmt(v) },
+        { label: "test loss", stroke: "#1b1f24", width: 1.5, points: { show: false }, value: (_u, v) => fmt(v) },
       ],
-      axes: [{ size: 30 }, { size: 46, values: (u, vals) => vals.map((v) => +v.toPrecision(2)) }],
+      axes: [{ size: 30 }, { size: 46, values: (_u, vals) => vals.map((v) => +v.toPrecision(2)) }],
       legend: { live: true },
       cursor: { drag: { x: false, y: false } },
     };

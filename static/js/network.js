@@ -9,12 +9,12 @@ const DOMAIN = 6;
 // The seven inputs are fixed functions of (x1, x2): drawn once, scaled into [−1, 1] by their largest value.
 const FEATURES = {
   x1: (a) => a / DOMAIN,
-  x2: (a, b) => b / DOMAIN,
+  x2: (_a, b) => b / DOMAIN,
   x1_sq: (a) => (a * a) / (DOMAIN * DOMAIN),
-  x2_sq: (a, b) => (b * b) / (DOMAIN * DOMAIN),
+  x2_sq: (_a, b) => (b * b) / (DOMAIN * DOMAIN),
   x1x2: (a, b) => (a * b) / (DOMAIN * DOMAIN),
   sin_x1: (a) => Math.sin(a),
-  sin_x2: (a, b) => Math.sin(b),
+  sin_x2: (_a, b) => Math.sin(b),
 };
 
 /** Bytes (side × side) of a feature over the plane; row 0 is the top (x2 = +6). */
@@ -60,7 +60,9 @@ export class Network {
     inputs.sort((a, b) => a.dataset.input - b.dataset.input);
     const hidden = [];
     for (const c of form.querySelectorAll("canvas[data-layer]:not([data-output])")) {
-      (hidden[+c.dataset.layer] ||= [])[+c.dataset.unit] = c;
+      const layer = +c.dataset.layer;
+      hidden[layer] ||= [];
+      hidden[layer][+c.dataset.unit] = c;
     }
     this.columns = [inputs, ...hidden, [...form.querySelectorAll("canvas[data-output]")]];
     this.hidden = hidden;
@@ -69,12 +71,12 @@ export class Network {
       paintBytes(c, featureBytes(c.dataset.feature), 25);
       this.hover(c, () => ({ feature: c.dataset.feature, label: `input ${c.parentElement.textContent.trim()}` }));
     }
-    hidden.forEach((layer, i) =>
+    hidden.forEach((layer, i) => {
       layer.forEach((c, j) => {
         const index = hidden.slice(0, i).reduce((n, l) => n + l.length, 0) + j;
         this.hover(c, () => ({ neuron: index, label: `neuron ${j + 1} of hidden layer ${i + 1}` }));
-      }),
-    );
+      });
+    });
     for (const b of this.biases) {
       b.addEventListener("click", (e) => this.editBias(b, e));
       b.addEventListener("mouseenter", () => this.showTip(b, this.biasText(b)));
@@ -244,7 +246,9 @@ export class Network {
     if (out) {
       const side = h.output_resolution;
       if (out.shape.length === 3 && out.shape[0] === outs.length) {
-        outs.forEach((c, k) => paintProbability(c, out.data, k * side * side, side, k));
+        outs.forEach((c, k) => {
+          paintProbability(c, out.data, k * side * side, side, k);
+        });
       } else if (out.shape.length === 3 && outs.length === 1) {
         paintClasses(outs[0], out.data, out.shape[0], side);
       } else if (outs.length === 1) {

@@ -1,19 +1,27 @@
-// The page's glue: frames from the websocket (htmx ws extension) are decoded and painted; the controls
+// The MLP page's controller: it builds the panels' components (network diagram, output map, loss chart,
+// weight editor, the optimization panel) and hands each frame from the websocket to them; the controls
 // themselves are htmx forms answered with server-rendered fragments. Only what HTML cannot do lives here:
-// canvases and charts, the address bar, typing a weight, reading a CSV file.
+// canvases and charts, typing a weight, reading a CSV file.
 import { drawGrads, LossChart } from "./charts.js";
 import { paintPreview } from "./previews.js";
 import { Network } from "./network.js";
 import { OutputMap } from "./output.js";
-import { api, followStream, readonly, runKeys, session, showCounters } from "./session.js";
+import { Landscape } from "./landscape.js";
+import { api, readonly, session, startSession } from "./session.js";
+import { WeightEditor } from "./weighteditor.js";
 
 const $ = (id) => document.getElementById(id);
 const body = document.body;
 
 let specVersion = +$("network-form").dataset.specVersion;
 let data = null;
-let refs = 0;
-const waiting = new Map(); // ref → {resolve, reject}: answers to our control messages
+
+// ------------------------------------------------------------------------------------------ the stream
+
+// Space / S, except on the map (it adds points) and the editor
+const live = startSession({ paint, keys: "#output-map, #weight-editor" });
+const editor = new WeightEditor(live.request);
+new Landscape(live, { api, session });
 
 // ------------------------------------------------------------------------------------------ panels
 
@@ -26,51 +34,17 @@ const output = new OutputMap({
   readonly,
   onAdd: addPoint,
 });
-const network = new Network($("network-wrap"), { readonly, onInspect: (what) => output.inspect(what), onEdit: openEditor });
+const network = new Network($("network-wrap"), {
+  readonly,
+  onInspect: (what) => output.inspect(what),
+  onEdit: (target) => editor.open(target),
+});
 const loss = new LossChart($("loss-chart"));
-
-// ------------------------------------------------------------------------------------------ the stream
-
-const wire = followStream({ paint, message: onMessage });
-
-function onMessage(msg) {
-  if (msg === null) return streamError({ message: "the server sent a message this page cannot read" });
-  if (msg.type === "hello") {
-    if (!readonly && msg.role !== "owner") {
-      streamError({ message: "this browser does not hold this session's key: you can watch it but not change it" });
-    }
-  } else if (msg.type === "ack" || msg.type === "error") {
-    if (msg.type === "ack") $("stream-error").hidden = true;
-    const pending = waiting.get(msg.ref);
-    waiting.delete(msg.ref);
-    if (pending) (msg.type === "ack" ? pending.resolve : pending.reject)(msg);
-    else if (msg.type === "error") streamError(msg);
-  }
-}
-
-/** Send a control message; resolves with its ack, rejects with its error. */
-function send(msg) {
-  const ref = `page-${++refs}`;
-  return new Promise((resolve, reject) => {
-    if (!wire(JSON.stringify({ ...msg, ref }))) {
-      return reject({ message: "not connected to the server yet: try again in a moment" });
-    }
-    waiting.set(ref, { resolve, reject });
-  });
-}
-
-function streamError(msg) {
-  const el = $("stream-error");
-  const where = msg.field?.length ? ` (${msg.field.filter((p) => p !== "spec").join(".")})` : "";
-  el.textContent = `${msg.message}${where}`;
-  el.hidden = false;
-}
 
 // ------------------------------------------------------------------------------------------ painting
 
 function paint(frame) {
   const h = frame.header;
-  showCounters(h);
   const m = h.metrics;
   for (const el of document.querySelectorAll(".metrics .acc")) el.hidden = m.train_accuracy == null;
   output.setFrame(frame);
@@ -154,55 +128,7 @@ function addPoint(x1, x2) {
   });
 }
 
-// ------------------------------------------------------------------------------------------ weight editor
-
-const editor = $("weight-editor");
-const editorInput = $("weight-value");
-const editorError = $("weight-error");
-let editing = null;
-
-function openEditor(target) {
-  editing = target;
-  $("weight-label").textContent = `new value of the ${target.label}`;
-  editorInput.value = target.value == null ? "" : +target.value.toFixed(4);
-  editorError.hidden = true;
-  editor.hidden = false;
-  const r = target.from.getBoundingClientRect();
-  const x = target.x ?? r.right + window.scrollX;
-  const y = target.y ?? r.top + window.scrollY;
-  editor.style.left = `${Math.max(8, Math.min(x + 12, window.scrollX + document.documentElement.clientWidth - editor.offsetWidth - 8))}px`;
-  editor.style.top = `${y + 12}px`;
-  editorInput.focus();
-  editorInput.select();
-}
-
-function closeEditor() {
-  editor.hidden = true;
-  if (editing?.from?.isConnected) editing.from.focus({ preventScroll: true });
-  editing = null;
-}
-
-editor.addEventListener("submit", async (e) => {
-  e.preventDefault();
-  if (!editing) return;
-  const raw = editorInput.value.trim();
-  const { layer, param, index } = editing;
-  try {
-    await send({ action: "edit_weight", layer, param, index, value: raw === "" ? null : Number(raw) });
-    closeEditor();
-  } catch (err) {
-    editorError.textContent = err.message === "value must be a finite number" ? "type a number, e.g. −1.5" : err.message;
-    editorError.hidden = false;
-  }
-});
-$("weight-cancel").addEventListener("click", closeEditor);
-document.addEventListener("pointerdown", (e) => {
-  if (!editor.hidden && !editor.contains(e.target) && !e.target.closest?.("path.hit, button.bias")) closeEditor();
-});
-editor.addEventListener("keydown", (e) => e.key === "Escape" && closeEditor());
-
 // ------------------------------------------------------------------------------------------ start
 
-runKeys("#output-map, #weight-editor"); // Space / S, except on the map (it adds points) and the editor
 loadHistory();
 loadData();

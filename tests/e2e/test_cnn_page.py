@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import re
 import struct
+import time
 import zlib
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Request, expect
+
+from tests.e2e.hooks import keep_sockets, send_raw
 
 pytestmark = pytest.mark.e2e
 
 EPOCH = "+document.getElementById('epoch').value.replace(/,/g, '')"
+PAINTED = "#filters canvas[data-painted]"  # a CNN frame has been painted
 
 
 def open_cnn(page: Page, preset: str = "cnn-lenet-digits") -> str:
     page.goto(f"/presets/{preset}")
-    page.wait_for_function("window.neuroglass && neuroglass.frame && neuroglass.frame.kind === 'cnn'", timeout=60_000)
+    page.wait_for_selector(PAINTED, timeout=60_000)
     return page.locator("body").get_attribute("data-session")
 
 
@@ -75,11 +80,46 @@ def test_the_cnn_page_trains_and_shows_what_the_filters_learn(page: Page, base_u
     expect(page.locator("#status")).to_have_text("paused")
 
 
+def test_the_cnn_page_learns_the_status_from_the_stream_without_polling(page: Page, base_url: str) -> None:
+    keep_sockets(page)
+    sid = open_cnn(page)
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == f"neuroglass_{sid}")
+    rest = httpx.Client(base_url=f"{base_url}/api/v1/sessions/{sid}", headers={"Authorization": f"Bearer {token}"})
+    asked: list[tuple[float, str]] = []  # (when, url) of every REST call the page makes about its session
+
+    def seen(request: Request) -> None:
+        if f"/api/v1/sessions/{sid}" in request.url:
+            asked.append((time.monotonic(), request.url))
+
+    page.on("request", seen)
+    status = page.locator("#status")
+    page.check("#actmax-live")  # "refresh while training" follows the frames, not a timer
+    page.click("#play-btn")
+    expect(status).to_have_text("running")
+    page.wait_for_function(f"{EPOCH} >= 2", timeout=60_000)
+    # Paused by someone else (a script): the page learns it from the play loop's last frame.
+    assert rest.post("/pause").json()["status"] == "paused"
+    expect(status).to_have_text("paused")
+    expect(page.locator("#run-buttons")).to_have_attribute("data-status", "paused")
+    # Played again from outside: the frames say so; paused through the page's socket: its ack says so.
+    assert rest.post("/play").json()["status"] == "running"
+    expect(status).to_have_text("running")
+    send_raw(page, json.dumps({"action": "pause", "ref": "test"}))
+    expect(status).to_have_text("paused")
+    page.wait_for_timeout(500)  # the views that follow a pause (saliency) ask once
+    idle = time.monotonic()
+    page.wait_for_timeout(2500)
+    assert [url for when, url in asked if when >= idle] == []  # nothing asked while idle
+    assert f"{base_url}/api/v1/sessions/{sid}" not in [url for _, url in asked]  # never the session's state
+    expect(status).to_have_text("paused")
+    rest.close()
+
+
 def test_the_tabs_switch_between_mlp_and_cnn(page: Page) -> None:
     page.goto("/")
     page.wait_for_selector("#output-map[data-painted]")
     page.click("#cnn-tab")
-    page.wait_for_function("window.neuroglass && neuroglass.frame && neuroglass.frame.kind === 'cnn'", timeout=60_000)
+    page.wait_for_selector(PAINTED, timeout=60_000)
     expect(page.locator("#image-set")).to_have_value("digits")
     page.click('.kinds a:has-text("MLP")')
     page.wait_for_selector("#output-map[data-painted]")
@@ -145,7 +185,7 @@ def test_a_watcher_follows_a_cnn_session(page: Page, chromium, base_url: str) ->
     viewer = viewer_context.new_page()
     try:
         viewer.goto(f"{base_url}/watch/{sid}")
-        viewer.wait_for_function("window.neuroglass && neuroglass.frame", timeout=60_000)
+        viewer.wait_for_selector(PAINTED, timeout=60_000)
         expect(viewer.locator("#watch-badge")).to_be_visible()
         for control in ("#play-btn", "#lr", "#add-filter-0", "#image-set"):
             expect(viewer.locator(control)).to_be_disabled()

@@ -12,6 +12,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.e2e.hooks import keep_sockets, send_raw
+
 pytestmark = pytest.mark.e2e
 
 EPOCH = "+document.getElementById('epoch').value.replace(/,/g, '')"
@@ -64,6 +66,7 @@ def test_play_trains_and_repaints_the_output(page: Page) -> None:
 
 
 def test_learning_rate_changes_while_running_without_going_back(page: Page, base_url: str) -> None:
+    keep_sockets(page)
     sid = open_page(page)
     press_play(page)
     before = wait_epoch_above(page, 20)
@@ -83,9 +86,9 @@ def test_learning_rate_changes_while_running_without_going_back(page: Page, base
     wait_epoch_above(page, epoch(page))
     assert state(base_url, sid)["spec"]["training"]["learning_rate"] == 0.1
     # Malformed and unknown control messages get an answer in words; training goes on.
-    page.evaluate("neuroglass.send('{oops')")
+    send_raw(page, "{oops")
     expect(page.locator("#stream-error")).to_contain_text("messages must be JSON")
-    page.evaluate("neuroglass.send({action: 'explode'})")
+    send_raw(page, json.dumps({"action": "explode"}))
     expect(page.locator("#stream-error")).to_contain_text("unknown action 'explode'")
     wait_epoch_above(page, epoch(page))
 
@@ -154,8 +157,8 @@ def test_a_copied_url_reopens_the_same_experiment(page: Page, chromium: Browser,
     expect(page.locator("#lr")).to_have_value("0.3")
     page.click("#add-unit-1")
     expect(page.locator('canvas[data-layer="1"]:not([data-output])')).to_have_count(3)
-    page.click("#reset-btn")  # fresh weights from the seed: what a new session from the link starts with
-    page.wait_for_function("() => neuroglass.frame && neuroglass.frame.epoch === 0")
+    with page.expect_response(lambda r: r.url.endswith("/run/reset")):
+        page.click("#reset-btn")  # fresh weights from the seed: what a new session from the link starts with
     url = page.url
     other = chromium.new_page()
     try:
@@ -182,6 +185,7 @@ def test_a_watcher_follows_live_and_cannot_control(page: Page, chromium: Browser
     sid = open_page(page)
     viewer_context = chromium.new_context(viewport={"width": 1366, "height": 900})  # another person's browser
     viewer = viewer_context.new_page()
+    keep_sockets(viewer)
     try:
         viewer.goto(page.locator("#share-link").get_attribute("href").replace("/", f"{base_url}/", 1))
         viewer.wait_for_selector("#output-map[data-painted]")
@@ -195,7 +199,7 @@ def test_a_watcher_follows_live_and_cannot_control(page: Page, chromium: Browser
         expect(viewer.locator('canvas[data-layer="0"]:not([data-output])')).to_have_count(5)
         expect(viewer.locator("#add-unit-0")).to_be_disabled()
         # A control message forced through the watcher's socket is refused, in words, and changes nothing.
-        viewer.evaluate("neuroglass.send({action: 'pause'})")
+        send_raw(viewer, json.dumps({"action": "pause"}))
         expect(viewer.locator("#stream-error")).to_contain_text("read-only")
         assert state(base_url, sid)["status"] == "running"
         # Nor can the watcher's browser use the forms.

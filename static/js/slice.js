@@ -1,0 +1,117 @@
+// Drawing a loss slice (a grid of losses on a plane through the weights) and paths over it, and the small
+// uPlot charts of the optimization panel.
+
+const STOPS = [
+  [48, 18, 59],
+  [70, 134, 251],
+  [26, 228, 182],
+  [162, 252, 60],
+  [250, 187, 57],
+  [228, 70, 10],
+  [122, 4, 3],
+]; // dark = low loss … red = high (the legend's colours)
+
+function colour(t) {
+  const x = Math.max(0, Math.min(1, t)) * (STOPS.length - 1);
+  const i = Math.min(STOPS.length - 2, Math.floor(x));
+  const f = x - i;
+  return STOPS[i].map((v, k) => Math.round(v + (STOPS[i + 1][k] - v) * f));
+}
+
+const axisNumber = (v) => (v !== 0 && Math.abs(v) < 1e-3 ? v.toExponential(0) : +v.toPrecision(4));
+
+/** A small line chart in `el` (uPlot, resized with it): x then one series per entry of `series`. */
+export function smallChart(el, series, xLabel) {
+  const opts = {
+    width: el.clientWidth || 320,
+    height: 110,
+    scales: { x: { time: false } },
+    series: [{ label: xLabel }, ...series.map((s) => ({ points: { show: false }, width: 1.5, ...s }))],
+    axes: [{ size: 28 }, { size: 54, values: (_u, vals) => vals.map(axisNumber) }],
+    legend: { live: true },
+    cursor: { drag: { x: false, y: false } },
+  };
+  const u = new window.uPlot(opts, [[], ...series.map(() => [])], el);
+  new ResizeObserver(() => u.setSize({ width: el.clientWidth, height: 110 })).observe(el);
+  return u;
+}
+
+/** The slice's colours on a log scale between its lowest loss and a high percentile, β up (row 0 is
+β = −span: the bottom); returns the canvas with them and the scale. */
+function sliceImage(grid) {
+  const n = grid.length;
+  const logs = grid
+    .flat()
+    .filter((v) => v != null && v > 0)
+    .map(Math.log)
+    .sort((a, b) => a - b);
+  const lo = logs.length ? logs[0] : 0;
+  const hi = logs.length ? logs[Math.floor(0.97 * (logs.length - 1))] : 1;
+  const small = new OffscreenCanvas(n, n);
+  const sctx = small.getContext("2d");
+  const img = sctx.createImageData(n, n);
+  grid.forEach((row, i) => {
+    row.forEach((v, j) => {
+      const rgb = v == null ? [255, 255, 255] : colour(v > 0 ? (Math.log(v) - lo) / (hi - lo || 1) : 0);
+      img.data.set([...rgb, 255], ((n - 1 - i) * n + j) * 4);
+    });
+  });
+  sctx.putImageData(img, 0, 0);
+  return { small, lo, hi };
+}
+
+/** Cross out the cells that are off scale (null). */
+function crossOut(ctx, grid, cw) {
+  const n = grid.length;
+  ctx.strokeStyle = "#b3261e";
+  ctx.lineWidth = 1;
+  grid.forEach((row, i) => {
+    row.forEach((v, j) => {
+      if (v != null) return;
+      const x = j * cw;
+      const y = (n - 1 - i) * cw;
+      ctx.beginPath();
+      ctx.moveTo(x, y);
+      ctx.lineTo(x + cw, y + cw);
+      ctx.moveTo(x + cw, y);
+      ctx.lineTo(x, y + cw);
+      ctx.stroke();
+    });
+  });
+}
+
+/** Paint a slice (rows β from −span up, columns α) on `c`; returns the scale and the plane → pixel maps. */
+export function paintSlice(c, grid, span) {
+  const { small, lo, hi } = sliceImage(grid);
+  const ctx = c.getContext("2d");
+  ctx.imageSmoothingEnabled = true;
+  ctx.clearRect(0, 0, c.width, c.height);
+  ctx.drawImage(small, 0, 0, c.width, c.height);
+  crossOut(ctx, grid, c.width / grid.length);
+  const px = (a) => ((a + span) / (2 * span)) * c.width;
+  const py = (b) => c.height - ((b + span) / (2 * span)) * c.height;
+  return { ctx, lo, hi, px, py };
+}
+
+/** A path (alpha, beta lists) as a line from a small disc (its start). */
+export function drawPath({ ctx, px, py }, alpha, beta, stroke) {
+  ctx.lineWidth = 2;
+  ctx.strokeStyle = stroke;
+  ctx.beginPath();
+  alpha.forEach((a, k) => {
+    if (k) ctx.lineTo(px(a), py(beta[k]));
+    else ctx.moveTo(px(a), py(beta[k]));
+  });
+  ctx.stroke();
+  ctx.fillStyle = stroke;
+  ctx.beginPath();
+  if (alpha.length) ctx.arc(px(alpha[0]), py(beta[0]), 4, 0, 2 * Math.PI);
+  ctx.fill();
+}
+
+/** GET a JSON view; throws the server's reason when it refuses. */
+export async function getJSON(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error((await r.json()).detail?.[0]?.msg || `the server answered ${r.status}`);
+  return r.json();
+}
