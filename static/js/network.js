@@ -124,23 +124,7 @@ export class Network {
           const [x2, y2] = at(t, "left");
           const mx = (x1 + x2) / 2;
           const d = `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`;
-          const vis = document.createElementNS(SVG, "path");
-          vis.setAttribute("d", d);
-          vis.setAttribute("class", "vis");
-          vis.setAttribute("stroke", "#c8cdd2");
-          vis.setAttribute("stroke-width", "1");
-          const hit = document.createElementNS(SVG, "path");
-          hit.setAttribute("d", d);
-          hit.setAttribute("class", "hit");
-          hit.dataset.layer = i;
-          hit.dataset.row = r;
-          hit.dataset.col = c;
-          hit.dataset.label = this.linkLabel(i, r, c);
-          if (!this.opts.readonly) {
-            hit.setAttribute("tabindex", "0");
-            hit.setAttribute("role", "button");
-            hit.setAttribute("aria-label", `weight ${hit.dataset.label}: press Enter to type a new value`);
-          }
+          const { vis, hit } = this.linkPaths(d, i, r, c);
           visible.append(vis);
           hits.append(hit);
           layer.paths.push({ vis, hit });
@@ -148,6 +132,34 @@ export class Network {
       });
       this.links.push(layer);
     }
+    this.listenLinks(hits);
+    if (this.frame) this.paintLinks(this.frame);
+  }
+
+  /** The two paths of one weight: the visible line and a wider, invisible one to hover, click or focus. */
+  linkPaths(d, i, r, c) {
+    const vis = document.createElementNS(SVG, "path");
+    vis.setAttribute("d", d);
+    vis.setAttribute("class", "vis");
+    vis.setAttribute("stroke", "#c8cdd2");
+    vis.setAttribute("stroke-width", "1");
+    const hit = document.createElementNS(SVG, "path");
+    hit.setAttribute("d", d);
+    hit.setAttribute("class", "hit");
+    hit.dataset.layer = i;
+    hit.dataset.row = r;
+    hit.dataset.col = c;
+    hit.dataset.label = this.linkLabel(i, r, c);
+    if (!this.opts.readonly) {
+      hit.setAttribute("tabindex", "0");
+      hit.setAttribute("role", "button");
+      hit.setAttribute("aria-label", `weight ${hit.dataset.label}: press Enter to type a new value`);
+    }
+    return { vis, hit };
+  }
+
+  /** Hover or focus a link: its weight; click it or press Enter on it: type a new one. */
+  listenLinks(hits) {
     hits.addEventListener("mouseover", (e) => e.target.dataset.layer && this.showTip(e.target, this.weightText(e.target)));
     hits.addEventListener("focusin", (e) => e.target.dataset.layer && this.showTip(e.target, this.weightText(e.target)));
     hits.addEventListener("mouseout", () => this.hideTip());
@@ -159,7 +171,6 @@ export class Network {
         this.editWeight(e.target, e);
       }
     });
-    if (this.frame) this.paintLinks(this.frame);
   }
 
   linkLabel(i, r, c) {
