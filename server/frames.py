@@ -42,7 +42,8 @@ def encode_json(header: dict[str, Any], arrays: dict[str, np.ndarray], encoding:
         else:
             data = base64.b64encode(arr.astype(arr.dtype.newbyteorder("<")).tobytes()).decode("ascii")
         out[name] = {"dtype": arr.dtype.name, "shape": list(arr.shape), "encoding": encoding, "data": data}
-    return clean(out)
+    cleaned: dict[str, Any] = clean(out)  # clean keeps a dict a dict
+    return cleaned
 
 
 def encode_binary(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:

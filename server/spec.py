@@ -7,7 +7,7 @@ range, of the wrong type, or an unknown name is a validation error that names th
 from __future__ import annotations
 
 import copy
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -18,11 +18,20 @@ from server.ml.images import IMAGE_DATASETS
 from server.ml.models import ACTIVATIONS, INITS
 from server.ml.train import OPTIMIZERS
 
-ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
-DatasetName = Literal[(*DATASETS, *IMAGE_DATASETS, "custom")]  # type: ignore[valid-type]
-FeatureName = Literal[tuple(FEATURES)]  # type: ignore[valid-type]
-OptimizerName = Literal[tuple(OPTIMIZERS)]  # type: ignore[valid-type]
-InitName = Literal[INITS]  # type: ignore[valid-type]
+if TYPE_CHECKING:
+    # The names are Literals built from the registries at run time (pydantic validates against them); a static
+    # checker cannot evaluate those, so to it each name is a plain str.
+    ActivationName = str
+    DatasetName = str
+    FeatureName = str
+    OptimizerName = str
+    InitName = str
+else:
+    ActivationName = Literal[tuple(ACTIVATIONS)]
+    DatasetName = Literal[(*DATASETS, *IMAGE_DATASETS, "custom")]
+    FeatureName = Literal[tuple(FEATURES)]
+    OptimizerName = Literal[tuple(OPTIMIZERS)]
+    InitName = Literal[INITS]
 
 MAX_HIDDEN_LAYERS = 10
 MAX_UNITS = 64
@@ -33,7 +42,7 @@ Coordinate = Annotated[float, Field(ge=-6, le=6, description="inside the plotted
 Point = tuple[Coordinate, Coordinate, float]  # x1, x2, label (class index 0/1/2, or a regression target)
 
 
-def _error(loc: tuple[str, ...], message: str, value: Any) -> ValidationError:
+def _error(loc: tuple[str | int, ...], message: str, value: Any) -> ValidationError:
     """A validation error located at a field, for rules that span several fields."""
     detail = InitErrorDetails(type=PydanticCustomError("spec_rule", message), loc=loc, input=value)
     return ValidationError.from_exception_data("ExperimentSpec", [detail])
@@ -272,7 +281,7 @@ class ExperimentSpec(_Strict):
         if self.problem == "regression":
             return 0
         if self.dataset.name == "custom":
-            return 3 if any(p[2] == 2 for p in self.dataset.points) else 2
+            return 3 if any(p[2] == 2 for p in self.dataset.points or []) else 2
         if self.dataset.name in IMAGE_DATASETS:
             return IMAGE_DATASETS[self.dataset.name].n_classes
         return DATASETS[self.dataset.name].n_classes

@@ -64,7 +64,9 @@ def erase_mask(key: jax.Array, n: int, h: int, w: int, probability: float) -> ja
 
 
 @partial(jax.jit, static_argnames=("shift_px", "rotate_degrees", "erase"))
-def augment(key: jax.Array, x: jax.Array, shift_px: int = 0, rotate_degrees: float = 0.0, erase: float = 0.0):
+def augment(
+    key: jax.Array, x: jax.Array, shift_px: int = 0, rotate_degrees: float = 0.0, erase: float = 0.0
+) -> jax.Array:
     """A random variant of every image of x (n, H, W, C): rotated, then shifted, then erased. The settings
     are static (each distinct setting is its own compiled program); all zero returns x."""
     n, h, w, _ = x.shape

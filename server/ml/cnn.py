@@ -25,7 +25,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -33,8 +33,8 @@ import numpy as np
 import optax
 
 from server.ml import augment
-from server.ml.models import ACTIVATIONS, BN_EPS, BN_MOMENTUM, dense
-from server.ml.train import OPTIMIZERS, Hyper, TrainState, finite, init_opt_state
+from server.ml.models import ACTIVATIONS, BN_EPS, BN_MOMENTUM, BnState, Params, dense
+from server.ml.train import OPTIMIZERS, Batch, Hyper, TrainState, finite, init_opt_state
 
 Shape = tuple[int, ...]  # (H, W, C) for images, (D,) after flatten/dense
 
@@ -55,7 +55,7 @@ class Conv:
     padding: str = "same"  # "same" | "valid"
     activation: str = "relu"  # a key of ACTIVATIONS
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _check(1 <= self.filters <= 64, f"conv filters must be in [1, 64], got {self.filters}")
         _check(1 <= self.kernel <= 7, f"conv kernel must be in [1, 7], got {self.kernel}")
         _check(self.stride >= 1, f"conv stride must be ≥ 1, got {self.stride}")
@@ -70,7 +70,7 @@ class Pool:
     size: int = 2  # square window side, ≥ 1
     stride: int | None = None  # ≥ 1; None = size (non-overlapping windows)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _check(self.kind in ("max", "avg"), f"pool kind must be 'max' or 'avg', got {self.kind!r}")
         _check(self.size >= 1, f"pool size must be ≥ 1, got {self.size}")
         _check(self.stride is None or self.stride >= 1, f"pool stride must be ≥ 1, got {self.stride}")
@@ -91,7 +91,7 @@ class Dense:
     units: int = 32  # ≥ 1
     activation: str = "relu"  # a key of ACTIVATIONS
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _check(self.units >= 1, f"dense units must be ≥ 1, got {self.units}")
         _check(self.activation in ACTIVATIONS, f"unknown activation {self.activation!r}")
 
@@ -105,7 +105,7 @@ class Dropout:
     type: ClassVar[str] = "dropout"
     rate: float = field(default=0.5, compare=False)  # probability of dropping a unit while training, [0, 1)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _check(0.0 <= self.rate < 1.0, f"dropout rate must be in [0, 1), got {self.rate}")
 
 
@@ -186,11 +186,14 @@ def _windows(x: jax.Array, k: int, stride: int, out: tuple[int, int]) -> list[ja
     ]
 
 
-def _pad_hw(x: jax.Array, pads: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
+Pads = tuple[tuple[int, int], tuple[int, int]]  # (lo, hi) along H, then along W
+
+
+def _pad_hw(x: jax.Array, pads: Pads) -> jax.Array:
     return jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0))) if any(sum(p) for p in pads) else x
 
 
-def conv_im2col(x: jax.Array, w: jax.Array, stride: int, pads, out: tuple[int, int]) -> jax.Array:
+def conv_im2col(x: jax.Array, w: jax.Array, stride: int, pads: Pads, out: tuple[int, int]) -> jax.Array:
     """x (B, H, W, C) * w (k, k, C, F) → (B, H_out, W_out, F): patches (B, H_out, W_out, k·k·C), one matmul."""
     k, _, c, f = w.shape
     patches = jnp.concatenate(_windows(_pad_hw(x, pads), k, stride, out), axis=-1)  # (B, Ho, Wo, k·k·C)
@@ -198,12 +201,12 @@ def conv_im2col(x: jax.Array, w: jax.Array, stride: int, pads, out: tuple[int, i
     return (patches.reshape(-1, k * k * c) @ w.reshape(k * k * c, f)).reshape(*patches.shape[:3], f)
 
 
-def conv_lax(x: jax.Array, w: jax.Array, stride: int, pads, out: tuple[int, int]) -> jax.Array:
+def conv_lax(x: jax.Array, w: jax.Array, stride: int, pads: Pads, out: tuple[int, int]) -> jax.Array:
     """The same convolution through XLA's own convolution (NHWC / HWIO)."""
     return jax.lax.conv_general_dilated(x, w, (stride, stride), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-ConvFn = Callable[[jax.Array, jax.Array, int, Any, tuple[int, int]], jax.Array]
+ConvFn = Callable[[jax.Array, jax.Array, int, Pads, tuple[int, int]], jax.Array]
 CONV_IMPLS: dict[str, ConvFn] = {"im2col": conv_im2col, "lax": conv_lax}
 
 
@@ -211,7 +214,8 @@ def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding: str = "same", i
     """x (B, H, W, C) convolved (cross-correlated) with w (k, k, C, F) → (B, H_out, W_out, F)."""
     k = w.shape[0]
     (ho, *ph), (wo, *pw) = (conv_padding(s, k, stride, padding) for s in x.shape[1:3])
-    return CONV_IMPLS[impl](x, w, stride, (tuple(ph), tuple(pw)), (ho, wo))
+    (h_lo, h_hi), (w_lo, w_hi) = ph, pw
+    return CONV_IMPLS[impl](x, w, stride, ((h_lo, h_hi), (w_lo, w_hi)), (ho, wo))
 
 
 def pool2d(x: jax.Array, kind: str, size: int, stride: int) -> jax.Array:
@@ -224,16 +228,18 @@ def pool2d(x: jax.Array, kind: str, size: int, stride: int) -> jax.Array:
     views = _windows(x, size, stride, (ho, wo))
     if kind == "max":
         return jnp.stack(views).max(axis=0)
-    return sum(views) / (size * size)
+    return cast(jax.Array, sum(views)) / (size * size)  # size ≥ 1: at least one window
 
 
 # ---------------------------------------------------------------------------- the table
+
+LayerOut = tuple[jax.Array, dict[str, jax.Array]]  # a layer's output and its new running statistics ({} if none)
 
 
 class _Ctx(NamedTuple):
     train: bool
     key: jax.Array | None  # this layer's own key (dropout), or None
-    bn: dict  # this layer's running statistics ({} unless batch_norm)
+    bn: dict[str, jax.Array]  # this layer's running statistics ({} unless batch_norm)
     mask: jax.Array | None  # (batch,) real rows of a padded batch
     conv: str  # a key of CONV_IMPLS
     rate: jax.Array | float  # this dropout layer's rate (traced while training)
@@ -250,39 +256,39 @@ def _he_or_xavier(key: jax.Array, shape: Shape, fan_in: int, fan_out: int, activ
     return jax.random.uniform(key, (n,), jnp.float32, -lim, lim).reshape(shape)
 
 
-def _init_conv(key, layer: Conv, shape: Shape) -> dict:
+def _init_conv(key: jax.Array, layer: Conv, shape: Shape) -> dict[str, jax.Array]:
     k, c, f = layer.kernel, shape[-1], layer.filters
     w = _he_or_xavier(key, (k, k, c, f), k * k * c, k * k * f, layer.activation)
     return {"w": w, "b": jnp.zeros((f,), jnp.float32)}
 
 
-def _init_dense(key, layer: Dense, shape: Shape) -> dict:
+def _init_dense(key: jax.Array, layer: Dense, shape: Shape) -> dict[str, jax.Array]:
     d = math.prod(shape)
     return {"w": _he_or_xavier(key, (d, layer.units), d, layer.units, layer.activation), "b": jnp.zeros((layer.units,))}
 
 
-def _init_bn(key, layer: BatchNorm, shape: Shape) -> dict:
+def _init_bn(key: jax.Array, layer: BatchNorm, shape: Shape) -> dict[str, jax.Array]:
     return {"gamma": jnp.ones((shape[-1],), jnp.float32), "beta": jnp.zeros((shape[-1],), jnp.float32)}
 
 
-def _apply_conv(layer: Conv, p: dict, x: jax.Array, ctx: _Ctx):
+def _apply_conv(layer: Conv, p: dict[str, jax.Array], x: jax.Array, ctx: _Ctx) -> LayerOut:
     z = conv2d(x, p["w"], layer.stride, layer.padding, ctx.conv) + p["b"]
     return ACTIVATIONS[layer.activation].fn(z), {}
 
 
-def _apply_pool(layer: Pool, p: dict, x: jax.Array, ctx: _Ctx):
+def _apply_pool(layer: Pool, p: dict[str, jax.Array], x: jax.Array, ctx: _Ctx) -> LayerOut:
     return pool2d(x, layer.kind, layer.size, layer.step), {}
 
 
-def _apply_flatten(layer: Flatten, p: dict, x: jax.Array, ctx: _Ctx):
+def _apply_flatten(layer: Flatten, p: dict[str, jax.Array], x: jax.Array, ctx: _Ctx) -> LayerOut:
     return x.reshape(x.shape[0], -1), {}
 
 
-def _apply_dense(layer: Dense, p: dict, x: jax.Array, ctx: _Ctx):
+def _apply_dense(layer: Dense, p: dict[str, jax.Array], x: jax.Array, ctx: _Ctx) -> LayerOut:
     return ACTIVATIONS[layer.activation].fn(dense(x.reshape(x.shape[0], -1), p["w"]) + p["b"]), {}
 
 
-def _apply_dropout(layer: Dropout, p: dict, x: jax.Array, ctx: _Ctx):
+def _apply_dropout(layer: Dropout, p: dict[str, jax.Array], x: jax.Array, ctx: _Ctx) -> LayerOut:
     if not ctx.train or ctx.key is None:
         return x, {}
     # inverted dropout: keep with probability 1 - rate, rescale so the expectation is unchanged
@@ -290,7 +296,7 @@ def _apply_dropout(layer: Dropout, p: dict, x: jax.Array, ctx: _Ctx):
     return jnp.where(keep, x / (1.0 - ctx.rate), 0.0), {}
 
 
-def _apply_bn(layer: BatchNorm, p: dict, x: jax.Array, ctx: _Ctx):
+def _apply_bn(layer: BatchNorm, p: dict[str, jax.Array], x: jax.Array, ctx: _Ctx) -> LayerOut:
     """Per channel (last axis), over the batch and every position; masked rows of a padded batch ignored."""
     if not ctx.train:
         mean, var = ctx.bn["mean"], ctx.bn["var"]
@@ -311,8 +317,9 @@ class LayerKind:
 
     spec: type
     shape: Callable[[int, Any, Shape], Shape]  # (layer index, spec, input shape) → output shape
-    init: Callable[[jax.Array, Any, Shape], dict] | None  # (key, spec, input shape) → params; None = no params
-    apply: Callable[[Any, dict, jax.Array, _Ctx], tuple[jax.Array, dict]]  # → (output, new bn stats)
+    # (key, spec, input shape) → params; None = no params
+    init: Callable[[jax.Array, Any, Shape], dict[str, jax.Array]] | None
+    apply: Callable[[Any, dict[str, jax.Array], jax.Array, _Ctx], LayerOut]  # → (output, new bn stats)
     description: str
 
 
@@ -367,12 +374,12 @@ def check_arch(arch: CnnArch) -> list[Shape]:
 
 
 @partial(jax.jit, static_argnames=("arch",))
-def init_cnn(key: jax.Array, arch: CnnArch) -> list[dict[str, jax.Array]]:
+def init_cnn(key: jax.Array, arch: CnnArch) -> Params:
     """Fresh parameters: one dict per layer (``{}`` without parameters), then the head ``{"w", "b"}``."""
     shapes = check_arch(arch)
     ins = [tuple(arch.input_shape), *shapes[:-1]] if shapes else []
     keys = jax.random.split(key, len(arch.layers) + 1)
-    params = []
+    params: Params = []
     for k, layer, shape in zip(keys[:-1], arch.layers, ins, strict=True):
         init = LAYERS[layer.type].init
         params.append({} if init is None else init(k, layer, shape))
@@ -381,7 +388,7 @@ def init_cnn(key: jax.Array, arch: CnnArch) -> list[dict[str, jax.Array]]:
     return params
 
 
-def init_cnn_bn_state(arch: CnnArch) -> list[dict[str, jax.Array]]:
+def init_cnn_bn_state(arch: CnnArch) -> BnState:
     """Running statistics: ``{"mean": 0, "var": 1}`` (C,) per batch_norm layer, ``{}`` for the others."""
     shapes = check_arch(arch)
     ins = [tuple(arch.input_shape), *shapes[:-1]] if shapes else []
@@ -405,7 +412,7 @@ def apply_cnn(
     with_activations: bool = False,
     conv: str = "im2col",
     dropout_rates: jax.Array | None = None,
-):
+) -> tuple[jax.Array, dict[str, Any]]:
     """Forward pass. x: (batch, H, W, C) → logits (batch, n_classes).
 
     Returns ``(logits, extras)`` as ``apply_mlp``: extras has ``"activations"`` (each layer's output, when
@@ -418,8 +425,8 @@ def apply_cnn(
     j = 0  # dropout layers seen
     for i, layer in enumerate(arch.layers):
         sub = None if key is None else jax.random.fold_in(key, i)
-        rate = 0.0
-        if layer.type == "dropout":
+        rate: jax.Array | float = 0.0
+        if isinstance(layer, Dropout):
             if dropout_rates is None:
                 rate = layer.rate
             else:  # one traced rate for all (a scalar) or one per dropout layer
@@ -454,13 +461,22 @@ class CnnTrainConfig:
     slice_cells: ClassVar[int] = 1  # grid cells per vmapped step: im2col's patches over the images are big already
     path_losses: ClassVar[int | None] = 24  # a path's true and slice losses at this many points (evenly, the last too)
 
-    def data_loss(self, bn_state, x: jax.Array, y: jax.Array) -> Callable[[Any], jax.Array]:
+    def data_loss(self, bn_state: BnState, x: jax.Array, y: jax.Array) -> Callable[[Any], jax.Array]:
         return cnn_data_loss(self.arch, x, y, bn_state, self.conv)
 
-    def objective(self, params, bn_state, x, y, mask, h: Hyper, key=None):
+    def objective(
+        self,
+        params: Params,
+        bn_state: BnState,
+        x: jax.Array,
+        y: jax.Array,
+        mask: jax.Array | None,
+        h: Hyper,
+        key: jax.Array | None = None,
+    ) -> tuple[jax.Array, tuple[jax.Array, BnState]]:
         return cnn_objective(params, bn_state, x, y, mask, h, self, key)
 
-    def activations(self, params, bn_state, x: jax.Array) -> list[jax.Array]:
+    def activations(self, params: Params, bn_state: BnState, x: jax.Array) -> list[jax.Array]:
         """Each layer's activations on x (running batch-norm statistics, no dropout)."""
         return apply_cnn(params, x, self.arch, bn_state=bn_state, with_activations=True, conv=self.conv)[1][
             "activations"
@@ -475,12 +491,12 @@ class CnnTrainConfig:
         return "softmax"
 
 
-def init_cnn_state(cfg: CnnTrainConfig, params, key: jax.Array) -> TrainState:
+def init_cnn_state(cfg: CnnTrainConfig, params: Params, key: jax.Array) -> TrainState:
     """A training state around given parameters (train.TrainState: params, opt_state, bn_state, key)."""
     return TrainState(params, init_opt_state(cfg, params), init_cnn_bn_state(cfg.arch), key)
 
 
-def image_batches(x: np.ndarray, y: np.ndarray, batch_size: int):
+def image_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> Batch:
     """One epoch as whole batches: x (S, B, H, W, C), y int32 (S, B), mask (S, B), padded with masked rows."""
     n, b = len(x), max(1, min(batch_size, len(x)))
     steps = max(1, math.ceil(n / b))
@@ -491,7 +507,7 @@ def image_batches(x: np.ndarray, y: np.ndarray, batch_size: int):
     return jnp.asarray(xs, jnp.float32), jnp.asarray(ys), jnp.asarray(mask)
 
 
-def cnn_penalty(params, kind: str, rate: jax.Array) -> jax.Array:
+def cnn_penalty(params: Params, kind: str, rate: jax.Array) -> jax.Array:
     """L1 / L2 penalty on every weight tensor (not biases, not γ/β): L2 = rate · ½ Σw², as the MLP's."""
     ws = [layer["w"] for layer in params if "w" in layer]
     if kind == "none" or not ws:
@@ -505,7 +521,16 @@ def _masked_mean(per: jax.Array, mask: jax.Array | None) -> jax.Array:
     return per.mean() if mask is None else jnp.sum(per * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
-def cnn_objective(params, bn_state, x, y, mask, h: Hyper, cfg: CnnTrainConfig, key=None):
+def cnn_objective(
+    params: Params,
+    bn_state: BnState,
+    x: jax.Array,
+    y: jax.Array,
+    mask: jax.Array | None,
+    h: Hyper,
+    cfg: CnnTrainConfig,
+    key: jax.Array | None = None,
+) -> tuple[jax.Array, tuple[jax.Array, BnState]]:
     """Mean softmax cross-entropy over the real rows plus the penalty; aux: (data loss, new bn_state)."""
     logits, extras = apply_cnn(
         params, x, cfg.arch, bn_state=bn_state, train=True, key=key, mask=mask, conv=cfg.conv, dropout_rates=h.dropout
@@ -514,8 +539,11 @@ def cnn_objective(params, bn_state, x, y, mask, h: Hyper, cfg: CnnTrainConfig, k
     return data_loss + cnn_penalty(params, cfg.regularization, h.reg_rate), (data_loss, extras["bn_state"])
 
 
-def cnn_step(state: TrainState, batch, h: Hyper, cfg: CnnTrainConfig, padded: bool = True):
+def cnn_step(
+    state: TrainState, batch: Batch, h: Hyper, cfg: CnnTrainConfig, padded: bool = True
+) -> tuple[TrainState, jax.Array]:
     """One mini-batch update → (new state, the batch's data loss before the update): a pure function."""
+    mask: jax.Array | None
     x, y, mask = batch
     mask = mask if padded else None  # static: whole batches skip the masking arithmetic
     key, sub = jax.random.split(state.key) if cfg.dropout else (state.key, None)
@@ -534,7 +562,9 @@ def augmented(cfg: CnnTrainConfig, key: jax.Array, x: jax.Array) -> jax.Array:
 
 
 @partial(jax.jit, static_argnames=("cfg", "padded"))
-def train_cnn_epochs(cfg: CnnTrainConfig, state: TrainState, batches, h: Hyper, n_epochs: jax.Array, padded=True):
+def train_cnn_epochs(
+    cfg: CnnTrainConfig, state: TrainState, batches: Batch, h: Hyper, n_epochs: jax.Array, padded: bool = True
+) -> tuple[jax.Array, TrainState, jax.Array]:
     """Run up to ``n_epochs`` epochs in one compiled call, as ``train.train_epochs``.
 
     batches: (x (steps, batch, H, W, C), y int32 (steps, batch), mask (steps, batch)) from image_batches;
@@ -543,11 +573,11 @@ def train_cnn_epochs(cfg: CnnTrainConfig, state: TrainState, batches, h: Hyper, 
     steps computed anyway (each batch's, before its update), so it costs no extra forward pass.
     """
 
-    def cond(carry):
+    def cond(carry: tuple[jax.Array, TrainState, jax.Array]) -> jax.Array:
         i, _, ok = carry
         return (i < n_epochs) & ok
 
-    def body(carry):
+    def body(carry: tuple[jax.Array, TrainState, jax.Array]) -> tuple[jax.Array, TrainState, jax.Array]:
         i, st, _ = carry
         epoch = batches
         if any(cfg.augment):  # a fresh random variant of every training image, each epoch
@@ -564,21 +594,23 @@ EVAL_CHUNK = 256  # images per forward pass when evaluating: bounds im2col's pat
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def predict_cnn(cfg: CnnTrainConfig, params, bn_state, x: jax.Array) -> jax.Array:
+def predict_cnn(cfg: CnnTrainConfig, params: Params, bn_state: BnState, x: jax.Array) -> jax.Array:
     """Logits (n, n_classes) for x (n, H, W, C), in chunks of EVAL_CHUNK (no dropout, running statistics)."""
     n = x.shape[0]
     chunk = min(EVAL_CHUNK, max(n, 1))
     steps = -(-n // chunk)
     xs = jnp.pad(x, ((0, steps * chunk - n), (0, 0), (0, 0), (0, 0))).reshape(steps, chunk, *x.shape[1:])
 
-    def forward(xc):
+    def forward(xc: jax.Array) -> jax.Array:
         return apply_cnn(params, xc, cfg.arch, bn_state=bn_state, conv=cfg.conv)[0]
 
     return jax.lax.map(forward, xs).reshape(steps * chunk, -1)[:n]
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def evaluate_cnn(cfg: CnnTrainConfig, params, bn_state, x: jax.Array, y: jax.Array):
+def evaluate_cnn(
+    cfg: CnnTrainConfig, params: Params, bn_state: BnState, x: jax.Array, y: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     """Mean cross-entropy and accuracy of ``params`` on (x, y)."""
     logits = predict_cnn(cfg, params, bn_state, x)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, y.astype(jnp.int32)).mean()
@@ -592,7 +624,7 @@ def confusion_matrix(logits: jax.Array, y: jax.Array, n_classes: int) -> jax.Arr
 
 
 def cnn_data_loss(
-    arch: CnnArch, x: jax.Array, y: jax.Array, bn_state=None, conv: str = "im2col"
+    arch: CnnArch, x: jax.Array, y: jax.Array, bn_state: BnState | None = None, conv: str = "im2col"
 ) -> Callable[[Any], jax.Array]:
     """The mean softmax cross-entropy of a CNN on (x, y) (no dropout, running batch-norm statistics, no
     penalty) as a function of the params alone: ``cnn.evaluate_cnn``'s loss."""

@@ -4,7 +4,9 @@ map, and the examples' class probabilities (server/ml/inspect.py is the MLP's co
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +14,7 @@ import optax
 
 from server.ml.cnn import CnnTrainConfig, apply_cnn
 from server.ml.inspect import quantize
+from server.ml.models import BnState, Params
 
 EVAL_CHUNK = 256  # images per compiled evaluation call
 
@@ -22,14 +25,16 @@ def cross_entropy(logits: jax.Array, y: jax.Array) -> jax.Array:
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def eval_chunk(cfg: CnnTrainConfig, params, bn_state, x, y, mask):
+def eval_chunk(
+    cfg: CnnTrainConfig, params: Params, bn_state: BnState, x: jax.Array, y: jax.Array, mask: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Sum of cross-entropy and of correct answers over the real rows of a chunk, and its logits."""
     logits, _ = apply_cnn(params, x, cfg.arch, bn_state=bn_state, conv=cfg.conv)
     right = (jnp.argmax(logits, -1) == y).astype(jnp.float32)
     return jnp.sum(cross_entropy(logits, y) * mask), jnp.sum(right * mask), logits
 
 
-def _chunks(x: jax.Array, y: jax.Array):
+def _chunks(x: jax.Array, y: jax.Array) -> Iterator[tuple[jax.Array, jax.Array, jax.Array, int]]:
     """(x, y, mask, real rows) chunks of EVAL_CHUNK rows, the last one padded."""
     n = int(x.shape[0])
     for start in range(0, n, EVAL_CHUNK):
@@ -42,9 +47,12 @@ def _chunks(x: jax.Array, y: jax.Array):
         yield xc, yc, (jnp.arange(EVAL_CHUNK) < real).astype(jnp.float32), real
 
 
-def evaluate(cfg: CnnTrainConfig, params, bn_state, x: jax.Array, y: jax.Array, logits: bool = False):
+def evaluate(
+    cfg: CnnTrainConfig, params: Params, bn_state: BnState, x: jax.Array, y: jax.Array, logits: bool = False
+) -> tuple[jax.Array | float, ...]:
     """(mean loss, accuracy[, logits (n, K)]) over all of x, one compiled chunk program at a time."""
-    loss = right = 0.0
+    loss: jax.Array | float = 0.0
+    right: jax.Array | float = 0.0
     outs = []
     for xc, yc, mask, real in _chunks(x, y):
         l, r, lg = eval_chunk(cfg, params, bn_state, xc, yc, mask)
@@ -57,11 +65,12 @@ def evaluate(cfg: CnnTrainConfig, params, bn_state, x: jax.Array, y: jax.Array, 
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def views(cfg: CnnTrainConfig, params, bn_state, examples):
+def views(cfg: CnnTrainConfig, params: Params, bn_state: BnState, examples: jax.Array) -> dict[str, Any]:
     """Every layer's feature maps of the example images quantized per map (uint8 + each map's range), and
     the examples' class probabilities."""
     logits, extras = apply_cnn(params, examples, cfg.arch, bn_state=bn_state, with_activations=True, conv=cfg.conv)
-    maps, ranges = [], []
+    maps: list[jax.Array | None] = []
+    ranges: list[jax.Array | None] = []
     for a in extras["activations"]:
         if a.ndim == 4:  # (examples, H, W, C) → (examples, C, H, W) uint8, range per map
             lo, hi = a.min(axis=(1, 2)), a.max(axis=(1, 2))  # (examples, C)

@@ -22,10 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from server.ml import cnn
-from server.ml.models import ACTIVATIONS
+from server.ml.models import ACTIVATIONS, BnState, Params
 
 
-def _layer_output(params, x, arch: cnn.CnnArch, layer: int, bn_state) -> jax.Array:
+def _layer_output(params: Params, x: jax.Array, arch: cnn.CnnArch, layer: int, bn_state: BnState) -> jax.Array:
     """Layer ``layer``'s output for images x (n, H, W, C)."""
     _, extras = cnn.apply_cnn(params, x, arch, bn_state=bn_state, with_activations=True)
     return extras["activations"][layer]
@@ -40,8 +40,8 @@ def _blur(img: jax.Array) -> jax.Array:
 
 @partial(jax.jit, static_argnames=("arch", "layer", "steps"))
 def maximize(
-    params,
-    bn_state,
+    params: Params,
+    bn_state: BnState,
     key: jax.Array,
     arch: cnn.CnnArch,
     layer: int,
@@ -50,7 +50,7 @@ def maximize(
     l2: float = 0.01,
     jitter: int = 1,
     blur_every: int = 4,
-):
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """For every channel (filter or unit) of layer ``layer``: an input image that makes its mean activation
     large. Returns (images (channels, H, W, C) in [0, 1], the mean activation of each channel on its own
     image at the start and at the end (channels,))."""
@@ -58,15 +58,15 @@ def maximize(
     out = jax.eval_shape(lambda x: _layer_output(params, x, arch, layer, bn_state), jnp.zeros((1, *shape)))
     channels = out.shape[-1]
 
-    def activation(img, c):  # img (H, W, C) → channel c's mean activation
+    def activation(img: jax.Array, c: jax.Array) -> jax.Array:  # img (H, W, C) → channel c's mean activation
         a = _layer_output(params, img[None], arch, layer, bn_state)[0]
         return jnp.mean(a[..., c]) if a.ndim == 3 else a[c]
 
-    def climb(c, k):
+    def climb(c: jax.Array, k: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         img = 0.5 + 0.01 * jax.random.normal(k, shape)
         start = activation(img, c)
 
-        def step(carry, i):
+        def step(carry: tuple[jax.Array, jax.Array], i: jax.Array) -> tuple[tuple[jax.Array, jax.Array], None]:
             img, k = carry
             k, sub = jax.random.split(k)
             dy, dx = jax.random.randint(sub, (2,), -jitter, jitter + 1)
@@ -86,10 +86,10 @@ def maximize(
 
 
 @partial(jax.jit, static_argnames=("arch",))
-def saliency(params, bn_state, x: jax.Array, arch: cnn.CnnArch) -> jax.Array:
+def saliency(params: Params, bn_state: BnState, x: jax.Array, arch: cnn.CnnArch) -> jax.Array:
     """|∂ logit of the predicted class / ∂ pixel| for images x (n, H, W, C), summed over channels: (n, H, W)."""
 
-    def top_logit(img):
+    def top_logit(img: jax.Array) -> jax.Array:
         logits, _ = cnn.apply_cnn(params, img[None], arch, bn_state=bn_state)
         return logits[0, jnp.argmax(logits[0])]
 
@@ -97,15 +97,15 @@ def saliency(params, bn_state, x: jax.Array, arch: cnn.CnnArch) -> jax.Array:
 
 
 @partial(jax.jit, static_argnames=("arch",))
-def _activations_of(params, bn_state, image: jax.Array, arch: cnn.CnnArch) -> list[jax.Array]:
+def _activations_of(params: Params, bn_state: BnState, image: jax.Array, arch: cnn.CnnArch) -> list[jax.Array]:
     """Every layer's output for one image (H, W, C), batch axis dropped."""
     _, extras = cnn.apply_cnn(params, image[None], arch, bn_state=bn_state, with_activations=True)
     return [a[0] for a in extras["activations"]]
 
 
 def conv_walkthrough(
-    params,
-    bn_state,
+    params: Params,
+    bn_state: BnState,
     arch: cnn.CnnArch,
     image: jax.Array,
     layer: int,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Literal
 
 import jax
@@ -184,7 +185,8 @@ class DatasetInfo:
     description: str
 
 
-_CLS, _REG = "classification", "regression"
+_CLS: Literal["classification"] = "classification"
+_REG: Literal["regression"] = "regression"
 
 _MENU = [
     DatasetInfo("circle", circle, _CLS, 2, "Two rings: an inner disc of blue and an outer ring of orange."),
@@ -232,7 +234,7 @@ def split(
 # --------------------------------------------------------------------------- features
 
 
-def _xp(a: Array):
+def _xp(a: Array) -> ModuleType:
     """The array module matching `a`: jax.numpy for jax arrays and tracers, else numpy."""
     return jnp if isinstance(a, jax.Array) else np
 

@@ -34,7 +34,7 @@ def _norm(a: jax.Array) -> jax.Array:
     return jnp.sqrt(jnp.sum(a * a))
 
 
-def _nonfinite(tree) -> jax.Array:
+def _nonfinite(tree: Params) -> jax.Array:
     return sum((jnp.sum(~jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)), jnp.int32(0))
 
 

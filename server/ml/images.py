@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from server.ml import augment as jaug
@@ -221,16 +222,19 @@ DEFAULT_DATA_DIR = Path(".cache/data")
 
 def idx_files(
     name: str, data_dir: str | os.PathLike[str], fetch: Callable[[str], bytes] | None = None, download: bool = True
-):
+) -> tuple[Path, Path]:
     """(images path, labels path) of an IDX set in data_dir/name/, downloading what is missing (unless
     ``download`` is False: then a missing file is a FileNotFoundError saying where to put it)."""
     info = IMAGE_DATASETS[name]
+    if info.idx is None:
+        raise ValueError(f"image dataset {name!r} is generated, not read from IDX files")
     folder = Path(data_dir) / name
     if not download:
         for f in info.idx:
             if not (folder / f).is_file():
                 raise FileNotFoundError(f"{folder / f} is missing (downloading is off): put {info.url + f} there")
-    return tuple(cached_download(info.url + f, folder, f, fetch) for f in info.idx)
+    images, labels = (cached_download(info.url + f, folder, f, fetch) for f in info.idx)
+    return images, labels
 
 
 @functools.lru_cache(maxsize=2)
@@ -321,7 +325,7 @@ def split_images(
 # ------------------------------------------------------------------------ augmentation
 
 
-def _key(key_or_seed: Any):
+def _key(key_or_seed: Any) -> jax.Array:
     """A raw JAX key from an int seed, a numpy Generator (one draw), a raw JAX key or a typed JAX key."""
     if isinstance(key_or_seed, np.random.Generator):
         key_or_seed = int(key_or_seed.integers(2**31))
@@ -338,7 +342,7 @@ def rotate(images: np.ndarray, degrees: float | np.ndarray) -> np.ndarray:
     `degrees` is one angle or one per image (n,). Bilinear sampling, zero fill; float32 (n, H, W, C).
     (The host face of ``server.ml.augment.rotate``, which training uses inside its compiled loop.)
     """
-    return np.asarray(jaug.rotate(np.asarray(images, np.float32), np.asarray(degrees, np.float32)))
+    return np.asarray(jaug.rotate(jnp.asarray(images, jnp.float32), jnp.asarray(degrees, jnp.float32)))
 
 
 def augment(

@@ -8,11 +8,12 @@ byte per cell on the device (values in [-1, 1] → 0..255, 0 ↔ 127.5), so litt
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from server.ml.models import apply_mlp, output_value
+from server.ml.models import BnState, Params, apply_mlp, output_value
 from server.ml.probes import measure_health
 from server.ml.train import Hyper, TrainConfig, TrainState, correct, per_example_loss
 
@@ -25,20 +26,30 @@ def quantize(v: jax.Array, lo: float = -1.0, hi: float = 1.0) -> jax.Array:
     return jnp.round((jnp.clip(v, lo, hi) - lo) * (255.0 / (hi - lo))).astype(jnp.uint8)
 
 
-def dequantize(q, lo: float = -1.0, hi: float = 1.0):
+def dequantize(q: jax.Array, lo: float = -1.0, hi: float = 1.0) -> jax.Array:
     """The inverse of quantize, up to half a step ((hi - lo) / 510)."""
     return lo + q.astype(jnp.float32) * ((hi - lo) / 255.0)
 
 
-def _data_loss(params, bn_state, x, y, cfg: TrainConfig):
+def _data_loss(
+    params: Params, bn_state: BnState, x: jax.Array, y: jax.Array, cfg: TrainConfig
+) -> tuple[jax.Array, jax.Array]:
     logits, _ = apply_mlp(params, x, cfg.arch, bn_state=bn_state)
     return per_example_loss(logits, y, cfg.arch.output, cfg.loss).mean(), logits
 
 
 @partial(jax.jit, static_argnames=("cfg",))
 def compute_frame(
-    cfg: TrainConfig, state: TrainState, h: Hyper, x_train, y_train, x_test, y_test, grid_out, grid_neurons
-):
+    cfg: TrainConfig,
+    state: TrainState,
+    h: Hyper,
+    x_train: jax.Array,
+    y_train: jax.Array,
+    x_test: jax.Array,
+    y_test: jax.Array,
+    grid_out: jax.Array,
+    grid_neurons: jax.Array,
+) -> dict[str, Any]:
     """One frame's arrays.
 
     grid_out: (G², F) featurized cell centres of the output map; grid_neurons: (g², F) for neuron maps.
@@ -81,7 +92,7 @@ def compute_frame(
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def predict(cfg: TrainConfig, params, bn_state, x):
+def predict(cfg: TrainConfig, params: Params, bn_state: BnState, x: jax.Array) -> jax.Array:
     """What the output unit says for featurized inputs x (n, F): (n,) on the ±1 scale / values, or
     (n, K) class probabilities."""
     logits, _ = apply_mlp(params, x, cfg.arch, bn_state=bn_state)

@@ -40,7 +40,7 @@ def _tree_vdot(a: Params, b: Params) -> jax.Array:
     return sum((jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)), jnp.float32(0))
 
 
-def combine(center: Params, d1: Params, d2: Params, a: jax.Array, b: jax.Array) -> Params:
+def combine(center: Params, d1: Params, d2: Params, a: jax.Array | float, b: jax.Array | float) -> Params:
     """center + a·d1 + b·d2, leaf by leaf."""
     return jax.tree.map(lambda c, u, v: c + a * u + b * v, center, d1, d2)
 
@@ -57,7 +57,7 @@ def _as_matrix(trajectory: jax.Array | Sequence[Params]) -> jax.Array:
 # -------------------------------------------------------------------------------------------- directions
 
 
-def _leaf_name(path) -> str | None:
+def _leaf_name(path: Sequence[Any]) -> str | None:
     last = path[-1] if path else None
     return getattr(last, "key", None)
 
@@ -129,7 +129,8 @@ def pca_directions(trajectory: jax.Array | Sequence[Params], center: Params) -> 
         m = jnp.concatenate([m, jnp.zeros((2 - m.shape[0], m.shape[1]), m.dtype)])
     _, s, vt = jnp.linalg.svd(m, full_matrices=False)
     var = s * s
-    explained = var[:2] / jnp.maximum(var.sum(), jnp.finfo(var.dtype).tiny)
+    tiny = jnp.finfo(var.dtype).tiny  # type: ignore[no-untyped-call]  # ml_dtypes' finfo.__new__ is unannotated
+    explained = var[:2] / jnp.maximum(var.sum(), tiny)
     dirs = vt[:2] * jnp.where(m[0] @ vt[:2].T < 0, -1.0, 1.0)[:, None]
     return unravel(dirs[0]), unravel(dirs[1]), explained
 
@@ -146,7 +147,7 @@ def _check_method(method: str) -> None:
         raise ValueError(f"unknown slice method {method!r}; choose one of {', '.join(SLICE_METHODS)}")
 
 
-def _map_cells(fn: Callable, xs: tuple[jax.Array, ...], method: str, batch_size: int) -> jax.Array:
+def _map_cells(fn: Callable[..., jax.Array], xs: tuple[jax.Array, ...], method: str, batch_size: int) -> jax.Array:
     """fn over the leading axis of xs: all at once ("vmap") or a batched loop (``lax.map``)."""
     if method == "vmap":
         return jax.vmap(fn)(*xs)
@@ -174,7 +175,7 @@ def loss_slice(
     _check_method(method)
     alphas, betas = jnp.asarray(alphas), jnp.asarray(betas)
 
-    def cell(a, b):
+    def cell(a: jax.Array, b: jax.Array) -> jax.Array:
         return loss_fn(combine(center, d1, d2, a, b))
 
     if method == "rows":
@@ -243,7 +244,7 @@ def hessian_top_eigenvalue(loss_fn: LossFn, params: Params, key: jax.Array, iter
     v0 = jax.random.normal(key, flat.shape, flat.dtype)
     v0 = v0 / jnp.linalg.norm(v0)
 
-    def step(_, carry):
+    def step(_: jax.Array, carry: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
         v, _ = carry
         hv = hvp(v)
         n = jnp.linalg.norm(hv)

@@ -11,10 +11,14 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+Params = list[dict[str, jax.Array]]  # one dict of arrays per layer ("w", "b", ...), the output layer last
+BnState = list[dict[str, jax.Array]]  # running batch-norm statistics per layer ({"mean", "var"})
 
 
 @dataclass(frozen=True)
@@ -27,12 +31,12 @@ class Activation:
     range: tuple[float, float] = (-math.inf, math.inf)
 
 
-def _piecewise_linear(z):
+def _piecewise_linear(z: jax.Array) -> jax.Array:
     # 0 below -1/2, z + 1/2 between, 1 above: the lecture's "piece-wise linear" unit.
     return jnp.clip(z + 0.5, 0.0, 1.0)
 
 
-def _heaviside(z):
+def _heaviside(z: jax.Array) -> jax.Array:
     # 0.5 at exactly 0, as in the lecture's table; jnp.heaviside's second argument is the value at 0.
     return jnp.heaviside(z, 0.5).astype(z.dtype)
 
@@ -119,11 +123,11 @@ def _init_weights(key: jax.Array, shapes: Sequence[tuple[int, int]], init: str) 
 
 
 @partial(jax.jit, static_argnames=("arch", "init"))
-def init_mlp(key: jax.Array, arch: Arch, init: str = "xavier") -> list[dict[str, jax.Array]]:
+def init_mlp(key: jax.Array, arch: Arch, init: str = "xavier") -> Params:
     """Fresh parameters for ``arch``: one ``{"w", "b"}`` dict per layer (+ gamma/beta with batch norm)."""
     sizes = arch.sizes
     weights = _init_weights(key, list(zip(sizes[:-1], sizes[1:], strict=True)), init)
-    params = []
+    params: Params = []
     for i, (w, fan_out) in enumerate(zip(weights, sizes[1:], strict=True)):
         layer = {"w": w, "b": jnp.zeros((fan_out,), jnp.float32)}
         if arch.batch_norm and i < len(arch.hidden):
@@ -133,7 +137,7 @@ def init_mlp(key: jax.Array, arch: Arch, init: str = "xavier") -> list[dict[str,
     return params
 
 
-def init_bn_state(arch: Arch) -> list[dict[str, jax.Array]]:
+def init_bn_state(arch: Arch) -> BnState:
     """Running batch-norm statistics per hidden layer (empty list without batch norm)."""
     if not arch.batch_norm:
         return []
@@ -151,7 +155,7 @@ def dense(x: jax.Array, w: jax.Array) -> jax.Array:
     if x.ndim == 2 and w.shape[0] <= 8 and x.shape[0] >= 4096:
         # the 100×100 output grid through a narrow layer: a sum of rank-1 products fuses into one
         # loop, ~25 % faster than the library call for (10⁴, ≤8) × (≤8, ≤64)
-        return sum(x[:, k, None] * w[k][None, :] for k in range(w.shape[0]))
+        return cast(jax.Array, sum(x[:, k, None] * w[k][None, :] for k in range(w.shape[0])))  # w has rows
     return x @ w
 
 
@@ -170,7 +174,7 @@ def apply_mlp(
     key: jax.Array | None = None,
     mask: jax.Array | None = None,
     with_activations: bool = False,
-):
+) -> tuple[jax.Array, dict[str, Any]]:
     """Forward pass. x: (batch, n_inputs) → logits (batch, n_outputs).
 
     Returns ``(logits, extras)`` where extras has ``"activations"`` (list of (batch, units) per hidden
@@ -184,6 +188,7 @@ def apply_mlp(
         p = params[i]
         z = dense(h, p["w"]) + p["b"]
         if arch.batch_norm:
+            assert bn_state is not None, "a batch-norm MLP needs its bn_state"
             if train:
                 m = jnp.ones((z.shape[0],), z.dtype) if mask is None else mask
                 count = jnp.maximum(m.sum(), 1.0)
@@ -227,12 +232,14 @@ def output_value(logits: jax.Array, output: str) -> jax.Array:
     return logits[:, 0]
 
 
-def count_params(params) -> int:
+def count_params(params: Any) -> int:
     """Number of scalar parameters."""
     return int(sum(np.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params)))
 
 
-def transfer_params(old, old_arch: Arch, fresh, new_arch: Arch, input_rows: Sequence[int | None]):
+def transfer_params(
+    old: Params, old_arch: Arch, fresh: Params, new_arch: Arch, input_rows: Sequence[int | None]
+) -> tuple[Params, dict[str, Any]]:
     """Carry surviving weights from ``old`` into ``fresh`` (new-shape params), so edits never reset.
 
     Hidden layer i maps to old hidden layer i, the output layer to the old output layer; within a layer,
@@ -241,7 +248,8 @@ def transfer_params(old, old_arch: Arch, fresh, new_arch: Arch, input_rows: Sequ
     Returns (params, report) with per-layer counts of kept and freshly initialized numbers.
     """
     n_old, n_new = len(old_arch.hidden), len(new_arch.hidden)
-    params, layers = [], []
+    params: Params = []
+    layers: list[dict[str, Any]] = []
     for i, layer in enumerate(fresh):
         j = n_old if i == n_new else (i if i < n_old else None)  # source layer in old, if any
         out, kept = dict(layer), 0

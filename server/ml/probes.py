@@ -11,6 +11,7 @@ says what the views need through the same methods (``data_loss``, ``objective``,
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -23,9 +24,11 @@ from jax.flatten_util import ravel_pytree
 from server.ml import health
 from server.ml import landscape as ls
 from server.ml.cnn import CnnTrainConfig
+from server.ml.models import BnState
 from server.ml.train import OPTIMIZERS, Hyper, TrainConfig, TrainState
 
 Config = TrainConfig | CnnTrainConfig  # an MLP's or a CNN's static config
+Params = ls.Params  # a params pytree (layer dicts), or a direction in it: what landscape's views take
 TRAJECTORY_POINTS = 200  # rows of every path program (a path is padded to it: one compiled shape)
 
 
@@ -38,7 +41,17 @@ def flat(params: Any) -> np.ndarray:
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def _band(cfg: Config, center, d1, d2, bn_state, x, y, alphas, betas):
+def _band(
+    cfg: Config,
+    center: Params,
+    d1: Params,
+    d2: Params,
+    bn_state: BnState,
+    x: jax.Array,
+    y: jax.Array,
+    alphas: jax.Array,
+    betas: jax.Array,
+) -> jax.Array:
     loss_fn = cfg.data_loss(bn_state, x, y)
     return ls.loss_slice(loss_fn, center, d1, d2, alphas, betas, batch_size=cfg.slice_cells)
 
@@ -47,7 +60,18 @@ SLICE_THREADS = min(2, os.cpu_count() or 1)
 _bands = ThreadPoolExecutor(SLICE_THREADS, thread_name_prefix="slice")
 
 
-def slice_grid(cfg: Config, center, d1, d2, bn_state, x, y, span: float, resolution: int, threads: int = 1):
+def slice_grid(
+    cfg: Config,
+    center: Params,
+    d1: Params,
+    d2: Params,
+    bn_state: BnState,
+    x: jax.Array,
+    y: jax.Array,
+    span: float,
+    resolution: int,
+    threads: int = 1,
+) -> np.ndarray:
     """The resolution² slice (rows β, columns α, both ``span`` × [−1, 1]). With ``threads`` > 1 its rows are
     cut into that many equal bands computed at once, each in its own thread (XLA runs one slice on one core;
     JAX lets go of the GIL while it computes): about twice as fast on two idle cores, the same numbers."""
@@ -76,7 +100,17 @@ def evaluated(real: int, cfg: Config) -> np.ndarray:
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def path(cfg: Config, center, d1, d2, bn_state, x, y, points, evaluate):
+def path(
+    cfg: Config,
+    center: Params,
+    d1: Params,
+    d2: Params,
+    bn_state: BnState,
+    x: jax.Array,
+    y: jax.Array,
+    points: jax.Array,
+    evaluate: jax.Array,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """For trajectory points (T, P): plane coordinates, distance off the plane, the true loss at each point
     and the slice's loss at its projection, where ``evaluate`` (T,) holds (NaN elsewhere). A model whose
     losses are cheap (``path_losses`` None) gets them in batches of 8; a dear one point by point, with a real
@@ -90,7 +124,9 @@ def path(cfg: Config, center, d1, d2, bn_state, x, y, points, evaluate):
         true = jnp.where(evaluate, jax.lax.map(lambda p: loss_fn(unravel(p)), points, batch_size=8), nan)
         return coords, off, true, jnp.where(evaluate, jax.lax.map(on_plane, coords, batch_size=8), nan)
 
-    def where(ok, fn, arg):  # one forward pass when ok, none otherwise (lax.map without batching: a real branch)
+    def where(
+        ok: jax.Array, fn: Callable[[jax.Array], jax.Array], arg: jax.Array
+    ) -> jax.Array:  # one forward pass when ok, none otherwise (lax.map without batching: a real branch)
         return jax.lax.cond(ok, fn, lambda _: jnp.float32(jnp.nan), arg)
 
     true = jax.lax.map(lambda t: where(t[1], lambda p: loss_fn(unravel(p)), t[0]), (points, evaluate))
@@ -99,33 +135,37 @@ def path(cfg: Config, center, d1, d2, bn_state, x, y, points, evaluate):
 
 
 @jax.jit
-def random_plane(key, params):
+def random_plane(key: jax.Array, params: Params) -> tuple[Params, Params]:
     k1, k2 = jax.random.split(key)
     return ls.filter_normalized_direction(k1, params), ls.filter_normalized_direction(k2, params)
 
 
 @jax.jit
-def init_plane(key, init_params, params):
+def init_plane(key: jax.Array, init_params: Params, params: Params) -> tuple[Params, Params]:
     return ls.init_plane(key, init_params, params)
 
 
 @jax.jit
-def pca_plane(points, params):
+def pca_plane(points: jax.Array, params: Params) -> tuple[Params, Params, jax.Array]:
     return ls.pca_directions(points, params)
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def line(cfg: Config, start, end, bn_state, x, y, ts):
+def line(
+    cfg: Config, start: Params, end: Params, bn_state: BnState, x: jax.Array, y: jax.Array, ts: jax.Array
+) -> jax.Array:
     return ls.interpolate_1d(cfg.data_loss(bn_state, x, y), start, end, ts, batch_size=cfg.slice_cells)
 
 
 @partial(jax.jit, static_argnames=("cfg", "iters"))
-def top_eigenvalue(cfg: Config, params, bn_state, x, y, key, iters: int):
+def top_eigenvalue(
+    cfg: Config, params: Params, bn_state: BnState, x: jax.Array, y: jax.Array, key: jax.Array, iters: int
+) -> jax.Array:
     return ls.hessian_top_eigenvalue(cfg.data_loss(bn_state, x, y), params, key, iters)
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def data_loss(cfg: Config, params, bn_state, x, y):
+def data_loss(cfg: Config, params: Params, bn_state: BnState, x: jax.Array, y: jax.Array) -> jax.Array:
     return cfg.data_loss(bn_state, x, y)(params)
 
 

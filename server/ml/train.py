@@ -8,17 +8,23 @@ optimizer, loss, regularizer kind, whether dropout is on) lives in the static ``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.typing import ArrayLike
 
-from server.ml.models import ACTIVATIONS, BN_EPS, Arch, apply_mlp, dense, init_bn_state, output_value
+from server.ml.models import ACTIVATIONS, BN_EPS, Arch, BnState, Params, apply_mlp, dense, init_bn_state, output_value
+
+if TYPE_CHECKING:
+    from server.ml.cnn import CnnTrainConfig
+
+Batch = tuple[jax.Array, jax.Array, jax.Array]  # x, y, mask: one mini-batch (or a run of them, stacked)
 
 
 class Hyper(NamedTuple):
@@ -83,14 +89,23 @@ class TrainConfig:
     slice_cells: ClassVar[int] = 9  # grid cells per vmapped step of a slice (bench/landscape.py)
     path_losses: ClassVar[int | None] = None  # a path's losses at every point (they cost little)
 
-    def data_loss(self, bn_state, x: jax.Array, y: jax.Array) -> Callable[[Any], jax.Array]:
+    def data_loss(self, bn_state: BnState, x: jax.Array, y: jax.Array) -> Callable[[Any], jax.Array]:
         """The mean data loss on (x, y) as a function of the params alone (``mlp_data_loss``)."""
         return mlp_data_loss(self.arch, self.loss, x, y, bn_state)
 
-    def objective(self, params, bn_state, x, y, mask, h: Hyper, key=None):
+    def objective(
+        self,
+        params: Params,
+        bn_state: BnState,
+        x: jax.Array,
+        y: jax.Array,
+        mask: jax.Array | None,
+        h: Hyper,
+        key: jax.Array | None = None,
+    ) -> tuple[jax.Array, tuple[jax.Array, BnState]]:
         return objective(params, bn_state, x, y, mask, h, self, key)
 
-    def activations(self, params, bn_state, x: jax.Array) -> list[jax.Array]:
+    def activations(self, params: Params, bn_state: BnState, x: jax.Array) -> list[jax.Array]:
         """Each hidden layer's activations on x (running batch-norm statistics, no dropout)."""
         return apply_mlp(params, x, self.arch, bn_state=bn_state, with_activations=True)[1]["activations"]
 
@@ -104,18 +119,18 @@ class TrainConfig:
 
 
 class TrainState(NamedTuple):
-    params: list
+    params: Params
     opt_state: optax.OptState
-    bn_state: list
+    bn_state: BnState
     key: jax.Array
 
 
-def init_opt_state(cfg: TrainConfig, params) -> optax.OptState:
+def init_opt_state(cfg: TrainConfig | CnnTrainConfig, params: Params) -> optax.OptState:
     """Optimizer state for ``params``; its structure depends on the optimizer only, not on the values."""
     return OPTIMIZERS[cfg.optimizer].make(hyper(0.1)).init(params)
 
 
-def init_state(cfg: TrainConfig, params, key: jax.Array) -> TrainState:
+def init_state(cfg: TrainConfig, params: Params, key: jax.Array) -> TrainState:
     """A training state around given parameters."""
     return TrainState(params, init_opt_state(cfg, params), init_bn_state(cfg.arch), key)
 
@@ -143,7 +158,7 @@ def correct(logits: jax.Array, y: jax.Array, output: str) -> jax.Array:
     return (predicted == y).astype(jnp.float32)
 
 
-def penalty(params, kind: str, rate: jax.Array) -> jax.Array:
+def penalty(params: Params, kind: str, rate: jax.Array) -> jax.Array:
     """L1 / L2 penalty on the weights (not biases), as TF Playground: L2 = rate · ½ Σw²."""
     if kind == "none":
         return jnp.zeros((), jnp.float32)
@@ -153,7 +168,16 @@ def penalty(params, kind: str, rate: jax.Array) -> jax.Array:
     return rate * 0.5 * sum((w * w).sum() for w in ws)
 
 
-def objective(params, bn_state, x, y, mask, h: Hyper, cfg: TrainConfig, key=None):
+def objective(
+    params: Params,
+    bn_state: BnState,
+    x: jax.Array,
+    y: jax.Array,
+    mask: jax.Array | None,
+    h: Hyper,
+    cfg: TrainConfig,
+    key: jax.Array | None = None,
+) -> tuple[jax.Array, tuple[jax.Array, BnState]]:
     """Mean data loss over the real rows of a batch plus the penalty; aux: data loss and the updated
     batch-norm statistics. ``mask`` (batch,) marks real rows of a padded batch; None = all rows real."""
     logits, extras = apply_mlp(
@@ -164,8 +188,11 @@ def objective(params, bn_state, x, y, mask, h: Hyper, cfg: TrainConfig, key=None
     return data_loss + penalty(params, cfg.regularization, h.reg_rate), (data_loss, extras["bn_state"])
 
 
-def _sgd_update(state: TrainState, batch, h: Hyper, cfg: TrainConfig, padded: bool = True):
+def _sgd_update(
+    state: TrainState, batch: Batch, h: Hyper, cfg: TrainConfig, padded: bool = True
+) -> tuple[TrainState, jax.Array]:
     """One mini-batch update → (new state, the batch's data loss before the update)."""
+    mask: jax.Array | None
     x, y, mask = batch
     mask = mask if padded else None  # a static choice: whole batches skip the masking arithmetic
     key, sub = jax.random.split(state.key) if cfg.dropout else (state.key, None)
@@ -175,7 +202,9 @@ def _sgd_update(state: TrainState, batch, h: Hyper, cfg: TrainConfig, padded: bo
     return TrainState(optax.apply_updates(state.params, updates), opt_state, bn_state, key), loss
 
 
-def _perceptron_update(state: TrainState, batch, h: Hyper, cfg: TrainConfig, padded: bool = True):
+def _perceptron_update(
+    state: TrainState, batch: Batch, h: Hyper, cfg: TrainConfig, padded: bool = True
+) -> tuple[TrainState, jax.Array]:
     """Rosenblatt's rule w ← w + η (t − o) x, summed over the batch (batch size 1 = the online rule)."""
     x, y, mask = batch  # (b, F), (b,) ±1, (b,)
     layer = state.params[0]
@@ -185,17 +214,17 @@ def _perceptron_update(state: TrainState, batch, h: Hyper, cfg: TrainConfig, pad
     return state._replace(params=[new]), jnp.zeros((), jnp.float32)
 
 
-def sgd_step(state: TrainState, batch, h: Hyper, cfg: TrainConfig, padded: bool = True) -> TrainState:
+def sgd_step(state: TrainState, batch: Batch, h: Hyper, cfg: TrainConfig, padded: bool = True) -> TrainState:
     """One mini-batch update: loss, gradients, optimizer, new params — a pure function."""
     return _sgd_update(state, batch, h, cfg, padded)[0]
 
 
-def perceptron_step(state: TrainState, batch, h: Hyper, cfg: TrainConfig, padded: bool = True) -> TrainState:
+def perceptron_step(state: TrainState, batch: Batch, h: Hyper, cfg: TrainConfig, padded: bool = True) -> TrainState:
     """One application of the perceptron rule to a batch — a pure function."""
     return _perceptron_update(state, batch, h, cfg, padded)[0]
 
 
-def finite(tree) -> jax.Array:
+def finite(tree: Any) -> jax.Array:
     """True when every leaf is finite: one fused sum (a NaN or Inf anywhere makes the sum non-finite)."""
     return jnp.isfinite(sum(jnp.sum(leaf) for leaf in jax.tree_util.tree_leaves(tree)))
 
@@ -209,7 +238,7 @@ SEQUENTIAL_BYTES = 512
 MAX_RUNS = 64  # a longer switch costs compile time (250 runs: +0.8 s) and gains nothing measurable
 
 
-def epoch_runs(batches) -> tuple[tuple[jax.Array, jax.Array, jax.Array], ...]:
+def epoch_runs(batches: Sequence[ArrayLike]) -> tuple[Batch, ...]:
     """One epoch's stacked batches (x (S, B, F), y (S, B), mask (S, B)) as ``train_epochs`` takes them:
     runs of whole steps, in order, each run's x, y and mask their own arrays of at most
     ``SEQUENTIAL_BYTES``. One run, the whole epoch, when a single step is already bigger (or the runs
@@ -221,11 +250,15 @@ def epoch_runs(batches) -> tuple[tuple[jax.Array, jax.Array, jax.Array], ...]:
     k = max((d for d in range(1, min(fit, steps) + 1) if steps % d == 0), default=steps)
     if steps // k > MAX_RUNS:
         k = steps
-    return tuple(tuple(jnp.asarray(a[i : i + k]) for a in (x, y, mask)) for i in range(0, steps, k))
+    return tuple(
+        (jnp.asarray(x[i : i + k]), jnp.asarray(y[i : i + k]), jnp.asarray(mask[i : i + k])) for i in range(0, steps, k)
+    )
 
 
 @partial(jax.jit, static_argnames=("cfg", "padded"))
-def train_epochs(cfg: TrainConfig, state: TrainState, runs, h: Hyper, n_epochs: jax.Array, padded: bool = True):
+def train_epochs(
+    cfg: TrainConfig, state: TrainState, runs: Sequence[Batch], h: Hyper, n_epochs: jax.Array, padded: bool = True
+) -> tuple[jax.Array, TrainState, jax.Array]:
     """Run up to ``n_epochs`` epochs in one compiled call.
 
     runs: one epoch from ``epoch_runs`` — whole batches, the last padded, in order; ``padded=False``
@@ -236,16 +269,16 @@ def train_epochs(cfg: TrainConfig, state: TrainState, runs, h: Hyper, n_epochs: 
     """
     update = _perceptron_update if cfg.algorithm == "perceptron" else _sgd_update
 
-    def run_steps(st, i):
+    def run_steps(st: TrainState, i: jax.Array) -> tuple[TrainState, None]:
         run = runs[0] if len(runs) == 1 else jax.lax.switch(i, [lambda r=r: r for r in runs])
         st, _ = jax.lax.scan(lambda s, b: (update(s, b, h, cfg, padded)[0], None), st, run, unroll=cfg.unroll)
         return st, None
 
-    def cond(carry):
+    def cond(carry: tuple[jax.Array, TrainState, jax.Array]) -> jax.Array:
         i, _, ok = carry
         return (i < n_epochs) & ok
 
-    def body(carry):
+    def body(carry: tuple[jax.Array, TrainState, jax.Array]) -> tuple[jax.Array, TrainState, jax.Array]:
         i, st, _ = carry
         # A non-finite loss makes the next gradients, hence the weights, non-finite: checking the weights
         # once per epoch catches both (experiment.advance checks the final loss too).
@@ -264,14 +297,18 @@ def train_epochs(cfg: TrainConfig, state: TrainState, runs, h: Hyper, n_epochs: 
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def evaluate(cfg: TrainConfig, params, bn_state, x: jax.Array, y: jax.Array):
+def evaluate(
+    cfg: TrainConfig, params: Params, bn_state: BnState, x: jax.Array, y: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     """Mean data loss and accuracy of ``params`` on (x, y) (no dropout, running batch-norm statistics)."""
     logits, _ = apply_mlp(params, x, cfg.arch, bn_state=bn_state)
     loss = per_example_loss(logits, y, cfg.arch.output, cfg.loss).mean()
     return loss, correct(logits, y, cfg.arch.output).mean()
 
 
-def mlp_data_loss(arch: Arch, loss: str, x: jax.Array, y: jax.Array, bn_state=None) -> Callable[[Any], jax.Array]:
+def mlp_data_loss(
+    arch: Arch, loss: str, x: jax.Array, y: jax.Array, bn_state: BnState | None = None
+) -> Callable[[Any], jax.Array]:
     """The mean data loss of ``train.evaluate`` (no dropout, running batch-norm statistics, no penalty) as
     a function of the params alone, for slices and Hessians of MLPs.
 
@@ -290,6 +327,7 @@ def mlp_data_loss(arch: Arch, loss: str, x: jax.Array, y: jax.Array, bn_state=No
             p = params[i]
             z = wt_h(p["w"], h) + p["b"][:, None]  # (units, batch)
             if arch.batch_norm:
+                assert bn_state is not None, "a batch-norm MLP's loss needs its bn_state"
                 s = bn_state[i]
                 z = (z - s["mean"][:, None]) * jax.lax.rsqrt(s["var"] + BN_EPS)[:, None]
                 z = z * p["gamma"][:, None] + p["beta"][:, None]
