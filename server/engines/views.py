@@ -236,26 +236,11 @@ def race(
     pad = (RACE_SNAPSHOTS + 1) * MAX_RACE_RUNS - len(everything)  # fixed rows: one compiled PCA for any race
     stacked = np.concatenate([everything, np.broadcast_to(middle, (pad, middle.size))])
     d1, d2, ratios = probes.pca_plane(jnp.asarray(stacked), middle_params)
-    out_runs = []
-    for run, path, curve in zip(runs, paths, curves, strict=True):
-        rows = np.concatenate([path, np.broadcast_to(middle, (TRAJECTORY_POINTS - len(path), middle.size))])
-        n = len(path)
-        evaluate = jnp.asarray(probes.evaluated(n, cfg))
-        coords, off, true, plane = probes.path(
-            cfg, middle_params, d1, d2, state.bn_state, x, y, jnp.asarray(rows), evaluate
-        )
-        out_runs.append(
-            {
-                **run,
-                "label": _label(run),
-                "alpha": _clean(np.asarray(coords)[:n, 0]),
-                "beta": _clean(np.asarray(coords)[:n, 1]),
-                "true_loss": _clean(np.asarray(true)[:n]),
-                "plane_loss": _clean(np.asarray(plane)[:n]),
-                "off_plane": _clean(np.asarray(off)[:n]),
-                "curve": {"epoch": [e for e, _ in curve], "train_loss": [finite_or_none(v) for _, v in curve]},
-            }
-        )
+    plane = (middle, middle_params, d1, d2)
+    out_runs = [
+        _race_on_plane(cfg, state, plane, x, y, run, path, curve)
+        for run, path, curve in zip(runs, paths, curves, strict=True)
+    ]
     reach = max((abs(v) for r in out_runs for v in r["alpha"] + r["beta"] if v is not None), default=1.0)
     span = 1.15 * reach or 1.0
     grid = probes.slice_grid(cfg, middle_params, d1, d2, state.bn_state, x, y, span, resolution)
@@ -269,6 +254,36 @@ def race(
         "centred_on": "mean" if center is None else center,
         "runs": out_runs,
         "notes": notes,
+    }
+
+
+def _race_on_plane(
+    cfg: Config,
+    state: TrainState,
+    plane: tuple[np.ndarray, Any, Any, Any],
+    x: Any,
+    y: Any,
+    run: dict[str, Any],
+    path: np.ndarray,
+    curve: list[tuple[int, float]],
+) -> dict[str, Any]:
+    """One race run as the page draws it: its path's coordinates on the shared plane (origin flat and as
+    parameters, d1, d2), its
+    true and on-plane loss and distance off the plane at every point, and its loss curve."""
+    middle, middle_params, d1, d2 = plane
+    rows = np.concatenate([path, np.broadcast_to(middle, (TRAJECTORY_POINTS - len(path), middle.size))])
+    n = len(path)
+    evaluate = jnp.asarray(probes.evaluated(n, cfg))
+    coords, off, true, loss = probes.path(cfg, middle_params, d1, d2, state.bn_state, x, y, jnp.asarray(rows), evaluate)
+    return {
+        **run,
+        "label": _label(run),
+        "alpha": _clean(np.asarray(coords)[:n, 0]),
+        "beta": _clean(np.asarray(coords)[:n, 1]),
+        "true_loss": _clean(np.asarray(true)[:n]),
+        "plane_loss": _clean(np.asarray(loss)[:n]),
+        "off_plane": _clean(np.asarray(off)[:n]),
+        "curve": {"epoch": [e for e, _ in curve], "train_loss": [finite_or_none(v) for _, v in curve]},
     }
 
 

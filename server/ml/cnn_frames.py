@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import partial
-from typing import Any
+from typing import Any, Literal, overload
 
 import jax
 import jax.numpy as jnp
@@ -47,12 +47,27 @@ def _chunks(x: jax.Array, y: jax.Array) -> Iterator[tuple[jax.Array, jax.Array, 
         yield xc, yc, (jnp.arange(EVAL_CHUNK) < real).astype(jnp.float32), real
 
 
+Metric = jax.Array | float  # a scalar (0.0 for an empty set)
+
+
+@overload
+def evaluate(
+    cfg: CnnTrainConfig, params: Params, bn_state: BnState, x: jax.Array, y: jax.Array, logits: Literal[False] = False
+) -> tuple[Metric, Metric]: ...
+
+
+@overload
+def evaluate(
+    cfg: CnnTrainConfig, params: Params, bn_state: BnState, x: jax.Array, y: jax.Array, logits: Literal[True]
+) -> tuple[Metric, Metric, jax.Array]: ...
+
+
 def evaluate(
     cfg: CnnTrainConfig, params: Params, bn_state: BnState, x: jax.Array, y: jax.Array, logits: bool = False
-) -> tuple[jax.Array | float, ...]:
+) -> tuple[Metric, Metric] | tuple[Metric, Metric, jax.Array]:
     """(mean loss, accuracy[, logits (n, K)]) over all of x, one compiled chunk program at a time."""
-    loss: jax.Array | float = 0.0
-    right: jax.Array | float = 0.0
+    loss: Metric = 0.0
+    right: Metric = 0.0
     outs = []
     for xc, yc, mask, real in _chunks(x, y):
         l, r, lg = eval_chunk(cfg, params, bn_state, xc, yc, mask)

@@ -144,18 +144,7 @@ def conv_walkthrough(
     if row is None or col is None:
         row, col = _strongest_region(fmap, n, pool.step if pool else 1)
     row, col = min(max(row, 0), ho - n), min(max(col, 0), wo - n)
-    size = (n - 1) * s + k  # the patch the n × n outputs read
-    top, left = row * s - ph, col * s - pw  # patch origin in input coordinates (negative: padding)
-    ys, xs = np.arange(top, top + size), np.arange(left, left + size)
-    inside = (ys[:, None] >= 0) & (ys[:, None] < x.shape[0]) & (xs[None, :] >= 0) & (xs[None, :] < x.shape[1])
-    patch = np.zeros((size, size, x.shape[2]))
-    patch[inside] = x[np.clip(ys, 0, x.shape[0] - 1)[:, None], np.clip(xs, 0, x.shape[1] - 1)[None, :]][inside]
-    windows = np.stack(
-        [np.stack([patch[i * s : i * s + k, j * s : j * s + k] for j in range(n)]) for i in range(n)]
-    )  # (n, n, k, k, C)
-    products = windows * w
-    sums = products.sum(axis=(2, 3, 4)) + b
-    outputs = np.asarray(ACTIVATIONS[conv_layer.activation].fn(jnp.asarray(sums, jnp.float32)), np.float64)
+    sums = _worked_sums(x, w, b, conv_layer, (row * s - ph, col * s - pw), n)
     return {
         "layer": layer,
         "filter": filter_,
@@ -168,16 +157,40 @@ def conv_walkthrough(
         "map_shape": [ho, wo],
         "input": x.transpose(2, 0, 1).tolist(),
         "pads": [ph, pw],
-        "patch_origin": [int(top), int(left)],
-        "patch": patch.transpose(2, 0, 1).tolist(),
-        "padding_cells": (~inside).tolist(),
         "weights": w.transpose(2, 0, 1).tolist(),
         "bias": b,
-        "products": products.transpose(0, 1, 4, 2, 3).tolist(),
-        "sums": sums.tolist(),
-        "outputs": outputs.tolist(),
+        **{key: v.tolist() if isinstance(v, np.ndarray) else v for key, v in sums.items()},
         "feature_map": fmap[row : row + n, col : col + n].tolist(),
-        "pool": _pool_walk(pool, outputs) if pool else None,
+        "pool": _pool_walk(pool, sums["outputs"]) if pool else None,
+    }
+
+
+def _worked_sums(
+    x: np.ndarray, w: np.ndarray, b: float, conv: cnn.Conv, origin: tuple[int, int], n: int
+) -> dict[str, Any]:
+    """The patch of input ``x`` (H, W, C) that n × n outputs of ``conv`` read from ``origin`` (input
+    coordinates, negative in the padding), and every product, sum and activated output over it. Arrays are
+    laid out channel-first for the page: patch (C, P, P), products (n, n, C, k, k)."""
+    k, s = conv.kernel, conv.stride
+    size = (n - 1) * s + k  # the patch the n × n outputs read
+    top, left = origin
+    ys, xs = np.arange(top, top + size), np.arange(left, left + size)
+    inside = (ys[:, None] >= 0) & (ys[:, None] < x.shape[0]) & (xs[None, :] >= 0) & (xs[None, :] < x.shape[1])
+    patch = np.zeros((size, size, x.shape[2]))
+    patch[inside] = x[np.clip(ys, 0, x.shape[0] - 1)[:, None], np.clip(xs, 0, x.shape[1] - 1)[None, :]][inside]
+    windows = np.stack(
+        [np.stack([patch[i * s : i * s + k, j * s : j * s + k] for j in range(n)]) for i in range(n)]
+    )  # (n, n, k, k, C)
+    products = windows * w
+    sums = products.sum(axis=(2, 3, 4)) + b
+    outputs = np.asarray(ACTIVATIONS[conv.activation].fn(jnp.asarray(sums, jnp.float32)), np.float64)
+    return {
+        "patch_origin": [int(top), int(left)],
+        "patch": patch.transpose(2, 0, 1),
+        "padding_cells": ~inside,
+        "products": products.transpose(0, 1, 4, 2, 3),
+        "sums": sums,
+        "outputs": outputs,
     }
 
 

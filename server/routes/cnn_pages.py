@@ -131,18 +131,44 @@ def walk_view(walk: dict[str, Any], step: int, channel: int) -> dict[str, Any]:
     step = min(max(step, 0), total - 1)
     conv_step = step < n * n
     oi, oj = divmod(step, n) if conv_step else (n - 1, n - 1)
-    done = step + 1 if conv_step else n * n  # conv outputs shown
-    patch = walk["patch"][channel]
-    pad = walk["padding_cells"]
-    p_scale = max((abs(v) for row in patch for v in row), default=1.0) or 1.0
-    if walk["layer"] == 0:
-        p_scale = max(p_scale, 1.0)  # pixels are 0..1: keep their greys honest
     window = {(oi * s + a, oj * s + b) for a in range(k) for b in range(k)} if conv_step else set()
-    patch_cells = [
+    pool = walk["pool"]
+    pool_step = step - n * n if not conv_step else -1
+    pool_win = pool["windows"][pool_step] if pool and pool_step >= 0 else None
+    outputs = walk["outputs"]
+    o_scale = max((abs(v) for row in outputs for v in row), default=1.0) or 1.0
+    weights = walk["weights"][channel]
+    w_scale = max(abs(v) for row in weights for v in row) or 1.0
+    return {
+        "thumb": _walk_thumb(walk, channel),
+        "has_pad": any(any(r) for r in walk["padding_cells"]),
+        "step": step,
+        "total": total,
+        "conv_step": conv_step,
+        "n": n,
+        "patch": _walk_patch(walk, channel, window),
+        "weights": [[{"text": num(v), "bg": _diverging(v, w_scale)} for v in row] for row in weights],
+        "outputs": _walk_outputs(
+            outputs, o_scale, step + 1 if conv_step else n * n, (oi, oj) if conv_step else None, pool_win
+        ),
+        "pooled": _walk_pooled(pool, pool_step, o_scale),
+        "equation": _walk_sum(walk, channel, oi, oj) if conv_step else _walk_pool_sum(walk, pool_win),
+        "channels": len(walk["patch"]),
+        "channel": channel,
+    }
+
+
+def _walk_patch(walk: dict[str, Any], channel: int, window: set[tuple[int, int]]) -> list[list[dict[str, Any]]]:
+    """The input patch of one channel, padding shown as 0 and the filter's window marked."""
+    patch, pad = walk["patch"][channel], walk["padding_cells"]
+    scale = max((abs(v) for row in patch for v in row), default=1.0) or 1.0
+    if walk["layer"] == 0:
+        scale = max(scale, 1.0)  # pixels are 0..1: keep their greys honest
+    return [
         [
             {
                 "text": "0" if pad[y][x] else num(v),
-                **_cell(v, p_scale, shown=not pad[y][x], empty="transparent"),
+                **_cell(v, scale, shown=not pad[y][x], empty="transparent"),
                 "pad": pad[y][x],
                 "win": (y, x) in window,
             }
@@ -150,81 +176,82 @@ def walk_view(walk: dict[str, Any], step: int, channel: int) -> dict[str, Any]:
         ]
         for y, row in enumerate(patch)
     ]
-    weights = walk["weights"][channel]
-    w_scale = max(abs(v) for row in weights for v in row) or 1.0
-    weight_cells = [[{"text": num(v), "bg": _diverging(v, w_scale)} for v in row] for row in weights]
-    outputs = walk["outputs"]
-    o_scale = max((abs(v) for row in outputs for v in row), default=1.0) or 1.0
-    pool = walk["pool"]
-    pool_step = step - n * n if not conv_step else -1
-    pool_win = pool["windows"][pool_step] if pool and pool_step >= 0 else None
+
+
+def _walk_outputs(
+    outputs: list[list[float]],
+    scale: float,
+    done: int,
+    at: tuple[int, int] | None,
+    pool_win: dict[str, Any] | None,
+) -> list[list[dict[str, Any]]]:
+    """The convolution's outputs: the first ``done`` filled in, the one being computed (``at``) or the
+    cells of the pooling window marked, and the pooling winner flagged."""
+    n = len(outputs)
     in_pool = {tuple(c) for c in pool_win["cells"]} if pool_win else set()
-    output_cells = [
+    return [
         [
             {
                 "text": num(v) if i * n + j < done else "",
-                **_cell(v, o_scale, shown=i * n + j < done),
-                "win": (conv_step and (i, j) == (oi, oj)) or (i, j) in in_pool,
+                **_cell(v, scale, shown=i * n + j < done),
+                "win": (i, j) == at or (i, j) in in_pool,
                 "winner": bool(pool_win and pool_win.get("winner") == [i, j]),
             }
             for j, v in enumerate(row)
         ]
         for i, row in enumerate(outputs)
     ]
-    pooled = []
-    if pool:
-        side = round(len(pool["windows"]) ** 0.5)
-        for r in range(side):
-            line = []
-            for c in range(side):
-                m = r * side + c
-                win = pool["windows"][m]
-                shown = pool_step >= m
-                line.append(
-                    {
-                        "text": num(win["value"]) if shown else "",
-                        **_cell(win["value"], o_scale, shown=shown),
-                        "win": m == pool_step,
-                    }
-                )
-            pooled.append(line)
-    channels = len(walk["patch"])
-    if conv_step:
-        products = walk["products"][oi][oj]  # (C, k, k)
-        terms = [f"{num(patch[oi * s + a][oj * s + b])}×{_paren(weights[a][b])}" for a in range(k) for b in range(k)]
-        per_channel = [sum(sum(r) for r in products[c]) for c in range(channels)]
-        equation = {
-            "terms": terms,
-            "channel_sum": num(per_channel[channel]),
-            "others": [(c, num(v)) for c, v in enumerate(per_channel) if c != channel],
-            "bias": _paren(walk["bias"]),
-            "sum": num(walk["sums"][oi][oj]),
-            "output": num(outputs[oi][oj]),
-            "at": (oi, oj),
-        }
-    else:
-        cells = [outputs[i][j] for i, j in pool_win["cells"]]
-        equation = {"pool": pool["kind"], "inputs": [num(v) for v in cells], "value": num(pool_win["value"])}
+
+
+def _walk_pooled(pool: dict[str, Any] | None, pool_step: int, scale: float) -> list[list[dict[str, Any]]]:
+    """The pooled map: windows up to ``pool_step`` filled in, the current one marked."""
+    if not pool:
+        return []
+    side = round(len(pool["windows"]) ** 0.5)
+    cells = []
+    for m, win in enumerate(pool["windows"]):
+        shown = pool_step >= m
+        cells.append(
+            {
+                "text": num(win["value"]) if shown else "",
+                **_cell(win["value"], scale, shown=shown),
+                "win": m == pool_step,
+            }
+        )
+    return [cells[r * side : (r + 1) * side] for r in range(side)]
+
+
+def _walk_sum(walk: dict[str, Any], channel: int, oi: int, oj: int) -> dict[str, Any]:
+    """The weighted sum behind output (oi, oj): this channel's terms, the other channels' sums, the bias."""
+    k, s = walk["kernel"], walk["stride"]
+    patch, weights = walk["patch"][channel], walk["weights"][channel]
+    products = walk["products"][oi][oj]  # (C, k, k)
+    per_channel = [sum(sum(r) for r in products[c]) for c in range(len(walk["patch"]))]
+    return {
+        "terms": [f"{num(patch[oi * s + a][oj * s + b])}×{_paren(weights[a][b])}" for a in range(k) for b in range(k)],
+        "channel_sum": num(per_channel[channel]),
+        "others": [(c, num(v)) for c, v in enumerate(per_channel) if c != channel],
+        "bias": _paren(walk["bias"]),
+        "sum": num(walk["sums"][oi][oj]),
+        "output": num(walk["outputs"][oi][oj]),
+        "at": (oi, oj),
+    }
+
+
+def _walk_pool_sum(walk: dict[str, Any], pool_win: dict[str, Any] | None) -> dict[str, Any]:
+    """The pooling step being worked out: its kind, the window's inputs and its value."""
+    assert pool_win is not None  # a pooling step exists only when the walk has a pool
+    cells = [walk["outputs"][i][j] for i, j in pool_win["cells"]]
+    return {"pool": walk["pool"]["kind"], "inputs": [num(v) for v in cells], "value": num(pool_win["value"])}
+
+
+def _walk_thumb(walk: dict[str, Any], channel: int) -> list[list[int]]:
+    """The whole input plane of one channel as 0..255 greys (pixels keep their 0..1 scale)."""
     plane = walk["input"][channel]
     top = max((v for r in plane for v in r), default=0.0)
-    lo = min((v for r in plane for v in r), default=0.0)
-    span = (max(top, 1.0) if walk["layer"] == 0 else top) - min(lo, 0.0) or 1.0
-    thumb = [[round(255 * (v - min(lo, 0.0)) / span) for v in r] for r in plane]
-    return {
-        "thumb": thumb,
-        "has_pad": any(any(r) for r in pad),
-        "step": step,
-        "total": total,
-        "conv_step": conv_step,
-        "n": n,
-        "patch": patch_cells,
-        "weights": weight_cells,
-        "outputs": output_cells,
-        "pooled": pooled,
-        "equation": equation,
-        "channels": channels,
-        "channel": channel,
-    }
+    lo = min(min((v for r in plane for v in r), default=0.0), 0.0)
+    span = (max(top, 1.0) if walk["layer"] == 0 else top) - lo or 1.0
+    return [[round(255 * (v - lo) / span) for v in r] for r in plane]
 
 
 def _paren(v: float) -> str:
