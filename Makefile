@@ -36,6 +36,7 @@ test: install
 	$(PY) -m ruff check server tests bench
 	$(PY) -m ruff format --check server tests bench
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	npx --no-install biome lint static/js
 	$(PY) -m pytest -n auto --dist loadfile
 

@@ -15,11 +15,13 @@ bearer = HTTPBearer(auto_error=False, description="the token returned when the s
 
 
 def get_manager(request: Request) -> SessionManager:
-    return request.app.state.sessions
+    sessions: SessionManager = request.app.state.sessions
+    return sessions
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 ManagerDep = Annotated[SessionManager, Depends(get_manager)]

@@ -129,7 +129,7 @@ def findings(engine: Engine, spec: ExperimentSpec, cfg: Any, numbers: Mapping[st
     return diagnosis.in_words(found)
 
 
-def frame_diagnosis(engine: Engine, spec: ExperimentSpec, cfg: Any, numbers: Mapping[str, Any]) -> list[dict]:
+def frame_diagnosis(engine: Engine, spec: ExperimentSpec, cfg: Any, numbers: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A frame's diagnosis in words (the fixes come with GET .../gradients)."""
     return [{k: d[k] for k in ("layer", "kind", "message")} for d in findings(engine, spec, cfg, numbers)]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ class ImageData:
         return int(self.batches[0].shape[0])
 
     @property
-    def program_key(self) -> tuple:
+    def program_key(self) -> tuple[Any, ...]:
         """What the compiled training and frame programs depend on besides the config."""
         return (self.batches[0].shape, self.padded, self.x_test.shape)
 
@@ -101,14 +102,14 @@ def arch_for(spec: ExperimentSpec) -> cnn.CnnArch:
 def parameter_count(spec: ExperimentSpec) -> int:
     """Weights and biases of the spec's CNN, from its shapes (nothing is allocated)."""
     arch = arch_for(spec)
-    shapes = jax.eval_shape(lambda: cnn.init_cnn.__wrapped__(jax.random.PRNGKey(0), arch))
+    shapes = jax.eval_shape(partial(cnn.init_cnn, arch=arch), jax.random.PRNGKey(0))
     return sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(shapes))
 
 
 def config_for(spec: ExperimentSpec) -> cnn.CnnTrainConfig:
     t = spec.training
     arch = arch_for(spec)
-    has_dropout = any(layer.type == "dropout" and layer.rate > 0 for layer in arch.layers)
+    has_dropout = any(isinstance(layer, cnn.Dropout) and layer.rate > 0 for layer in arch.layers)
     a = spec.dataset.augment
     return cnn.CnnTrainConfig(
         arch=arch,
@@ -194,7 +195,7 @@ def advance(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, h: Hype
 
 def warm(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, h: Hyper) -> None:
     """Compile the training program for these shapes by training zero epochs."""
-    jax.block_until_ready(cnn.train_cnn_epochs(cfg, state, data.batches, h, jnp.int32(0), data.padded))
+    jax.block_until_ready(cnn.train_cnn_epochs(cfg, state, data.batches, h, jnp.int32(0), data.padded))  # type: ignore[no-untyped-call]
 
 
 def metrics(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, problem: str) -> dict[str, float | None]:
@@ -232,7 +233,8 @@ def frame_arrays(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, h:
     out["wrong_images"] = np.round(data.images_test[order] * 255.0).astype(np.uint8).transpose(0, 3, 1, 2)
     out["wrong_predicted"] = np.asarray(predicted)[order].astype(np.int32)
     out["wrong_confidence"] = np.asarray(confidence)[order].astype(np.float32)
-    return jax.device_get(out)
+    arrays: dict[str, Any] = jax.device_get(out)
+    return arrays
 
 
 def layer_shapes(cfg: cnn.CnnTrainConfig) -> list[dict[str, Any]]:
@@ -294,8 +296,9 @@ def predict_images(cfg: cnn.CnnTrainConfig, state: TrainState, spec: ExperimentS
 def notes_for(spec: ExperimentSpec) -> list[str]:
     notes = []
     for i, layer in enumerate(spec.network.layers):
-        if getattr(layer, "activation", None) in ("step", "sign"):
-            notes.append(f"layer {i + 1} uses '{layer.activation}', whose derivative is 0 almost everywhere")
+        activation = getattr(layer, "activation", None)
+        if activation in ("step", "sign"):
+            notes.append(f"layer {i + 1} uses '{activation}', whose derivative is 0 almost everywhere")
     return notes
 
 
@@ -319,7 +322,7 @@ def check_limits(spec: ExperimentSpec, settings: Settings) -> None:
         )
 
 
-def data_key(spec: ExperimentSpec) -> tuple:
+def data_key(spec: ExperimentSpec) -> tuple[Any, ...]:
     """What the images depend on (augmentation happens inside training: the data stay)."""
     return (spec.dataset.model_copy(update={"augment": None}), spec.problem, spec.training.batch_size)
 

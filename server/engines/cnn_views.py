@@ -73,7 +73,9 @@ def _test_index(data: ImageData, example: int, field: str) -> None:
         raise Invalid(f"{field} are test-image indices from 0 to {n - 1}; got {example}", (field,))
 
 
-def saliency_maps(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, *, examples: list[int]) -> dict:
+def saliency_maps(
+    cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, *, examples: list[int]
+) -> dict[str, Any]:
     """|input gradient of the predicted class| of the chosen test images, each scaled to 0..255: (n, H, W)."""
     for e in examples:
         _test_index(data, e, "examples")
@@ -101,7 +103,9 @@ def convolution_walkthrough(
     convs = [i for i, layer_ in enumerate(layers) if layer_.type == "conv"]
     if layer not in convs:
         raise Invalid(f"layer must be a conv layer: one of {convs}", ("layer",))
-    filters = layers[layer].filters
+    conv = layers[layer]
+    assert isinstance(conv, cnn.Conv)  # checked just above
+    filters = conv.filters
     if filter_ is not None and not 0 <= filter_ < filters:
         raise Invalid(f"filter must be from 0 to {filters - 1}", ("filter",))
     n = int(data.x_test.shape[0])
@@ -116,6 +120,6 @@ def convolution_walkthrough(
 
 def feature_maps(
     cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, *, spec: ExperimentSpec, images: np.ndarray
-):
+) -> dict[str, Any]:
     """Every layer's feature maps of given images (a drawing), as a frame's maps{i} / map_ranges{i}."""
     return {"feature_maps": image_maps(cfg, state, checked_images(spec, images))}

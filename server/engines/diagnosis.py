@@ -7,7 +7,7 @@ from typing import Any
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
-_WORDS = {
+_WORDS: dict[str, dict[Any, str]] = {
     "activation": {"relu": "ReLU", "leaky_relu": "leaky ReLU"},
     "init": {"he": "He init", "xavier": "Xavier init"},
     "batch_norm": {True: "batch norm"},

@@ -9,7 +9,7 @@ The sessions keep the results and serialise access.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from server.errors import Invalid
 from server.ml import datasets
 from server.ml.inspect import NEURON_RESOLUTION, OUTPUT_RESOLUTION, compute_frame, predict
 from server.ml.models import ACTIVATIONS, OUTPUTS, Arch, count_params, init_mlp, output_kind, transfer_params
-from server.ml.train import Hyper, TrainConfig, TrainState, epoch_runs, evaluate, hyper, init_state, train_epochs
+from server.ml.train import Batch, Hyper, TrainConfig, TrainState, epoch_runs, evaluate, hyper, init_state, train_epochs
 from server.spec import ExperimentSpec
 
 
@@ -40,7 +40,7 @@ class Data:
     x_test: jax.Array
     y_test: jax.Array
     batches: tuple[jax.Array, jax.Array, jax.Array]  # x (S, B, F), y (S, B), mask (S, B): one epoch
-    runs: tuple[jax.Array, ...]  # the same epoch as train_epochs takes it (train.epoch_runs)
+    runs: tuple[Batch, ...]  # the same epoch as train_epochs takes it (train.epoch_runs)
     grid_out: jax.Array  # (G², F)
     grid_neurons: jax.Array  # (g², F)
 
@@ -51,7 +51,7 @@ class Data:
         return int(self.batches[0].shape[0])
 
     @property
-    def program_key(self) -> tuple:
+    def program_key(self) -> tuple[Any, ...]:
         """What the compiled training and frame programs depend on besides the config."""
         return (self.batches[0].shape, self.padded, self.x_test.shape)
 
@@ -70,7 +70,7 @@ def batch_size(spec: ExperimentSpec, n_train: int) -> int:
     return max(1, min(b, n_train))
 
 
-def make_batches(x: np.ndarray, y: np.ndarray, b: int):
+def make_batches(x: np.ndarray, y: np.ndarray, b: int) -> Batch:
     """One epoch as whole batches: pad to a multiple of b and mark the real rows."""
     n = len(x)
     steps = math.ceil(n / b)
@@ -81,7 +81,7 @@ def make_batches(x: np.ndarray, y: np.ndarray, b: int):
     return jnp.asarray(xs), jnp.asarray(ys), jnp.asarray(mask)
 
 
-def _points(rows, problem: str) -> tuple[np.ndarray, np.ndarray]:
+def _points(rows: Sequence[Sequence[float]] | None, problem: str) -> tuple[np.ndarray, np.ndarray]:
     """[[x1, x2, label], ...] → points (n, 2) float32 and labels (class indices, or float targets)."""
     a = np.asarray(rows, np.float32).reshape(-1, 3)
     labels = a[:, 2].astype(np.int32) if problem == "classification" else a[:, 2]
@@ -104,8 +104,8 @@ def build_data(spec: ExperimentSpec, data_dir: Any = None, download: bool = Fals
         added_points, added_labels = _points(d.added, spec.problem)
         p_tr = np.concatenate([p_tr, added_points])
         l_tr = np.concatenate([l_tr, added_labels.astype(l_tr.dtype)])
-    x_tr = datasets.featurize(p_tr, spec.features).astype(np.float32)
-    x_te = datasets.featurize(p_te, spec.features).astype(np.float32)
+    x_tr = np.asarray(datasets.featurize(p_tr, spec.features), np.float32)
+    x_te = np.asarray(datasets.featurize(p_te, spec.features), np.float32)
     y_tr, y_te = targets(l_tr, spec), targets(l_te, spec)
     batches = make_batches(x_tr, y_tr, batch_size(spec, len(x_tr)))
     return Data(
@@ -172,7 +172,7 @@ def carry_over(
     if same_shape:
         params = old.params
         n = sum(int(np.prod(v.shape)) for v in jax.tree_util.tree_leaves(params))
-        report = {"kept": n, "initialized": 0}
+        report: dict[str, Any] = {"kept": n, "initialized": 0}
     else:
         fresh = init_train_state(spec, cfg).params
         rows = [old_spec.features.index(f) if f in old_spec.features else None for f in spec.features]
@@ -202,7 +202,7 @@ def advance(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, epochs: i
 def warm(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper) -> None:
     """Compile (or load from the persistent cache) the training program for these shapes by training zero
     epochs: the next real call of the same architecture runs at once."""
-    jax.block_until_ready(train_epochs(cfg, state, data.runs, h, jnp.int32(0), data.padded))
+    jax.block_until_ready(train_epochs(cfg, state, data.runs, h, jnp.int32(0), data.padded))  # type: ignore[no-untyped-call]
 
 
 def metrics(cfg: TrainConfig, state: TrainState, data: Data, problem: str) -> dict[str, float | None]:
@@ -219,7 +219,8 @@ def frame_arrays(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper) -> d
     out = compute_frame(
         cfg, state, h, data.x_train, data.y_train, data.x_test, data.y_test, data.grid_out, data.grid_neurons
     )
-    return jax.device_get(out)
+    arrays: dict[str, Any] = jax.device_get(out)
+    return arrays
 
 
 def frame(
@@ -280,7 +281,7 @@ def check_limits(spec: ExperimentSpec, settings: Settings) -> None:
         raise Invalid(f"at most {settings.max_points} points on this server", ("dataset", "n"))
 
 
-def data_key(spec: ExperimentSpec) -> tuple:
+def data_key(spec: ExperimentSpec) -> tuple[Any, ...]:
     """What the data depend on: a change of any of it regenerates them."""
     return (spec.dataset, spec.problem, spec.features, spec.training.batch_size, spec.training.algorithm)
 

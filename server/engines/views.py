@@ -52,7 +52,7 @@ def _padded_path(trajectory: list[tuple[int, np.ndarray]], center: Any) -> tuple
     return np.concatenate([points, np.broadcast_to(here, (TRAJECTORY_POINTS - real, here.size))]), real
 
 
-def _plane(directions: str, key: jax.Array, init_params: Any, center: Any, points: np.ndarray) -> tuple:
+def _plane(directions: str, key: jax.Array, init_params: Any, center: Any, points: np.ndarray) -> tuple[Any, Any, Any]:
     """(d1, d2, explained variance or None) of the chosen directions."""
     if directions == "random":
         return (*probes.random_plane(key, center), None)
@@ -134,7 +134,7 @@ def interpolation(
 
 def sharpness(
     engine: Engine, cfg: Config, state: TrainState, data: Any, *, learning_rate: float, iters: int, seed: int
-):
+) -> dict[str, Any]:
     """The Hessian's top eigenvalue of the training loss (power iteration) and gradient descent's
     stability line 2 / learning rate (plain GD diverges along directions sharper than that)."""
     x, y = engine.view_set(cfg, data)
@@ -176,7 +176,15 @@ MAX_RACE_RUNS = 6
 
 
 def _race_run(
-    engine: Engine, cfg: Config, state: TrainState, data: Any, h: Hyper, run: dict[str, Any], epochs: int, x, y
+    engine: Engine,
+    cfg: Config,
+    state: TrainState,
+    data: Any,
+    h: Hyper,
+    run: dict[str, Any],
+    epochs: int,
+    x: Any,
+    y: Any,
 ) -> tuple[np.ndarray, list[tuple[int, float]], list[str]]:
     """One contestant from the session's weights: its path (snapshots, flat), loss curve and notes."""
     per_chunk = max(1, -(-epochs // RACE_SNAPSHOTS))

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -119,7 +119,7 @@ def _lower_lr(learning_rate: float | None) -> list[dict[str, Any]]:
 
 
 def diagnose(
-    health: dict[str, Any],
+    health: Mapping[str, Any],
     activation_names: Sequence[str | None],
     init: str | None = None,
     learning_rate: float | None = None,

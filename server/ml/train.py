@@ -36,8 +36,10 @@ class Hyper(NamedTuple):
     dropout: jax.Array
 
 
-def hyper(learning_rate: float, momentum: float = 0.9, reg_rate: float = 0.0, dropout: float = 0.0) -> Hyper:
-    """Hyper from plain numbers."""
+def hyper(
+    learning_rate: float, momentum: float = 0.9, reg_rate: float = 0.0, dropout: float | Sequence[float] = 0.0
+) -> Hyper:
+    """Hyper from plain numbers; dropout is one rate (MLP) or one per dropout layer (CNN)."""
     return Hyper(*(jnp.asarray(v, jnp.float32) for v in (learning_rate, momentum, reg_rate, dropout)))
 
 

@@ -13,6 +13,7 @@ from server.ml.images import IMAGE_DATASETS
 from server.routes.fields import spec_field
 from server.routes.pages import FormDep, OwnedDep, apply, context, first, fragment, respond
 from server.sessions import SessionError
+from server.spec import ConvLayerSpec
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -270,7 +271,9 @@ async def convolution(request: Request, session_id: str, manager: ManagerDep, fo
         return HTMLResponse(fragment(request, "partials/conv_walk.html", ctx))
     layer = _int(form, "layer")
     layer = layer if layer in {i for i, _ in convs} else convs[0][0]
-    filters = s.spec.network.layers[layer].filters
+    conv = s.spec.network.layers[layer]
+    assert isinstance(conv, ConvLayerSpec)  # layer is one of convs
+    filters = conv.filters
     asked = _int(form, "filter")
     filter_ = None if asked is None else min(max(asked, 0), filters - 1)  # None: the most excited filter
     example = max(_int(form, "example") or 0, 0)

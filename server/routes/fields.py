@@ -40,8 +40,11 @@ def spec_field(path: str, model: str = "spec") -> FieldInfo:
     info = cls.model_fields[name]
     lo = hi = None
     for m in info.metadata:
+        bound: Any  # the spec's bounds are numbers; annotated_types types them as anything comparable
         if isinstance(m, annotated_types.Ge | annotated_types.Gt):
-            lo = float(m.ge if isinstance(m, annotated_types.Ge) else m.gt)
+            bound = m.ge if isinstance(m, annotated_types.Ge) else m.gt
+            lo = float(bound)
         if isinstance(m, annotated_types.Le | annotated_types.Lt):
-            hi = float(m.le if isinstance(m, annotated_types.Le) else m.lt)
+            bound = m.le if isinstance(m, annotated_types.Le) else m.lt
+            hi = float(bound)
     return FieldInfo(lo, hi, info.get_default(call_default_factory=True))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -76,7 +77,7 @@ async def gradients(request: Request, session_id: str, manager: ManagerDep) -> H
 
 
 def _fix_words(fix: dict[str, Any]) -> str:
-    words = {
+    words: dict[str, Callable[[Any], str]] = {
         "activation": lambda v: f"activation {v}",
         "init": lambda v: f"{v} init (at the next reset)",
         "learning_rate": lambda v: f"learning rate {v:g}",

@@ -13,11 +13,12 @@ import binascii
 import functools
 import json
 import secrets
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, overload
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from server.deps import ManagerDep, PageSessionDep, token_cookie
@@ -230,8 +231,14 @@ def context(request: Request, s: Session, readonly: bool, **extra: Any) -> dict[
     }
 
 
+def templates(request: Request) -> Jinja2Templates:
+    """The app's Jinja templates (set up once in server.app)."""
+    t: Jinja2Templates = request.app.state.templates
+    return t
+
+
 def fragment(request: Request, name: str, ctx: dict[str, Any]) -> str:
-    return request.app.state.templates.get_template(name).render(ctx)
+    return templates(request).get_template(name).render(ctx)
 
 
 def respond(
@@ -278,12 +285,23 @@ FormDep = Annotated[dict[str, list[str]], Depends(form_fields)]
 OwnedDep = PageSessionDep
 
 
+@overload
+def first(form: dict[str, list[str]], name: str, default: str) -> str: ...
+
+
+@overload
+def first(form: dict[str, list[str]], name: str, default: None = None) -> str | None: ...
+
+
 def first(form: dict[str, list[str]], name: str, default: str | None = None) -> str | None:
+    """A form field's first value, or ``default`` when the form does not send it."""
     values = form.get(name)
     return values[0] if values else default
 
 
-async def apply(request: Request, s: Session, sender: str, patch: dict[str, Any], form: dict[str, list[str]]):
+async def apply(
+    request: Request, s: Session, sender: str, patch: dict[str, Any], form: dict[str, list[str]]
+) -> HTMLResponse:
     """Patch the session; answer with fragments (errors placed beside their fields on failure)."""
     old = s.spec
     flat = {k: v[0] for k, v in form.items() if v}
@@ -301,7 +319,7 @@ def _page(request: Request, s: Session, readonly: bool, page_error: str | None =
     ctx = context(request, s, readonly, page_error=page_error, url=spec_url(s.spec))
     ctx["mlp_url"] = spec_url(ExperimentSpec())
     ctx["cnn_url"] = spec_url(ExperimentSpec.model_validate(PRESETS["cnn-lenet-digits"]["spec"]))
-    return request.app.state.templates.TemplateResponse(request, page_kind(s).template, ctx)
+    return templates(request).TemplateResponse(request, page_kind(s).template, ctx)
 
 
 @router.get("/presets/{name}")
@@ -327,7 +345,7 @@ async def index(request: Request, manager: ManagerDep, spec: Annotated[str | Non
     except SessionError as exc:
         if exc.status_code != 422:
             ctx = {"request": request, "message": exc.message}
-            return request.app.state.templates.TemplateResponse(request, "error.html", ctx, exc.status_code)
+            return templates(request).TemplateResponse(request, "error.html", ctx, exc.status_code)
         page_error = (
             f"This link's experiment could not be opened: {exc.message}. Showing the default experiment instead."
         )
@@ -346,7 +364,7 @@ async def watch(request: Request, session_id: str, manager: ManagerDep) -> HTMLR
     s = manager.sessions.get(session_id)
     if s is None:
         ctx = {"request": request, "message": f"There is no session {session_id!r} to watch (it may have ended)."}
-        return request.app.state.templates.TemplateResponse(request, "error.html", ctx, 404)
+        return templates(request).TemplateResponse(request, "error.html", ctx, 404)
     return _page(request, s, readonly=True)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from server.engines import engine_for
 from server.errors import Invalid
+from server.ml.train import TrainState
 from server.sessions import broadcast
 from server.sessions.recording import record, restart_path
 from server.sessions.registry import Registry
@@ -24,7 +25,9 @@ T = TypeVar("T")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def params_like(layers: list[dict[str, Any]], like: list[dict[str, Any]], loc: tuple) -> list[dict[str, jax.Array]]:
+def params_like(
+    layers: list[dict[str, Any]], like: list[dict[str, Any]], loc: tuple[str | int, ...]
+) -> list[dict[str, jax.Array]]:
     """Weights as GET .../weights gives them (per layer: w, b, ...) → params of the same shapes as ``like``;
     a missing layer or leaf, a wrong shape or a non-finite number is Invalid at ``loc`` + (layer, name)."""
     if len(layers) != len(like):
@@ -107,7 +110,7 @@ class Editor:
         new = apply_patch(s.spec, patch)  # pydantic ValidationError names the field
         self.registry.check_limits(new)
 
-        def program() -> tuple:  # what compiled code depends on
+        def program() -> tuple[Any, ...]:  # what compiled code depends on
             return (s.engine.name, s.cfg, s.data.program_key)
 
         before = program()
@@ -129,8 +132,7 @@ class Editor:
             report = {"kept": 0, "initialized": n, "layers": [], "optimizer_state": "reinitialized"}
         if regenerate:
             s.data = self.registry.build_data(engine, new)
-        shapes = lambda st: [a.shape for a in jax.tree_util.tree_leaves(st.params)]  # noqa: E731
-        reshaped = engine is not old_engine or shapes(state) != shapes(s.state)
+        reshaped = engine is not old_engine or _shapes(state) != _shapes(s.state)
         s.spec, s.cfg, s.state = new, cfg, state
         if reshaped:
             restart_path(s)
@@ -173,3 +175,8 @@ class Editor:
             s.status = "paused"  # the user replaced weights: trainable again
         s.chunks -= 1  # not a tick of training: the record replaces this epoch's
         record(s, force=True, replace=True)
+
+
+def _shapes(state: TrainState) -> list[tuple[int, ...]]:
+    """The shapes of a state's weights, in order: what a change of architecture changes."""
+    return [a.shape for a in jax.tree_util.tree_leaves(state.params)]

@@ -82,7 +82,9 @@ class SessionManager:
     async def frame(self, s: Session) -> broadcast.Message:
         return await self.views.frame(s)
 
-    async def landscape(self, s: Session, directions: str, resolution: int, span: float | None, seed: int) -> dict:
+    async def landscape(
+        self, s: Session, directions: str, resolution: int, span: float | None, seed: int
+    ) -> dict[str, Any]:
         return await self.views.landscape(s, directions, resolution, span, seed)
 
     async def interpolation(self, s: Session, steps: int, start: Any = None, end: Any = None) -> dict[str, Any]:
@@ -94,7 +96,9 @@ class SessionManager:
     async def sharpness(self, s: Session, iters: int) -> dict[str, Any]:
         return await self.views.sharpness(s, iters)
 
-    async def race(self, s: Session, runs: list[dict[str, Any]], epochs: int, resolution: int, center: Any) -> dict:
+    async def race(
+        self, s: Session, runs: list[dict[str, Any]], epochs: int, resolution: int, center: Any
+    ) -> dict[str, Any]:
         return await self.views.race(s, runs, epochs, resolution, center)
 
     # watchers

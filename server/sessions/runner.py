@@ -154,7 +154,7 @@ class Runner:
         (which waits for the chunk in flight) shows in the next frame quickly.
         """
         epochs, last_frame = 1, -math.inf
-        shown: asyncio.Task | None = None
+        shown: asyncio.Task[None] | None = None
         snap: Snapshot | None = None
         await self.warmed(s)
         try:

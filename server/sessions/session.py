@@ -37,10 +37,10 @@ class Session:
     metrics: dict[str, float | None] = field(default_factory=dict)
     chunks: int = 0  # recording ticks: the series keep every stride-th chunk
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    task: asyncio.Task | None = None
+    task: asyncio.Task[None] | None = None
     subscribers: set[Mailbox] = field(default_factory=set)
     touched: float = field(default_factory=time.monotonic)
-    warm: asyncio.Task | None = None  # compiling the training program in the background (runner.warm)
+    warm: asyncio.Task[None] | None = None  # compiling the training program in the background (runner.warm)
     revision: int = 0  # bumped by every edit from outside the loop (reset, patch, weights): older frames are stale
     hyper_cache: tuple[Any, Any] = (None, None)  # (spec, its traced hyperparameters): built once per spec
     init_params: Any = None  # the weights training started from (reset, or the last change of shapes)
@@ -55,7 +55,8 @@ class Session:
         if spec is not self.spec:
             h = self.engine.hyper_for(self.spec)
             self.hyper_cache = (self.spec, h)
-        return h
+        hyper: Hyper = h
+        return hyper
 
     def check_token(self, token: str | None) -> bool:
         return token is not None and hmac.compare_digest(token.encode(), self.token.encode())

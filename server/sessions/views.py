@@ -47,7 +47,9 @@ class Views:
 
     # ------------------------------------------------------------------ inside the optimization
 
-    async def landscape(self, s: Session, directions: str, resolution: int, span: float | None, seed: int) -> dict:
+    async def landscape(
+        self, s: Session, directions: str, resolution: int, span: float | None, seed: int
+    ) -> dict[str, Any]:
         """The loss slice around the current weights and the path on it."""
         snap, path, init = Snapshot.of(s), [p for p in s.trajectory.items], s.init_params
         if directions == "pca" and len(path) < 3:
