@@ -198,8 +198,14 @@ class ExperimentSpec(_Strict):
                 if bad:
                     message = f"class labels are 0, 1 (or 2 for three classes); got {bad[0]:g}"
                     raise _error(("dataset", name), message, bad[0])
-        if self.network.kind == "cnn" or self.dataset.name in IMAGE_DATASETS:
-            return self._check_cnn()
+        checks = {"mlp": ExperimentSpec._check_mlp, "cnn": ExperimentSpec._check_cnn}  # by network kind
+        return checks[self.network.kind](self)
+
+    def _check_mlp(self) -> ExperimentSpec:
+        """2-D points (generated, or the user's own) whose labels fit the problem and the dataset."""
+        name = self.dataset.name
+        if name in IMAGE_DATASETS:
+            raise _error(("network", "kind"), f"'{name}' holds images: use network.kind 'cnn'", self.network.kind)
         if self.dataset.augment.active:
             raise _error(("dataset", "augment"), "augmentation is for the image datasets (a CNN)", None)
         labels = [p[2] for p in self.dataset.added]
@@ -225,8 +231,6 @@ class ExperimentSpec(_Strict):
     def _check_cnn(self) -> ExperimentSpec:
         """Image data with a CNN, a classification problem, and layers whose geometry fits the images."""
         name = self.dataset.name
-        if self.network.kind != "cnn":
-            raise _error(("network", "kind"), f"'{name}' holds images: use network.kind 'cnn'", self.network.kind)
         if name not in IMAGE_DATASETS:
             images = ", ".join(IMAGE_DATASETS)
             raise _error(("dataset", "name"), f"a CNN learns from images: choose one of {images}", name)
