@@ -21,12 +21,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from server.deps import ManagerDep, PageSessionDep, token_cookie
+from server.deps import ManagerDep, PageSessionDep, owns, token_cookie
 from server.ml.datasets import DATASETS, FEATURE_LABELS, FEATURES, generate
 from server.ml.images import IMAGE_DATASETS
 from server.ml.models import ACTIVATIONS
 from server.ml.train import OPTIMIZERS
 from server.presets import PRESETS
+from server.routes.experiments import owner_cookie
 from server.routes.kinds import page_kind
 from server.sessions import Session, SessionError
 from server.spec import MAX_CNN_LAYERS, MAX_HIDDEN_LAYERS, MAX_UNITS, ExperimentSpec
@@ -315,8 +316,8 @@ async def apply(
 # ------------------------------------------------------------------------------------------ pages
 
 
-def _page(request: Request, s: Session, readonly: bool, page_error: str | None = None) -> HTMLResponse:
-    ctx = context(request, s, readonly, page_error=page_error, url=spec_url(s.spec))
+def _page(request: Request, s: Session, readonly: bool, page_error: str | None = None, **extra: Any) -> HTMLResponse:
+    ctx = context(request, s, readonly, page_error=page_error, url=spec_url(s.spec), **extra)
     ctx["mlp_url"] = spec_url(ExperimentSpec())
     ctx["cnn_url"] = spec_url(ExperimentSpec.model_validate(PRESETS["cnn-lenet-digits"]["spec"]))
     return templates(request).TemplateResponse(request, page_kind(s).template, ctx)
@@ -352,8 +353,9 @@ async def index(request: Request, manager: ManagerDep, spec: Annotated[str | Non
         s = await manager.create(ExperimentSpec())
     response = _page(request, s, readonly=False, page_error=page_error)
     response.set_cookie(token_cookie(s.id), s.token, path="/", httponly=True, samesite="lax")  # for the browser session
-    for name in request.cookies:  # forget the keys of sessions that are gone
-        if name.startswith("neuroglass_") and name.removeprefix("neuroglass_") not in manager.sessions:
+    for name in request.cookies:  # forget the keys of sessions that are gone; saved experiments' owner keys stay
+        session_id = name.removeprefix("neuroglass_")
+        if name != session_id and not name.startswith(owner_cookie("")) and session_id not in manager.sessions:
             response.delete_cookie(name, path="/")
     return response
 
@@ -366,6 +368,17 @@ async def watch(request: Request, session_id: str, manager: ManagerDep) -> HTMLR
         ctx = {"request": request, "message": f"There is no session {session_id!r} to watch (it may have ended)."}
         return templates(request).TemplateResponse(request, "error.html", ctx, 404)
     return _page(request, s, readonly=True)
+
+
+@router.get("/s/{session_id}", response_class=HTMLResponse)
+async def session_page(request: Request, session_id: str, manager: ManagerDep) -> HTMLResponse:
+    """A session's own page (where opening a saved experiment or a file lands, at its epoch): the owner's
+    browser changes it, any other watches it read-only."""
+    s = manager.sessions.get(session_id)
+    if s is None:
+        message = f"There is no session {session_id!r} (it may have been deleted, or it expired unwatched)."
+        return templates(request).TemplateResponse(request, "error.html", {"request": request, "message": message}, 404)
+    return _page(request, manager.get(session_id), readonly=not owns(s, request))
 
 
 @functools.cache
