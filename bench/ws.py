@@ -38,7 +38,11 @@ def _free_port() -> int:
 def server(cache_dir: str) -> Iterator[str]:
     """A `python -m server` process on a free port; yields its base URL."""
     port = _free_port()
-    env = {**os.environ, "NEUROGLASS_COMPILE_CACHE_DIR": cache_dir}
+    env = {
+        **os.environ,
+        "NEUROGLASS_COMPILE_CACHE_DIR": cache_dir,
+        "NEUROGLASS_DATABASE_URL": f"sqlite+aiosqlite:///{cache_dir}/bench-store.sqlite",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "--port", str(port)],
         cwd=ROOT,

@@ -16,9 +16,23 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from server.config import Settings, enable_compile_cache
-from server.routes import catalog, cnn_pages, landscape_pages, optimization, pages, sessions, stream, views
+from server.routes import (
+    catalog,
+    checkpoints,
+    cnn_pages,
+    experiment_pages,
+    experiments,
+    landscape_pages,
+    optimization,
+    pages,
+    sessions,
+    stream,
+    timeline_pages,
+    views,
+)
 from server.routes.fields import spec_field
 from server.sessions import Invalid, SessionError, SessionManager
+from server.store import Store, StoreError
 
 ROOT = Path(__file__).resolve().parent.parent  # templates/ and static/ live beside server/
 
@@ -37,13 +51,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.sessions = SessionManager(settings)
+        store = Store(settings.database_url)
+        await store.start()  # StoreError: the server does not start (python -m server says why in one line)
+        app.state.sessions = SessionManager(settings, store)
+        await app.state.sessions.start()
         reaper = asyncio.create_task(_reaper(app.state.sessions, min(60.0, settings.session_idle_seconds / 2)))
         yield
         reaper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reaper
         await app.state.sessions.close()
+        await store.close()
 
     app = FastAPI(
         title="Neuroglass",
@@ -53,13 +71,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(catalog.health)
     app.include_router(catalog.router)
+    app.include_router(experiments.imports)
     app.include_router(sessions.router)
+    app.include_router(experiments.router)
+    app.include_router(checkpoints.router)
+    app.include_router(timeline_pages.router)
     app.include_router(views.router)
     app.include_router(optimization.router)
     app.include_router(stream.router)
     app.include_router(pages.router)
     app.include_router(cnn_pages.router)
     app.include_router(landscape_pages.router)
+    app.include_router(experiment_pages.router)
     app.state.templates = Jinja2Templates(directory=ROOT / "templates")
     app.state.templates.env.globals["field"] = spec_field  # form bounds and defaults from the spec
     app.mount("/static", StaticFiles(directory=ROOT / "static", check_dir=False), name="static")
@@ -70,6 +93,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             detail = [{"type": "value_error", "loc": ["body", *exc.loc], "msg": exc.message}]
             return JSONResponse({"detail": detail}, status_code=422)
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, exc: StoreError) -> JSONResponse:
+        # This request failed; what was saved before is intact (every write is one transaction).
+        return JSONResponse({"detail": f"the store is unavailable: {exc}"}, status_code=503)
 
     @app.exception_handler(ValidationError)
     async def spec_error(request: Request, exc: ValidationError) -> JSONResponse:

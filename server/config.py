@@ -24,12 +24,18 @@ class Settings(BaseSettings):
     session_idle_seconds: float = Field(3600.0, gt=0)  # untouched and unwatched this long → removed
     frame_rate: float = Field(30.0, gt=0, le=120)  # target frames per second while playing
     history_limit: int = Field(4000, ge=100)  # history records kept per session (older ones thinned)
+    max_checkpoints: int = Field(100, ge=2, le=10_000)  # moments kept per session to go back to (thinned)
+    checkpoint_bytes: int = Field(64_000_000, ge=1)  # and at most this much state per session (big networks keep fewer)
     worker_threads: int = Field(default_factory=lambda: os.cpu_count() or 2)  # concurrent training calls
     warm_start: bool = True  # compile a session's training program in the background as soon as it exists
     compile_cache_dir: Path | None = Path(".cache/jax")  # JAX's persistent compilation cache; None = off
     data_dir: Path = Path(".cache/data")  # IDX image sets: data_dir/mnist/, data_dir/fashion_mnist/
     allow_download: bool = True  # fetch a missing IDX set into data_dir on first use (when the network allows)
+    # The store: an embedded SQLite file by default (created on first run), or e.g.
+    # postgresql+asyncpg://user:password@host/neuroglass
     database_url: str = "sqlite+aiosqlite:///data/neuroglass.sqlite"
+    live_write_seconds: float = Field(30.0, gt=0)  # a changed live session is written to the store this often
+    max_upload_bytes: int = Field(50_000_000, ge=1000)  # an imported file; bigger → 413
 
 
 def enable_compile_cache(path: Path | None) -> None:

@@ -14,6 +14,16 @@ class SessionError(Exception):
         self.message, self.loc = message, loc
 
 
+class Forbidden(SessionError):
+    status_code = 403
+
+
+class Unavailable(SessionError):
+    """The store could not be read or written: this request failed, nothing saved before is lost."""
+
+    status_code = 503
+
+
 class NotFound(SessionError):
     status_code = 404
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from server.spec import ExperimentSpec, OptimizerName
 
@@ -170,3 +171,77 @@ class RaceIn(BaseModel):
     center: int | None = Field(
         None, ge=0, description="centre the plane on this run's final weights (default: the runs' mean)"
     )
+
+
+# ------------------------------------------------------------------------------------------ saved work
+
+
+class ExperimentIn(BaseModel):
+    """Save a live session (send the session's token as a bearer token)."""
+
+    model_config = ConfigDict(extra="forbid")
+    session_id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200, description="shown in the list; searched by q")
+    description: str = Field("", max_length=5000)
+
+    @field_validator("name")
+    @classmethod
+    def _named(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("a name needs at least one character that is not a space")
+        return v.strip()
+
+
+class ExperimentChange(BaseModel):
+    """Rename or describe a saved experiment (send its owner_token as a bearer token)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=5000)
+
+    @field_validator("name")
+    @classmethod
+    def _named(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("a name needs at least one character that is not a space")
+        return None if v is None else v.strip()
+
+
+class ExperimentPublic(BaseModel):
+    id: str
+    slug: str = Field(description="its share link is /e/{slug}")
+    name: str
+    description: str
+    kind: Literal["mlp", "cnn"]
+    spec: dict[str, Any] = Field(description="the ExperimentSpec it was saved with")
+    epoch: int
+    metrics: dict[str, float | None]
+    parent_id: str | None = Field(description="the saved experiment it was forked from, if any")
+    created_at: datetime
+    updated_at: datetime
+    thumbnail_url: str
+    share_url: str
+
+
+class ExperimentCreated(ExperimentPublic):
+    owner_token: str = Field(description="send as 'Authorization: Bearer <owner_token>' to rename or delete it")
+
+
+class ExperimentList(BaseModel):
+    items: list[ExperimentPublic]
+    total: int = Field(description="how many match q")
+    limit: int
+    offset: int
+
+
+class CheckpointPublic(BaseModel):
+    epoch: int
+    step: int
+    spec_version: int
+    metrics: Metrics
+
+
+class CheckpointsPublic(BaseModel):
+    epoch: int = Field(description="the session's epoch now")
+    limit: int = Field(description="at most this many are kept (thinned evenly over the run)")
+    checkpoints: list[CheckpointPublic]

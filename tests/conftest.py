@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,8 +36,16 @@ BASE_SETTINGS: dict[str, Any] = {
 }
 
 
+STORE_DIR = Path(tempfile.mkdtemp(prefix="neuroglass-store-"))
+
+
+def fresh_database_url() -> str:
+    """An embedded SQLite file of its own: an app never restores another test's live sessions."""
+    return f"sqlite+aiosqlite:///{STORE_DIR / uuid.uuid4().hex}.sqlite"
+
+
 def make_settings(**overrides: Any) -> Settings:
-    return Settings(**{**BASE_SETTINGS, **overrides})
+    return Settings(**{**BASE_SETTINGS, "database_url": fresh_database_url(), **overrides})
 
 
 def create_session(client: TestClient, spec: dict[str, Any] | None = None) -> tuple[str, dict[str, str]]:
@@ -66,3 +82,72 @@ def new_session(client: TestClient) -> Callable[..., tuple[str, dict[str, str]]]
         return create_session(client, spec)
 
     return make
+
+
+# ------------------------------------------------------------------------------- a real PostgreSQL server
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server of its own (Debian's postgresql package) on a free port, for this test run;
+    yields the asyncpg URL of its maintenance database. Skips where PostgreSQL is not installed, except in
+    CI, where it must run."""
+    bindir = _pg_bin()
+    if bindir is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed: .ci/run installs Debian's postgresql")
+        pytest.skip("PostgreSQL is not installed here (apt-get install -y postgresql)")
+    root = Path(tempfile.mkdtemp(prefix="neuroglass-pg-"))  # not under pytest's root-only tmp: postgres reads it
+    data, sockets = root / "data", root / "sockets"
+    sockets.mkdir()
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: run it as the package's postgres user
+        shutil.chown(root, "postgres")
+        shutil.chown(sockets, "postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT, "check": True}
+    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "neuroglass", "-A", "trust"], **quiet)
+    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+    log = root / "server.log"
+    pg_ctl = [*run_as, str(bindir / "pg_ctl"), "-D", str(data)]
+    subprocess.run([*pg_ctl, "-o", options, "-l", str(log), "-w", "start"], **quiet)
+    try:
+        yield f"postgresql+asyncpg://neuroglass@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*pg_ctl, "-m", "fast", "stop"], **quiet)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A fresh, empty database on the test run's PostgreSQL server."""
+    import asyncpg
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    dsn = postgres_server.replace("postgresql+asyncpg", "postgresql")
+
+    async def create() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f"CREATE DATABASE {name}")
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return postgres_server.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The store's URL on each backend users have: the embedded SQLite file and a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return fresh_database_url()
+    return str(request.getfixturevalue("postgres_url"))

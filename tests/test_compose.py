@@ -25,6 +25,8 @@ PYPROJECT = ROOT / "pyproject.toml"
 
 CPU_SERVICE = "neuroglass"
 GPU_SERVICE = "neuroglass-gpu"
+PG_APP = "neuroglass-postgres"
+PG_SERVICE = "postgres"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -172,7 +174,7 @@ def test_default_service_publishes_8000(services: dict) -> None:
     assert 8000 in container_ports(services[CPU_SERVICE]), "container port 8000 is not published"
 
 
-@pytest.mark.parametrize("name", [CPU_SERVICE, GPU_SERVICE])
+@pytest.mark.parametrize("name", [CPU_SERVICE, GPU_SERVICE, PG_APP])
 def test_healthcheck_hits_healthz(services: dict, name: str) -> None:
     words = healthcheck_words(services[name])
     assert words[0] in {"CMD", "CMD-SHELL"}, f"healthcheck test must start with CMD/CMD-SHELL: {words}"
@@ -181,7 +183,7 @@ def test_healthcheck_hits_healthz(services: dict, name: str) -> None:
     )
 
 
-@pytest.mark.parametrize("name", [CPU_SERVICE, GPU_SERVICE])
+@pytest.mark.parametrize("name", [CPU_SERVICE, GPU_SERVICE, PG_APP, PG_SERVICE])
 def test_restart_policy(services: dict, name: str) -> None:
     assert services[name].get("restart") == "unless-stopped"
 
@@ -208,13 +210,33 @@ def test_gpu_service_reserves_nvidia_gpu(services: dict) -> None:
 
 def test_services_do_not_share_a_host_port(services: dict) -> None:
     host_ports: dict[str, str] = {}
-    for name in (CPU_SERVICE, GPU_SERVICE):
+    for name in (CPU_SERVICE, GPU_SERVICE, PG_APP):
         for entry in services[name].get("ports") or []:
             published = str(entry["published"]) if isinstance(entry, dict) else str(entry).split(":")[-2]
             assert published not in host_ports, (
                 f"{name} and {host_ports.get(published)} both publish host port {published}"
             )
             host_ports[published] = name
+
+
+def test_postgres_profile_points_the_app_at_a_healthy_postgres(services: dict) -> None:
+    app, db = services[PG_APP], services[PG_SERVICE]
+    assert app.get("profiles") == ["postgres"] and db.get("profiles") == ["postgres"]
+    assert str(db.get("image", "")).startswith("postgres:")
+    assert "pg_isready" in healthcheck_words(db), "the database needs a health check the app can wait for"
+    assert (app.get("depends_on") or {}).get(PG_SERVICE, {}).get("condition") == "service_healthy"
+    url = urlparse(env_of(app)["NEUROGLASS_DATABASE_URL"])
+    env = env_of(db)
+    assert url.scheme == "postgresql+asyncpg" and url.hostname == PG_SERVICE and url.port == 5432
+    assert (url.username, url.password, url.path.lstrip("/")) == (
+        env["POSTGRES_USER"],
+        env["POSTGRES_PASSWORD"],
+        env["POSTGRES_DB"],
+    )
+    targets = [target for kind, source, target in mounts_of(db) if kind == "volume" and source]
+    assert "/var/lib/postgresql/data" in targets, f"the database's files are not on a volume: {targets}"
+    _, _, args = build_of(app)
+    assert not args.get("JAX_EXTRA"), "the PostgreSQL app is the CPU image"
 
 
 # -------------------------------------------------------------- compose: volumes & env

@@ -22,7 +22,11 @@ def _free_port() -> int:
 
 def test_python_m_server_serves_healthz_and_docs(tmp_path):
     port = _free_port()
-    env = {**os.environ, "NEUROGLASS_COMPILE_CACHE_DIR": str(tmp_path / "jax")}
+    env = {
+        **os.environ,
+        "NEUROGLASS_COMPILE_CACHE_DIR": str(tmp_path / "jax"),
+        "NEUROGLASS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'store.sqlite'}",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,

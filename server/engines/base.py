@@ -85,6 +85,7 @@ class Engine(Protocol):
     def data_public(self, spec: ExperimentSpec, data: Any) -> dict[str, Any]: ...
     def weight_inputs(self, spec: ExperimentSpec) -> list[str]: ...
     def activation_patch(self, spec: ExperimentSpec, activation: str) -> dict[str, Any]: ...
+    def thumbnail(self, spec: ExperimentSpec, cfg: Any, state: TrainState) -> np.ndarray: ...
 
 
 Train = Callable[[int], tuple[int, TrainState, bool]]  # epochs → (epochs run, state, all finite)
@@ -137,3 +138,16 @@ def frame_diagnosis(engine: Engine, spec: ExperimentSpec, cfg: Any, numbers: Map
 def weight_arrays(params: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     """Every weight of a frame, ``{name}{layer}`` (w0, b0, ..., gamma1, ...) as float32."""
     return {f"{name}{i}": np.asarray(v, np.float32) for i, layer in enumerate(params) for name, v in layer.items()}
+
+
+# The page's colours (static/js/colors.js), for pictures made on the server (thumbnails).
+NEG, MID, POS = np.array([245, 147, 34.0]), np.array([232, 234, 235.0]), np.array([8, 119, 189.0])
+CLASS_COLORS = np.stack([NEG, POS, np.array([123, 50, 148.0])])
+THUMBNAIL = 96  # pixels a side
+
+
+def diverging_rgb(v: np.ndarray) -> np.ndarray:
+    """Values in [-1, 1] (clipped) → rgb uint8 (..., 3): orange −1, light grey 0, blue +1."""
+    t = np.clip(np.nan_to_num(np.asarray(v, np.float64)), -1.0, 1.0)[..., None]
+    rgb: np.ndarray = np.where(t < 0, MID + (NEG - MID) * -t, MID + (POS - MID) * t)
+    return np.round(rgb).astype(np.uint8)

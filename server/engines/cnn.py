@@ -8,6 +8,7 @@ a drawing's feature maps). Pure functions, no session state.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -19,7 +20,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from server.config import Settings
-from server.engines.base import Advance, View, advance_with, frame_diagnosis, sanitize, weight_arrays
+from server.engines.base import (
+    THUMBNAIL,
+    Advance,
+    View,
+    advance_with,
+    diverging_rgb,
+    frame_diagnosis,
+    sanitize,
+    weight_arrays,
+)
 from server.engines.cnn_views import (
     activation_maximization,
     checked_images,
@@ -362,6 +372,27 @@ def activation_patch(spec: ExperimentSpec, activation: str) -> dict[str, Any]:
     return {"network": {"layers": layers}}
 
 
+def thumbnail(spec: ExperimentSpec, cfg: cnn.CnnTrainConfig, state: TrainState) -> np.ndarray:
+    """The first conv layer's filters (up to 16, their first input channel), each scaled to its own largest
+    weight, tiled THUMBNAIL pixels a side in the page's diverging colours (a saved experiment's picture)."""
+    first = next((i for i, layer in enumerate(cfg.arch.layers) if isinstance(layer, cnn.Conv)), None)
+    picture = np.full((THUMBNAIL, THUMBNAIL, 3), 255, np.uint8)
+    if first is None:
+        return picture
+    w = np.asarray(state.params[first]["w"])[:, :, 0, :16]  # (k, k, F)
+    side = math.ceil(math.sqrt(w.shape[-1]))
+    cell = THUMBNAIL // side
+    for f in range(w.shape[-1]):
+        scale = float(np.abs(w[..., f]).max()) or 1.0
+        tile = diverging_rgb(w[..., f] / scale)
+        reps = max(1, (cell - 2) // w.shape[0])
+        tile = np.repeat(np.repeat(tile, reps, axis=0), reps, axis=1)
+        r, c = divmod(f, side)
+        y, x = r * cell + 1, c * cell + 1
+        picture[y : y + tile.shape[0], x : x + tile.shape[1]] = tile
+    return picture
+
+
 class CnnEngine:
     """The CNN engine (``base.Engine``)."""
 
@@ -393,6 +424,7 @@ class CnnEngine:
     architecture = staticmethod(architecture)
     data_public = staticmethod(data_public)
     activation_patch = staticmethod(activation_patch)
+    thumbnail = staticmethod(thumbnail)
 
     @staticmethod
     def weight_inputs(spec: ExperimentSpec) -> list[str]:

@@ -18,7 +18,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from server.config import Settings
-from server.engines.base import Advance, View, advance_with, frame_diagnosis, sanitize, weight_arrays
+from server.engines.base import (
+    CLASS_COLORS,
+    THUMBNAIL,
+    Advance,
+    View,
+    advance_with,
+    diverging_rgb,
+    frame_diagnosis,
+    sanitize,
+    weight_arrays,
+)
 from server.errors import Invalid
 from server.ml import datasets
 from server.ml.inspect import NEURON_RESOLUTION, OUTPUT_RESOLUTION, compute_frame, predict
@@ -320,6 +330,17 @@ def activation_patch(spec: ExperimentSpec, activation: str) -> dict[str, Any]:
     return {"network": {"hidden": [{"units": layer.units, "activation": activation} for layer in spec.network.hidden]}}
 
 
+def thumbnail(spec: ExperimentSpec, cfg: TrainConfig, state: TrainState) -> np.ndarray:
+    """The decision map, THUMBNAIL pixels a side, rgb uint8 in the page's colours (a saved experiment's
+    picture)."""
+    out = predict_points(cfg, state, spec, datasets.grid_points(THUMBNAIL))
+    if out.ndim == 2:  # class probabilities: a blend of the class colours
+        rgb: np.ndarray = np.round(np.nan_to_num(out) @ CLASS_COLORS[: out.shape[1]]).astype(np.uint8)
+    else:
+        rgb = diverging_rgb(out)
+    return rgb.reshape(THUMBNAIL, THUMBNAIL, 3)
+
+
 class MlpEngine:
     """The MLP engine (``base.Engine``)."""
 
@@ -346,6 +367,7 @@ class MlpEngine:
     architecture = staticmethod(architecture)
     data_public = staticmethod(data_public)
     activation_patch = staticmethod(activation_patch)
+    thumbnail = staticmethod(thumbnail)
 
     @staticmethod
     def weight_inputs(spec: ExperimentSpec) -> list[str]:

@@ -159,7 +159,27 @@ def layers_of(weights: WeightsIn) -> list[dict[str, Any]]:
     return [layer.model_dump(exclude_none=True) for layer in weights.layers]
 
 
-@router.get("/{session_id}/export", response_model=ExportPublic)
-async def export_session(s: SessionDep, manager: ManagerDep) -> dict[str, Any]:
-    """Spec and weights together: everything needed to reproduce this network."""
+@router.get(
+    "/{session_id}/export",
+    response_model=ExportPublic,
+    responses={
+        200: {
+            "content": {"application/octet-stream": {}},
+            "description": "format=json: spec and weights; format=safetensors: one file to open again",
+        }
+    },
+)
+async def export_session(
+    s: SessionDep,
+    manager: ManagerDep,
+    format: Annotated[Literal["json", "safetensors"], Query(description="json, or one safetensors file")] = "json",
+) -> Any:
+    """Spec and weights together: everything needed to reproduce this network. ``format=safetensors``: one
+    file — the weights, optimizer and batch-norm state as tensors, the spec, history and architecture as
+    its metadata — that POST /api/v1/sessions/import (or the page's "open a file") continues from."""
+    if format == "safetensors":
+        blob = await manager.saved.file(s)
+        name = f"neuroglass-{s.engine.name}-epoch{s.epoch}.safetensors"
+        headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+        return Response(blob, media_type="application/octet-stream", headers=headers)
     return {"spec": s.spec, "epoch": s.epoch, "weights": manager.weights(s)["layers"]}

@@ -12,10 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from server.engines import engine_for
-from server.errors import Invalid
+from server.errors import Invalid, NotFound
 from server.ml.train import TrainState
 from server.sessions import broadcast
-from server.sessions.recording import record, restart_path
+from server.sessions.recording import Checkpoint, record, restart_path
 from server.sessions.registry import Registry
 from server.sessions.runner import Runner
 from server.sessions.session import Session, Snapshot
@@ -99,6 +99,7 @@ class Editor:
             s.state = s.engine.init_train_state(s.spec, s.cfg)
             s.epoch = s.step = s.chunks = 0
             s.history.clear()
+            s.checkpoints.clear()
             s.metrics = s.engine.metrics(s.cfg, s.state, s.data, s.spec.problem)
             restart_path(s)
             record(s, force=True)
@@ -136,6 +137,7 @@ class Editor:
         s.spec, s.cfg, s.state = new, cfg, state
         if reshaped:
             restart_path(s)
+            self.registry.fit_checkpoints(s)
         s.spec_version += 1
         if s.status == "diverged":
             s.status = "paused"
@@ -149,6 +151,28 @@ class Editor:
             "optimizer_state": report.pop("optimizer_state"),
             "applies_at_reset": [name for name, a, b in at_reset if a != b],
         }
+
+    async def restore(self, s: Session, epoch: int) -> None:
+        """Time travel: continue from the checkpoint at ``epoch`` — its spec, data, weights, optimizer state,
+        epoch and step — and drop the run after it (history, trajectory, sharpness, later checkpoints). The
+        session pauses there; play continues from it."""
+        moment = checkpoint_at(s, epoch)
+        s.status = "paused"
+        await self.runner.stop(s)
+
+        def back() -> None:
+            reshaped = moment.spec.network != s.spec.network or _shapes(moment.state) != _shapes(s.state)
+            s.spec, s.cfg, s.data, s.state = moment.spec, moment.cfg, moment.data, moment.state
+            s.epoch, s.step = moment.epoch, moment.step
+            s.metrics = dict(moment.metrics)
+            s.spec_version += 1
+            for series in (s.history, s.checkpoints, s.trajectory, s.sharpness):
+                series.until(moment.epoch)
+            if reshaped:
+                restart_path(s)
+                self.registry.fit_checkpoints(s)
+
+        await self.edit(s, back)
 
     async def set_weights(self, s: Session, layers: list[dict[str, Any]]) -> None:
         """Replace every weight and bias (same shapes as GET .../weights); optimizer state is kept."""
@@ -180,3 +204,13 @@ class Editor:
 def _shapes(state: TrainState) -> list[tuple[int, ...]]:
     """The shapes of a state's weights, in order: what a change of architecture changes."""
     return [a.shape for a in jax.tree_util.tree_leaves(state.params)]
+
+
+def checkpoint_at(s: Session, epoch: int) -> Checkpoint:
+    """The session's checkpoint at ``epoch``; NotFound naming the epochs there are."""
+    for moment in s.checkpoints.items:
+        if moment.epoch == epoch:
+            return moment
+    kept = [c.epoch for c in s.checkpoints.items]
+    shown = ", ".join(map(str, kept[:5])) + (f", … {kept[-1]}" if len(kept) > 5 else "")
+    raise NotFound(f"no checkpoint at epoch {epoch}: this session has checkpoints at epochs {shown or 'none'}")

@@ -8,20 +8,23 @@ from typing import Any
 import numpy as np
 
 from server.config import Settings
+from server.errors import Unavailable
 from server.sessions import broadcast
 from server.sessions import public as answers
 from server.sessions.edits import Editor
+from server.sessions.library import Library
 from server.sessions.registry import Registry
 from server.sessions.runner import Runner, Workers
 from server.sessions.session import Session
 from server.sessions.views import Views
 from server.spec import ExperimentSpec
+from server.store import Store
 
 
 class SessionManager:
     """Creates, finds, trains, edits and shows sessions."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, store: Store | None = None):
         self.settings = settings
         self.workers = Workers(settings)
         self.runner = Runner(settings, self.workers)
@@ -29,6 +32,14 @@ class SessionManager:
         self.editor = Editor(self.registry, self.runner)
         self.views = Views(settings, self.workers)
         self.sessions = self.registry.sessions
+        self.library = Library(settings, store, self.registry, self.workers) if store is not None else None
+
+    @property
+    def saved(self) -> Library:
+        """Saved work (experiments, files, live snapshots); Unavailable when the server runs without a store."""
+        if self.library is None:
+            raise Unavailable("this server runs without a store: saved work is off")
+        return self.library
 
     # lifecycle
     async def create(self, spec: ExperimentSpec) -> Session:
@@ -39,8 +50,21 @@ class SessionManager:
 
     async def delete(self, s: Session) -> None:
         await self.registry.delete(s)
+        if self.library is not None:
+            await self.library.forget(s.id)
+
+    async def start(self) -> None:
+        """Bring back the live sessions of the last run and start writing them as they change."""
+        if self.library is not None:
+            await self.library.restore_all()
+            self.library.start()
 
     async def close(self) -> None:
+        """At shutdown: stop every loop, write every live session one last time, then let them go."""
+        for s in list(self.sessions.values()):
+            await self.runner.stop(s)
+        if self.library is not None:
+            await self.library.stop()
         await self.registry.close()
 
     async def reap_idle(self) -> int:
@@ -65,6 +89,12 @@ class SessionManager:
 
     async def patch(self, s: Session, patch: dict[str, Any]) -> dict[str, Any]:
         return await self.editor.patch(s, patch)
+
+    async def restore(self, s: Session, epoch: int) -> None:
+        await self.editor.restore(s, epoch)
+
+    async def checkpoint_frame(self, s: Session, epoch: int) -> broadcast.Message:
+        return await self.views.checkpoint_frame(s, epoch)
 
     async def set_weights(self, s: Session, layers: list[dict[str, Any]]) -> None:
         await self.editor.set_weights(s, layers)
@@ -113,3 +143,4 @@ class SessionManager:
     data = staticmethod(answers.data)
     weights = staticmethod(answers.weights)
     history = staticmethod(answers.history)
+    checkpoints = staticmethod(answers.checkpoints)

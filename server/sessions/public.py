@@ -39,3 +39,15 @@ def weights(s: Session) -> dict[str, Any]:
 
 def history(s: Session) -> dict[str, Any]:
     return {"records": list(s.history.items)}
+
+
+def checkpoints(s: Session) -> dict[str, Any]:
+    """The moments a session can go back to, oldest first."""
+    return {
+        "epoch": s.epoch,
+        "limit": s.checkpoints.limit,
+        "checkpoints": [
+            {"epoch": c.epoch, "step": c.step, "spec_version": c.spec_version, "metrics": c.metrics}
+            for c in s.checkpoints.items
+        ],
+    }

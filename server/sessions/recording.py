@@ -1,10 +1,13 @@
 """Series recorded while a session trains — the history of metrics, the trajectory of weights, the
-sharpness track (and, next, checkpoints) — each thinned evenly so memory stays bounded on any run."""
+sharpness track and the checkpoints — each thinned evenly so memory stays bounded on any run."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Generic, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import jax
 
 from server.engines.views import MAX_TRAJECTORY_PARAMS
 from server.ml.models import count_params
@@ -51,6 +54,40 @@ class Series(Generic[T]):
     def clear(self) -> None:
         self.items, self.stride = [], 1
 
+    def resize(self, limit: int) -> None:
+        """A new cap: thinned at once (every other item, as often as needed) to fit it."""
+        self.limit = limit
+        while len(self.items) > limit:
+            self.items = self.items[::2]
+            self.stride *= 2
+
+    def until(self, moment: Hashable) -> None:
+        """Forget every item after ``moment`` (time travel: the later run is dropped)."""
+        self.items = [item for item in self.items if self.key(item) <= moment]  # type: ignore[operator]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A moment of a session to go back to: everything training continues from, and what the page shows."""
+
+    epoch: int
+    step: int
+    spec: Any  # ExperimentSpec
+    cfg: Any
+    data: Any  # the data of that moment (kept by reference: regenerated data are new objects)
+    state: Any  # TrainState (immutable arrays: kept by reference, copied never)
+    spec_version: int
+    metrics: dict[str, float | None]
+
+
+def state_bytes(state: Any) -> int:
+    return sum(int(getattr(a, "nbytes", 0)) for a in jax.tree_util.tree_leaves(state))
+
+
+def checkpoint_limit(s: Session, max_checkpoints: int, budget_bytes: int) -> int:
+    """How many checkpoints a session keeps: the setting's cap, fewer for a big network (a memory budget)."""
+    return max(2, min(max_checkpoints, budget_bytes // max(1, state_bytes(s.state))))
+
 
 # ------------------------------------------------------------------------------------ a session's series
 
@@ -67,6 +104,11 @@ def record(s: Session, *, force: bool = False, snap: Snapshot | None = None, rep
     epoch, step = (s.epoch, s.step) if snap is None else (snap.epoch, snap.step)
     item = {"epoch": epoch, "step": step, "spec_version": s.spec_version, **s.metrics}
     s.history.add(item, tick=s.chunks, force=force, replace=replace)
+    source = s if snap is None else snap
+    moment = Checkpoint(
+        epoch, step, source.spec, source.cfg, source.data, source.state, s.spec_version, dict(s.metrics)
+    )
+    s.checkpoints.add(moment, tick=s.chunks, force=force, replace=True)
 
 
 def record_path(s: Session, *, force: bool = False, snap: Snapshot | None = None) -> None:

@@ -11,8 +11,10 @@ from server.engines import Engine, engine_for
 from server.engines.views import TRAJECTORY_POINTS
 from server.errors import Invalid, NotFound, TooMany
 from server.ml import images
-from server.sessions.recording import Series, record
+from server.ml.train import TrainState
+from server.sessions.recording import Series, checkpoint_limit, record
 from server.sessions.runner import Runner
+from server.sessions.saved import Saved
 from server.sessions.session import Session
 from server.spec import ExperimentSpec
 
@@ -39,12 +41,17 @@ class Registry:
         """A session at epoch 0 (worker thread: building data and weights computes)."""
         engine = engine_for(spec)
         cfg = engine.config_for(spec)
+        s = self._session(spec, cfg, engine.init_train_state(spec, cfg))
+        record(s, force=True)
+        return s
+
+    def _session(self, spec: ExperimentSpec, cfg: Any, state: TrainState, id_: str = "", token: str = "") -> Session:
+        engine = engine_for(spec)
         data = self.build_data(engine, spec)
-        state = engine.init_train_state(spec, cfg)
         limit = self.settings.history_limit
         s = Session(
-            id=secrets.token_urlsafe(9),
-            token=secrets.token_urlsafe(24),
+            id=id_ or secrets.token_urlsafe(9),
+            token=token or secrets.token_urlsafe(24),
             spec=spec,
             cfg=cfg,
             data=data,
@@ -52,16 +59,42 @@ class Registry:
             history=Series(limit, key=lambda r: r["epoch"]),
             trajectory=Series(TRAJECTORY_POINTS, key=lambda p: p[0]),
             sharpness=Series(limit, key=lambda p: p[0]),
+            checkpoints=Series(self.settings.max_checkpoints, key=lambda c: c.epoch),
         )
+        self.fit_checkpoints(s)
         s.metrics = engine.metrics(cfg, state, data, spec.problem)
-        record(s, force=True)
         return s
 
-    async def create(self, spec: ExperimentSpec) -> Session:
+    def fit_checkpoints(self, s: Session) -> None:
+        """Cap a session's checkpoints by the settings and its network's size (again when its shapes change)."""
+        s.checkpoints.resize(checkpoint_limit(s, self.settings.max_checkpoints, self.settings.checkpoint_bytes))
+
+    def _resumed(self, saved: Saved, id_: str, token: str) -> Session:
+        """A session continuing from a saved state (worker thread): its weights, optimizer and batch-norm
+        state, random key, epoch, step and history, paused."""
+        cfg = engine_for(saved.spec).config_for(saved.spec)
+        s = self._session(saved.spec, cfg, saved.state, id_, token)
+        s.epoch, s.step, s.init_params = saved.epoch, saved.step, saved.init_params
+        s.history.items, s.history.stride = list(saved.history)[-self.settings.history_limit :], saved.history_stride
+        record(s, force=True, replace=True)  # the moment it continues from: a checkpoint, its history record
+        return s
+
+    def _admit(self, spec: ExperimentSpec) -> None:
         if len(self.sessions) >= self.settings.max_sessions:
             raise TooMany(f"this server holds at most {self.settings.max_sessions} sessions; delete one first")
         self.check_limits(spec)
+
+    async def create(self, spec: ExperimentSpec) -> Session:
+        self._admit(spec)
         s = await self.runner.workers.run(self._new, spec)
+        self.sessions[s.id] = s
+        self.runner.warm(s)
+        return s
+
+    async def resume(self, saved: Saved, id_: str = "", token: str = "") -> Session:
+        """A live session from a saved state: a new one, or (restoring after a restart) the same id and token."""
+        self._admit(saved.spec)
+        s = await self.runner.workers.run(self._resumed, saved, id_, token)
         self.sessions[s.id] = s
         self.runner.warm(s)
         return s

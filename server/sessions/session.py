@@ -13,7 +13,7 @@ import numpy as np
 from server.engines import Engine, engine_for
 from server.ml.train import Hyper, TrainState
 from server.sessions.broadcast import Mailbox
-from server.sessions.recording import Series
+from server.sessions.recording import Checkpoint, Series
 from server.spec import ExperimentSpec
 
 
@@ -30,6 +30,7 @@ class Session:
     history: Series[dict[str, Any]]  # metrics records
     trajectory: Series[tuple[int, np.ndarray]]  # (epoch, flat weights) as training went
     sharpness: Series[tuple[int, float | None]]  # (epoch, top Hessian eigenvalue), every value computed
+    checkpoints: Series[Checkpoint]  # moments to go back to (time travel), thinned like the history
     status: str = "paused"  # paused | running | diverged
     epoch: int = 0
     step: int = 0  # optimizer updates so far

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 
 from server.config import Settings
-from server.engines import ENGINES
+from server.engines import ENGINES, engine_for
 from server.engines import views as ov
 from server.errors import Invalid
 from server.sessions import broadcast
-from server.sessions.edits import params_like
+from server.sessions.edits import checkpoint_at, params_like
 from server.sessions.runner import Workers
 from server.sessions.session import Session, Snapshot
 
@@ -44,6 +44,28 @@ class Views:
             snap = Snapshot.of(s)
             arrays = await self.workers.run(snap.frame_arrays)
         return broadcast.frame_message(s, snap, arrays)
+
+    async def checkpoint_frame(self, s: Session, epoch: int) -> broadcast.Message:
+        """The frame of a past moment (time travel): the network, maps and losses as they were at the
+        checkpoint at ``epoch``; its header says ``checkpoint: true`` and carries that moment's spec_version."""
+        moment = checkpoint_at(s, epoch)
+        engine = engine_for(moment.spec)
+        snap = Snapshot(
+            moment.spec,
+            moment.cfg,
+            moment.data,
+            moment.state,
+            engine.hyper_for(moment.spec),
+            engine,
+            moment.epoch,
+            moment.step,
+            "paused",
+            moment.spec_version,
+            s.revision,
+        )
+        arrays = await self.workers.run(snap.frame_arrays)
+        header, payload = broadcast.frame_message(s, snap, arrays)
+        return header | {"checkpoint": True, "status": s.status, "live_epoch": s.epoch}, payload
 
     # ------------------------------------------------------------------ inside the optimization
 

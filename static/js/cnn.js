@@ -12,13 +12,20 @@ import { ImageStrip, surestMistakes, testImages } from "./imagestrip.js";
 import { Landscape } from "./landscape.js";
 import { Saliency } from "./saliency.js";
 import { api, readonly, session, startSession } from "./session.js";
+import { Timeline } from "./timeline.js";
 
 const $ = (id) => document.getElementById(id);
 
 /** Which image the feature maps show: a test image (its index) or the user's drawing (its maps). */
 const shown = { example: 0, drawing: null };
 
-const live = startSession({ paint });
+const live = startSession({
+  paint(frame) {
+    timeline.follow(frame.header);
+    if (timeline.viewing === null) paint(frame);
+  },
+});
+const timeline = new Timeline({ api, live, paint, readonly, onRestored: loadHistory });
 const loss = new LossChart($("loss-chart"));
 const maps = new FeatureMaps($("maps"), $("map-scale"), repaint);
 const examples = new ImageStrip($("examples"), { onChoose: choose });
@@ -56,6 +63,7 @@ function paint(frame) {
   }
   if (frame.arrays.grad_norms)
     drawGrads($("grad-strip"), frame.arrays.grad_norms.data, $("grad-note"), h.diagnosis, frame.arrays.grad_layers.data);
+  if (h.checkpoint) return; // a past moment (the timeline): the views, the loss curve and the spec stay today's
   actmax.follow(frame, live.status === "running");
   pad.follow(h, drawing);
   if (specVersion !== null && h.spec_version !== specVersion && readonly) htmx.trigger(document.body, "ng:spec-changed");
@@ -85,7 +93,10 @@ function choose(e) {
 
 /** Paint the newest frame again (a view option or the chosen image changed). */
 function repaint() {
-  if (live.frame) paint(live.frame);
+  if (live.frame && timeline.viewing === null) paint(live.frame);
 }
 
-fetch(`${api}/history`).then(async (r) => r.ok && loss.load((await r.json()).records));
+function loadHistory() {
+  fetch(`${api}/history`).then(async (r) => r.ok && loss.load((await r.json()).records));
+}
+loadHistory();

@@ -8,6 +8,7 @@ import { Network } from "./network.js";
 import { OutputMap } from "./output.js";
 import { Landscape } from "./landscape.js";
 import { api, readonly, session, startSession } from "./session.js";
+import { Timeline } from "./timeline.js";
 import { WeightEditor } from "./weighteditor.js";
 
 const $ = (id) => document.getElementById(id);
@@ -19,7 +20,17 @@ let data = null;
 // ------------------------------------------------------------------------------------------ the stream
 
 // Space / S, except on the map (it adds points) and the editor
-const live = startSession({ paint, keys: "#output-map, #weight-editor" });
+const live = startSession({ paint: paintLive, keys: "#output-map, #weight-editor" });
+const timeline = new Timeline({
+  api,
+  live,
+  paint,
+  readonly,
+  onRestored: () => {
+    loadHistory();
+    loadData();
+  },
+});
 const editor = new WeightEditor(live.request);
 new Landscape(live, { api, session });
 
@@ -43,14 +54,23 @@ const loss = new LossChart($("loss-chart"));
 
 // ------------------------------------------------------------------------------------------ painting
 
-function paint(frame) {
+/** A frame from the stream: painted unless the timeline shows a past moment. */
+function paintLive(frame) {
+  timeline.follow(frame.header);
+  if (timeline.viewing === null) paint(frame);
+}
+
+/** Paint a frame: the live one, or a checkpoint's (`header.checkpoint`; `reshaped`: the network had other
+ * layers then, so the diagram, drawn for today's layers, is left as it is). */
+function paint(frame, { reshaped = false } = {}) {
   const h = frame.header;
   const m = h.metrics;
   for (const el of document.querySelectorAll(".metrics .acc")) el.hidden = m.train_accuracy == null;
   output.setFrame(frame);
-  network.paint(frame);
+  if (!reshaped) network.paint(frame);
+  if (frame.arrays.grad_norms && !reshaped) drawGrads($("grad-strip"), frame.arrays.grad_norms.data, $("grad-note"), frame.header.diagnosis);
+  if (h.checkpoint) return; // a past moment: the loss curve and the spec stay today's
   loss.push(h);
-  if (frame.arrays.grad_norms) drawGrads($("grad-strip"), frame.arrays.grad_norms.data, $("grad-note"), frame.header.diagnosis);
   if (h.spec_version !== specVersion) {
     specVersion = h.spec_version;
     loadData();

@@ -55,6 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "NEUROGLASS_COMPILE_CACHE_DIR": str(tmp / "jax-cache"),
         "NEUROGLASS_MAX_SESSIONS": "1000",
         "NEUROGLASS_SESSION_IDLE_SECONDS": "3600",
+        "NEUROGLASS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'neuroglass.sqlite'}",
     }
     log = (tmp / "server.log").open("w")
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app", "--host", "127.0.0.1"]

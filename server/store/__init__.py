@@ -1,0 +1,270 @@
+"""The store: saved experiments and live-session snapshots in a SQL database (SQLAlchemy 2, async).
+
+The one module that talks to the database; only the sessions layer and its routes use it. An embedded
+SQLite file is the default (created on first use, WAL journal); PostgreSQL through a
+``postgresql+asyncpg://`` URL. The schema comes from the Alembic migrations (``migrations/``), applied by
+``Store.start``. Answers are plain frozen records, never ORM objects; a failed read or write is a
+``StoreError`` (the routes answer 503) and leaves what was there intact (every write is one transaction).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, delete, event, func, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from server.store.models import Experiment, LiveSession, now
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class StoreError(Exception):
+    """The database could not be reached, or a read or write failed."""
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    """A saved experiment as answers show it (without its state and thumbnail)."""
+
+    id: str
+    slug: str
+    name: str
+    description: str
+    kind: str
+    spec: dict[str, Any]
+    epoch: int
+    metrics: dict[str, Any]
+    parent_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class LiveRecord:
+    id: str
+    token: str
+    epoch: int
+    state: bytes
+
+
+_COLUMNS = (
+    Experiment.id,
+    Experiment.slug,
+    Experiment.name,
+    Experiment.description,
+    Experiment.kind,
+    Experiment.spec,
+    Experiment.epoch,
+    Experiment.metrics,
+    Experiment.parent_id,
+    Experiment.created_at,
+    Experiment.updated_at,
+)
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)  # SQLite keeps no time zone: it is UTC
+
+
+def _record(row: Any) -> ExperimentRecord:
+    values = list(row)
+    values[-2], values[-1] = _aware(values[-2]), _aware(values[-1])
+    return ExperimentRecord(*values)
+
+
+def _bytes(row: Any) -> bytes:
+    return bytes(row[0])
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, to name it in messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+class Store:
+    def __init__(self, url: str):
+        self.url = url
+        parsed = make_url(url)
+        self.sqlite = parsed.get_backend_name() == "sqlite"
+        if self.sqlite and parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=not self.sqlite)
+        if self.sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.session = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def start(self) -> None:
+        """Reach the database and bring its schema to the newest migration."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.run_sync(_upgrade)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"cannot open the database {redacted(self.url)}: {exc}") from exc
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # ---------------------------------------------------------------------------------- experiments
+
+    async def add_experiment(
+        self,
+        *,
+        name: str,
+        description: str,
+        kind: str,
+        spec: dict[str, Any],
+        epoch: int,
+        metrics: dict[str, Any],
+        state: bytes,
+        thumbnail: bytes,
+        parent_id: str | None = None,
+    ) -> tuple[ExperimentRecord, str]:
+        """Save one experiment in one transaction. Returns it and its owner token (shown once)."""
+        owner = secrets.token_urlsafe(24)
+        row = Experiment(
+            id=uuid.uuid4().hex,
+            slug=secrets.token_urlsafe(8),  # 64 random bits: short, not guessable
+            name=name,
+            name_folded=name.casefold(),
+            description=description,
+            owner_hash=token_hash(owner),
+            kind=kind,
+            spec=spec,
+            epoch=epoch,
+            metrics=metrics,
+            parent_id=parent_id,
+            state=state,
+            thumbnail=thumbnail,
+        )
+        await self._write(row)
+        found = await self.experiment(row.id)
+        assert found is not None
+        return found, owner
+
+    async def experiments(self, q: str = "", limit: int = 20, offset: int = 0) -> tuple[list[ExperimentRecord], int]:
+        """Saved experiments whose name contains ``q`` (any case), newest first; and how many match."""
+        where = Experiment.name_folded.contains(q.casefold(), autoescape=True) if q else None
+        listing = select(*_COLUMNS).order_by(Experiment.created_at.desc(), Experiment.id).limit(limit).offset(offset)
+        counting = select(func.count()).select_from(Experiment)
+        if where is not None:
+            listing, counting = listing.where(where), counting.where(where)
+        try:
+            async with self.session() as db:
+                rows = (await db.execute(listing)).all()
+                total = (await db.execute(counting)).scalar_one()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the saved experiments: {exc}") from exc
+        return [_record(r) for r in rows], int(total)
+
+    async def experiment(self, key: str, *, by: str = "id") -> ExperimentRecord | None:
+        """One saved experiment by ``id`` or by ``slug``."""
+        column = Experiment.slug if by == "slug" else Experiment.id
+        found: ExperimentRecord | None = await self._one(select(*_COLUMNS).where(column == key), _record)
+        return found
+
+    async def experiment_state(self, id_: str) -> bytes | None:
+        blob: bytes | None = await self._one(select(Experiment.state).where(Experiment.id == id_), _bytes)
+        return blob
+
+    async def thumbnail(self, id_: str) -> bytes | None:
+        blob: bytes | None = await self._one(select(Experiment.thumbnail).where(Experiment.id == id_), _bytes)
+        return blob
+
+    async def owns(self, id_: str, owner_token: str | None) -> bool:
+        """Whether ``owner_token`` is the experiment's owner key (compared in constant time)."""
+        if not owner_token:
+            return False
+        stored = await self._one(select(Experiment.owner_hash).where(Experiment.id == id_), lambda r: str(r[0]))
+        return stored is not None and hmac.compare_digest(stored, token_hash(owner_token))
+
+    async def update_experiment(self, id_: str, **values: Any) -> ExperimentRecord | None:
+        """Rename or describe: ``name`` and/or ``description``."""
+        if "name" in values:
+            values["name_folded"] = values["name"].casefold()
+        statement = update(Experiment).where(Experiment.id == id_).values(**values, updated_at=now())
+        await self._execute(statement)
+        return await self.experiment(id_)
+
+    async def delete_experiment(self, id_: str) -> None:
+        await self._execute(delete(Experiment).where(Experiment.id == id_))
+
+    # -------------------------------------------------------------------------------- live sessions
+
+    async def put_live(self, id_: str, token: str, epoch: int, state: bytes) -> None:
+        """Write (or overwrite) a live session's latest state."""
+        try:
+            async with self.session() as db, db.begin():
+                row = await db.get(LiveSession, id_)
+                if row is None:
+                    db.add(LiveSession(id=id_, token=token, epoch=epoch, state=state))
+                else:
+                    row.token, row.epoch, row.state, row.updated_at = token, epoch, state, now()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot write live session {id_}: {exc}") from exc
+
+    async def live(self) -> list[LiveRecord]:
+        statement = select(LiveSession.id, LiveSession.token, LiveSession.epoch, LiveSession.state)
+        try:
+            async with self.session() as db:
+                rows = (await db.execute(statement.order_by(LiveSession.updated_at))).all()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the live sessions: {exc}") from exc
+        return [LiveRecord(r[0], r[1], r[2], bytes(r[3])) for r in rows]
+
+    async def drop_live(self, id_: str) -> None:
+        await self._execute(delete(LiveSession).where(LiveSession.id == id_))
+
+    # ------------------------------------------------------------------------------------- plumbing
+
+    async def _write(self, row: Any) -> None:
+        try:
+            async with self.session() as db, db.begin():
+                db.add(row)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot write to the database: {exc}") from exc
+
+    async def _execute(self, statement: Any) -> None:
+        try:
+            async with self.session() as db, db.begin():
+                await db.execute(statement)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot write to the database: {exc}") from exc
+
+    async def _one(self, statement: Any, make: Any) -> Any:
+        try:
+            async with self.session() as db:
+                row = (await db.execute(statement)).first()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read from the database: {exc}") from exc
+        return None if row is None else make(row)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer; a crash loses no commit
+    cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged save survives even a power cut
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _upgrade(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
