@@ -21,6 +21,7 @@ import psutil
 
 from bench.cnn import cnn_figures
 from bench.landscape import landscape_figures
+from bench.store import store_figures
 from bench.timing import best as _best
 from bench.ws import ws_figures
 from server.engines import mlp as ex
@@ -150,6 +151,7 @@ def main() -> None:
     figures.update(landscape_figures())
     with tempfile.TemporaryDirectory() as cache:
         figures.update(ws_figures(cache))
+    figures.update(store_figures())
     figures["tf_playground_reference"] = {
         "mlp_default_epochs_per_s": 6857,
         "mlp_biggest_epochs_per_s": 587,

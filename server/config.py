@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     session_idle_seconds: float = Field(3600.0, gt=0)  # untouched and unwatched this long → removed
     frame_rate: float = Field(30.0, gt=0, le=120)  # target frames per second while playing
     history_limit: int = Field(4000, ge=100)  # history records kept per session (older ones thinned)
-    max_checkpoints: int = Field(100, ge=2, le=10_000)  # moments kept per session to go back to (thinned)
+    max_checkpoints: int = Field(100, ge=0, le=10_000)  # moments kept per session to go back to (thinned); 0: off
     checkpoint_bytes: int = Field(64_000_000, ge=1)  # and at most this much state per session (big networks keep fewer)
     worker_threads: int = Field(default_factory=lambda: os.cpu_count() or 2)  # concurrent training calls
     warm_start: bool = True  # compile a session's training program in the background as soon as it exists

@@ -106,3 +106,13 @@ def test_time_travel_errors_are_clear(client):
     assert client.post(f"{SESSIONS}/{sid}/checkpoints/99/restore", headers=auth).status_code == 404
     client.post(f"{SESSIONS}/{sid}/reset", headers=auth)
     assert [c["epoch"] for c in client.get(f"{SESSIONS}/{sid}/checkpoints").json()["checkpoints"]] == [0]
+
+
+def test_time_travel_can_be_turned_off(make_client):
+    client = make_client(max_checkpoints=0)
+    sid, auth = create_session(client, SPIRAL)
+    _train(client, sid, auth, 20)
+    body = client.get(f"{SESSIONS}/{sid}/checkpoints").json()
+    assert body["limit"] == 0 and body["checkpoints"] == []
+    assert client.post(f"{SESSIONS}/{sid}/checkpoints/0/restore", headers=auth).status_code == 404
+    assert _train(client, sid, auth, 5)["epoch"] == 25  # training is unaffected

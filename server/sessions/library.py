@@ -56,7 +56,7 @@ class Library:
         """The session as one safetensors file (sessions.saved)."""
         async with s.lock:
             parts = (s.spec, s.cfg, s.state, s.data, s.epoch, s.step, list(s.history.items), s.history.stride)
-            init = s.init_params
+            init, metrics = s.init_params, dict(s.metrics)
         spec, cfg, state, data, epoch, step, history, stride = parts
         architecture = s.engine.architecture(spec, cfg, state, data)
 
@@ -70,6 +70,7 @@ class Library:
                 history_stride=stride,
                 init_params=init,
                 architecture=architecture,
+                metrics=metrics,
             )
 
         return await self.workers.run(encode)

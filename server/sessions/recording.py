@@ -41,7 +41,7 @@ class Series(Generic[T]):
 
     def add(self, item: T, *, tick: int = 0, force: bool = False, replace: bool = False) -> None:
         """Keep ``item`` when forced or due at ``tick``."""
-        if not (force or self.due(tick)):
+        if self.limit == 0 or not (force or self.due(tick)):
             return
         if replace and self.items and self.key(self.items[-1]) == self.key(item):
             self.items[-1] = item
@@ -86,6 +86,8 @@ def state_bytes(state: Any) -> int:
 
 def checkpoint_limit(s: Session, max_checkpoints: int, budget_bytes: int) -> int:
     """How many checkpoints a session keeps: the setting's cap, fewer for a big network (a memory budget)."""
+    if max_checkpoints == 0:
+        return 0  # time travel is off
     return max(2, min(max_checkpoints, budget_bytes // max(1, state_bytes(s.state))))
 
 

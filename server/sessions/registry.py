@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import OrderedDict
 from typing import Any
 
 from server.config import Settings
@@ -18,6 +19,8 @@ from server.sessions.saved import Saved
 from server.sessions.session import Session
 from server.spec import ExperimentSpec
 
+RECENT_DATA = 8  # datasets kept for the next session that asks for the same
+
 
 class Registry:
     """Every live session, and the limits on what one may hold."""
@@ -25,6 +28,9 @@ class Registry:
     def __init__(self, settings: Settings, runner: Runner):
         self.settings, self.runner = settings, runner
         self.sessions: dict[str, Session] = {}
+        # Data are never changed in place (an edit builds new ones), so sessions of the same dataset share
+        # them: opening a saved CNN or a class of forks does not generate the same images again.
+        self.recent_data: OrderedDict[tuple[str, str], Any] = OrderedDict()
 
     def check_limits(self, spec: ExperimentSpec) -> None:
         engine_for(spec).check_limits(spec, self.settings)
@@ -32,10 +38,18 @@ class Registry:
     def build_data(self, engine: Engine, spec: ExperimentSpec) -> Any:
         """The spec's data; image files that are missing and cannot be downloaded, or are not valid IDX,
         are a 422 at dataset.name saying what to do."""
+        key = (engine.name, repr(engine.data_key(spec)))  # pydantic models and lists: compared by their repr
+        if key in self.recent_data:
+            self.recent_data.move_to_end(key)
+            return self.recent_data[key]
         try:
-            return engine.build_data(spec, self.settings.data_dir, self.settings.allow_download)
+            data = engine.build_data(spec, self.settings.data_dir, self.settings.allow_download)
         except (OSError, images.IdxError) as exc:
             raise Invalid(f"cannot load '{spec.dataset.name}': {exc}", ("dataset", "name")) from None
+        self.recent_data[key] = data
+        while len(self.recent_data) > RECENT_DATA:
+            self.recent_data.popitem(last=False)
+        return data
 
     def _new(self, spec: ExperimentSpec) -> Session:
         """A session at epoch 0 (worker thread: building data and weights computes)."""
@@ -45,7 +59,15 @@ class Registry:
         record(s, force=True)
         return s
 
-    def _session(self, spec: ExperimentSpec, cfg: Any, state: TrainState, id_: str = "", token: str = "") -> Session:
+    def _session(
+        self,
+        spec: ExperimentSpec,
+        cfg: Any,
+        state: TrainState,
+        id_: str = "",
+        token: str = "",
+        metrics: dict[str, float | None] | None = None,
+    ) -> Session:
         engine = engine_for(spec)
         data = self.build_data(engine, spec)
         limit = self.settings.history_limit
@@ -62,7 +84,7 @@ class Registry:
             checkpoints=Series(self.settings.max_checkpoints, key=lambda c: c.epoch),
         )
         self.fit_checkpoints(s)
-        s.metrics = engine.metrics(cfg, state, data, spec.problem)
+        s.metrics = dict(metrics) if metrics is not None else engine.metrics(cfg, state, data, spec.problem)
         return s
 
     def fit_checkpoints(self, s: Session) -> None:
@@ -73,7 +95,7 @@ class Registry:
         """A session continuing from a saved state (worker thread): its weights, optimizer and batch-norm
         state, random key, epoch, step and history, paused."""
         cfg = engine_for(saved.spec).config_for(saved.spec)
-        s = self._session(saved.spec, cfg, saved.state, id_, token)
+        s = self._session(saved.spec, cfg, saved.state, id_, token, saved.metrics)
         s.epoch, s.step, s.init_params = saved.epoch, saved.step, saved.init_params
         s.history.items, s.history.stride = list(saved.history)[-self.settings.history_limit :], saved.history_stride
         record(s, force=True, replace=True)  # the moment it continues from: a checkpoint, its history record

@@ -42,6 +42,7 @@ class Saved:
     step: int
     history: list[dict[str, Any]]
     history_stride: int
+    metrics: dict[str, float | None] | None  # the session's metrics when it was written (None: compute them)
 
 
 def _name(path: tuple[Any, ...]) -> str:
@@ -70,6 +71,7 @@ def dump(
     history_stride: int = 1,
     init_params: Any = None,
     architecture: dict[str, Any] | None = None,
+    metrics: dict[str, float | None] | None = None,
 ) -> bytes:
     """One file of a session's state (see the module's docstring)."""
     tensors = {
@@ -89,6 +91,8 @@ def dump(
         "epoch": str(epoch),
         "step": str(step),
     }
+    if metrics is not None:
+        meta["metrics"] = json.dumps(metrics, allow_nan=False)
     return save_tensors({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata=meta)
 
 
@@ -137,10 +141,16 @@ def load(blob: bytes, engine_of: Any = engine_for) -> Saved:
         history = json.loads(meta.get("history", "[]"))
         epoch, step = int(meta.get("epoch", "0")), int(meta.get("step", "0"))
         stride = max(1, int(meta.get("history_stride", "1")))
+        metrics = json.loads(meta["metrics"]) if "metrics" in meta else None
     except (json.JSONDecodeError, ValueError):
         raise Invalid("the file's history, epoch or step metadata is malformed", ("file",)) from None
     if not isinstance(history, list) or not all(isinstance(r, dict) and "epoch" in r for r in history):
         raise Invalid("the file's history is not a list of records with an epoch", ("file",))
+    numbers = (int, float, type(None))
+    if metrics is not None and not (
+        isinstance(metrics, dict) and all(isinstance(v, numbers) and not isinstance(v, bool) for v in metrics.values())
+    ):
+        metrics = None  # not numbers: computed again from the weights instead
     return Saved(
         spec=spec,
         state=state,
@@ -149,6 +159,7 @@ def load(blob: bytes, engine_of: Any = engine_for) -> Saved:
         step=max(0, step),
         history=history,
         history_stride=stride,
+        metrics=metrics,
     )
 
 
