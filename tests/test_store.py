@@ -364,3 +364,26 @@ def test_a_failed_write_is_503_and_what_was_saved_stays(make_client):
     listing = client.get(EXPERIMENTS).json()
     assert [e["name"] for e in listing["items"]] == ["kept"]
     assert client.post(f"{EXPERIMENTS}/{kept['id']}/open").status_code == 201
+
+
+def test_a_save_of_an_opened_experiment_is_a_fork_of_it(client):
+    sid, auth = create_session(client, SPIRAL)
+    first = _save(client, sid, auth, name="original")
+    assert first["parent_id"] is None
+    opened, auth2 = _open(client, first["id"])
+    client.post(f"{SESSIONS}/{opened['id']}/train", json={"epochs": 5}, headers=auth2)
+    fork = _save(client, opened["id"], auth2, name="my fork")
+    assert fork["parent_id"] == first["id"] and fork["epoch"] == 5
+
+
+def test_deleting_over_rest_ends_the_share_pages_session(client):
+    sid, auth = create_session(client, SPIRAL)
+    saved = _save(client, sid, auth, name="shared")
+    assert client.get(saved["share_url"]).status_code == 200
+    library = client.app.state.sessions.library
+    viewer = library.viewers[saved["id"]]
+    assert viewer in client.app.state.sessions.sessions
+    owner = {"Authorization": f"Bearer {saved['owner_token']}"}
+    assert client.delete(f"{EXPERIMENTS}/{saved['id']}", headers=owner).status_code == 204
+    assert viewer not in client.app.state.sessions.sessions
+    assert client.get(saved["share_url"]).status_code == 404

@@ -16,7 +16,7 @@ router = APIRouter()
 
 @router.post("/ui/sessions/{session_id}/restore", response_class=HTMLResponse)
 async def restore(request: Request, s: OwnedDep, form: FormDep) -> Response:
-    """"continue from here": the session goes back to the checkpoint at ``epoch`` (paused there)."""
+    """ "continue from here": the session goes back to the checkpoint at ``epoch`` (paused there)."""
     raw = first(form, "epoch", "")
     if not raw.isdigit():
         return JSONResponse({"detail": "choose a moment on the timeline first"}, status_code=422)

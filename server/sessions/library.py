@@ -96,6 +96,7 @@ class Library:
             metrics=dict(s.metrics),
             state=blob,
             thumbnail=picture,
+            parent_id=s.origin,
         )
 
     @staticmethod
@@ -139,6 +140,7 @@ class Library:
     async def delete(self, id_: str, owner_token: str | None) -> None:
         await self.owned(id_, owner_token)
         await self.store.delete_experiment(id_)
+        await self.drop_viewer(id_)
 
     async def thumbnail(self, id_: str) -> bytes:
         picture = await self.store.thumbnail(id_)
@@ -156,7 +158,9 @@ class Library:
             saved = await self.workers.run(files.load, blob)
         except Invalid as exc:  # saved by an older version whose spec no longer validates
             raise Invalid(f"this saved experiment cannot be opened by this version: {exc.message}", ("id",)) from None
-        return await self.registry.resume(saved)
+        s = await self.registry.resume(saved)
+        s.origin = id_
+        return s
 
     async def viewer(self, id_: str) -> Session:
         """The session a saved experiment's share page shows: one per experiment, opened on its first view,

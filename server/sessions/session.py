@@ -45,6 +45,7 @@ class Session:
     revision: int = 0  # bumped by every edit from outside the loop (reset, patch, weights): older frames are stale
     hyper_cache: tuple[Any, Any] = (None, None)  # (spec, its traced hyperparameters): built once per spec
     init_params: Any = None  # the weights training started from (reset, or the last change of shapes)
+    origin: str | None = None  # the saved experiment it was opened from (its saves are forks of it)
 
     @property
     def engine(self) -> Engine:
