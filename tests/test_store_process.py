@@ -166,3 +166,19 @@ def test_an_unreachable_database_stops_the_server_with_one_clear_line(tmp_path):
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("neuroglass: cannot open the database postgresql+asyncpg://neuroglass:***@127.0.0.1")
     assert "secret" not in proc.stderr
+
+
+def test_a_kill_minus_9_loses_at_most_the_last_write_period_of_a_live_session(tmp_path):
+    period = {"NEUROGLASS_LIVE_WRITE_SECONDS": "0.5"}
+    with serving(tmp_path, **period) as (c, proc):
+        made = c.post(SESSIONS, json=SPIRAL).json()
+        sid, auth = made["id"], _auth(made)
+        c.post(f"{SESSIONS}/{sid}/train", json={"epochs": 40}, headers=auth)
+        time.sleep(2.0)  # several write periods: the session at epoch 40 is in the store
+        c.post(f"{SESSIONS}/{sid}/train", json={"epochs": 5}, headers=auth)
+        proc.kill()  # no shutdown: at most the last period's training may be lost
+        proc.wait(timeout=10)
+    with serving(tmp_path, **period) as (c, _):
+        back = c.get(f"{SESSIONS}/{sid}").json()
+        assert back["status"] == "paused" and back["epoch"] in (40, 45)
+        assert c.post(f"{SESSIONS}/{sid}/train", json={"epochs": 1}, headers=auth).status_code == 200
