@@ -34,7 +34,24 @@ from server.routes.fields import spec_field
 from server.sessions import Invalid, SessionError, SessionManager
 from server.store import Store, StoreError
 
-ROOT = Path(__file__).resolve().parent.parent  # templates/ and static/ live beside server/
+ROOT = Path(__file__).resolve().parent.parent
+# In this order: a fixed path (/api/v1/sessions/import) before the patterns it would also match.
+ROUTERS = (
+    catalog.health,
+    catalog.router,
+    experiments.imports,
+    sessions.router,
+    experiments.router,
+    checkpoints.router,
+    timeline_pages.router,
+    views.router,
+    optimization.router,
+    stream.router,
+    pages.router,
+    cnn_pages.router,
+    landscape_pages.router,
+    experiment_pages.router,
+)  # templates/ and static/ live beside server/
 
 
 async def _reaper(manager: SessionManager, every: float) -> None:
@@ -69,20 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="A glass-box neural network playground: train JAX networks live, inspect everything.",
         lifespan=lifespan,
     )
-    app.include_router(catalog.health)
-    app.include_router(catalog.router)
-    app.include_router(experiments.imports)
-    app.include_router(sessions.router)
-    app.include_router(experiments.router)
-    app.include_router(checkpoints.router)
-    app.include_router(timeline_pages.router)
-    app.include_router(views.router)
-    app.include_router(optimization.router)
-    app.include_router(stream.router)
-    app.include_router(pages.router)
-    app.include_router(cnn_pages.router)
-    app.include_router(landscape_pages.router)
-    app.include_router(experiment_pages.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.state.templates = Jinja2Templates(directory=ROOT / "templates")
     app.state.templates.env.globals["field"] = spec_field  # form bounds and defaults from the spec
     app.mount("/static", StaticFiles(directory=ROOT / "static", check_dir=False), name="static")
