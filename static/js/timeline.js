@@ -42,12 +42,14 @@ export class Timeline {
 
   /** The checkpoints there are now (the slider spans them; its right end is the newest). */
   async load() {
+    const before = this.range.value; // a key or a drag meanwhile wins over "stay at live"
     const r = await fetch(`${this.api}/checkpoints`);
     if (!r.ok) return;
     this.checkpoints = (await r.json()).checkpoints;
     const last = Math.max(0, this.checkpoints.length - 1);
+    const atLive = this.viewing === null && this.range.value === before;
     this.range.max = String(last);
-    if (this.viewing === null) this.range.value = String(last);
+    if (atLive) this.range.value = String(last);
   }
 
   /** Show the checkpoint at slider position i (pausing a playing session, so the moment stays). */

@@ -28,7 +28,8 @@ def _step_to(page: Page, n: int) -> dict[int, str]:
 
 def _scrub_to(page: Page, index: int) -> None:
     """Keyboard on the slider: Home (the first checkpoint), then → ``index`` times."""
-    page.focus("#timeline-range")
+    with page.expect_response(lambda r: r.url.endswith("/checkpoints")):
+        page.focus("#timeline-range")  # the slider takes the checkpoints there are now
     page.wait_for_function("() => +document.getElementById('timeline-range').max > 0")
     page.keyboard.press("Home")
     for _ in range(index):
