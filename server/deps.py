@@ -61,8 +61,13 @@ def get_owned_session(
 ) -> Session:
     """The session, if the caller holds its token (Bearer header or the page's cookie): 401 without one,
     403 with a wrong one."""
-    s = manager.get(session_id)
-    token = presented_token(request, session_id, credentials)
+    return check_owner(manager.get(session_id), request, credentials)
+
+
+def check_owner(s: Session, request: Request, credentials: HTTPAuthorizationCredentials | None) -> Session:
+    """``s`` if the caller holds its token: 401 without one, 403 with a wrong one (what get_owned_session
+    does for a session named in the path, for one named elsewhere, e.g. in a body)."""
+    token = presented_token(request, s.id, credentials)
     if token is None:
         raise HTTPException(
             401,

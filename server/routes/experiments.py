@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, Response, UploadFile
 from fastapi.security import HTTPAuthorizationCredentials
 
-from server.deps import ManagerDep, SettingsDep, bearer, presented_token
+from server.deps import ManagerDep, SettingsDep, bearer, check_owner
 from server.schemas import (
     ExperimentChange,
     ExperimentCreated,
@@ -55,12 +55,7 @@ async def save_experiment(
 ) -> dict[str, Any]:
     """Save a live session — spec, weights, optimizer and batch-norm state, history, a thumbnail — with the
     session's token. The answer's ``owner_token`` (shown once) renames or deletes it."""
-    s = manager.get(body.session_id)
-    token = presented_token(request, s.id, credentials)
-    if token is None:
-        raise HTTPException(401, "send the session's token as 'Authorization: Bearer <token>' to save it")
-    if not s.check_token(token):
-        raise HTTPException(403, "wrong token for this session: only its owner may save it")
+    s = check_owner(manager.get(body.session_id), request, credentials)
     rec, owner = await manager.saved.save(s, body.name, body.description)
     return {**public(rec), "owner_token": owner}
 

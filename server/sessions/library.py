@@ -13,7 +13,7 @@ import io
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image
 
@@ -22,10 +22,11 @@ from server.errors import Forbidden, Invalid, NotFound
 from server.sessions import saved as files
 from server.sessions.registry import Registry
 from server.sessions.runner import Workers
-from server.sessions.session import Session
+from server.sessions.session import Session, Snapshot
 from server.store import ExperimentRecord, Store, StoreError
 
 log = logging.getLogger("neuroglass.store")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,23 @@ class Written:
     step: int
     spec_version: int
     revision: int
+
+
+@dataclass(frozen=True)
+class Captured:
+    """A session's moment as saved: the snapshot and metrics it was made from, its file and thumbnail."""
+
+    snap: Snapshot
+    metrics: dict[str, float | None]
+    file: bytes
+    thumbnail: bytes  # PNG; b"" when not asked for
+
+
+def _found(value: T | None, id_: str) -> T:
+    """A saved experiment's record or part of it; NotFound in words when it is not (or no longer) there."""
+    if value is None:
+        raise NotFound(f"no saved experiment {id_!r} (it may have been deleted)")
+    return value
 
 
 def _moment(s: Session) -> Written:
@@ -54,24 +72,33 @@ class Library:
 
     async def file(self, s: Session) -> bytes:
         """The session as one safetensors file (sessions.saved)."""
-        async with s.lock:
-            parts = (s.spec, s.cfg, s.state, s.data, s.epoch, s.step, list(s.history.items), s.history.stride)
-            init, metrics = s.init_params, dict(s.metrics)
-        spec, cfg, state, data, epoch, step, history, stride = parts
-        architecture = s.engine.architecture(spec, cfg, state, data)
+        return (await self._capture(s)).file
 
-        def encode() -> bytes:
-            return files.dump(
-                spec,
-                state,
-                epoch=epoch,
-                step=step,
+    async def _capture(self, s: Session, *, picture: bool = False) -> Captured:
+        """One moment of the session, taken under its lock so weights, epoch and history agree, encoded off
+        the event loop: its file and (``picture``) its thumbnail PNG."""
+        async with s.lock:
+            snap = Snapshot.of(s)
+            history, stride = list(s.history.items), s.history.stride
+            init, metrics = s.init_params, dict(s.metrics)
+
+        def encode() -> Captured:
+            blob = files.dump(
+                snap.spec,
+                snap.state,
+                epoch=snap.epoch,
+                step=snap.step,
                 history=history,
                 history_stride=stride,
                 init_params=init,
-                architecture=architecture,
+                architecture=snap.engine.architecture(snap.spec, snap.cfg, snap.state, snap.data),
                 metrics=metrics,
             )
+            png = io.BytesIO()
+            if picture:
+                rgb = snap.engine.thumbnail(snap.spec, snap.cfg, snap.state)
+                Image.fromarray(rgb, "RGB").save(png, format="PNG", optimize=True)
+            return Captured(snap, metrics, blob, png.getvalue())
 
         return await self.workers.run(encode)
 
@@ -84,32 +111,21 @@ class Library:
 
     async def save(self, s: Session, name: str, description: str = "") -> tuple[ExperimentRecord, str]:
         """Store the session as a saved experiment. Returns it and its owner token."""
-        blob = await self.file(s)
-        snapshot = (s.spec, s.cfg, s.state)
-        picture = await self.workers.run(self._thumbnail, s, *snapshot)
+        moment = await self._capture(s, picture=True)
         return await self.store.add_experiment(
             name=name,
             description=description,
-            kind=s.engine.name,
-            spec=s.spec.model_dump(mode="json"),
-            epoch=s.epoch,
-            metrics=dict(s.metrics),
-            state=blob,
-            thumbnail=picture,
+            kind=moment.snap.engine.name,
+            spec=moment.snap.spec.model_dump(mode="json"),
+            epoch=moment.snap.epoch,
+            metrics=moment.metrics,
+            state=moment.file,
+            thumbnail=moment.thumbnail,
             parent_id=s.origin,
         )
 
-    @staticmethod
-    def _thumbnail(s: Session, spec: Any, cfg: Any, state: Any) -> bytes:
-        out = io.BytesIO()
-        Image.fromarray(s.engine.thumbnail(spec, cfg, state), "RGB").save(out, format="PNG", optimize=True)
-        return out.getvalue()
-
     async def experiment(self, id_: str) -> ExperimentRecord:
-        found = await self.store.experiment(id_)
-        if found is None:
-            raise NotFound(f"no saved experiment {id_!r} (it may have been deleted)")
-        return found
+        return _found(await self.store.experiment(id_), id_)
 
     async def experiment_by_slug(self, slug: str) -> ExperimentRecord:
         """The experiment a share link ``/e/{slug}`` names."""
@@ -132,10 +148,7 @@ class Library:
 
     async def update(self, id_: str, owner_token: str | None, **values: Any) -> ExperimentRecord:
         await self.owned(id_, owner_token)
-        changed = await self.store.update_experiment(id_, **values)
-        if changed is None:
-            raise NotFound(f"no saved experiment {id_!r} (it may have been deleted)")
-        return changed
+        return _found(await self.store.update_experiment(id_, **values), id_)
 
     async def delete(self, id_: str, owner_token: str | None) -> None:
         await self.owned(id_, owner_token)
@@ -143,17 +156,11 @@ class Library:
         await self.drop_viewer(id_)
 
     async def thumbnail(self, id_: str) -> bytes:
-        picture = await self.store.thumbnail(id_)
-        if picture is None:
-            raise NotFound(f"no saved experiment {id_!r} (it may have been deleted)")
-        return picture
+        return _found(await self.store.thumbnail(id_), id_)
 
     async def open(self, id_: str) -> Session:
         """A new live session continuing exactly from a saved experiment."""
-        await self.experiment(id_)
-        blob = await self.store.experiment_state(id_)
-        if blob is None:
-            raise NotFound(f"no saved experiment {id_!r} (it may have been deleted)")
+        blob = _found(await self.store.experiment_state(id_), id_)
         try:
             saved = await self.workers.run(files.load, blob)
         except Invalid as exc:  # saved by an older version whose spec no longer validates

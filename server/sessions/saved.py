@@ -129,7 +129,8 @@ def load(blob: bytes, engine_of: Any = engine_for) -> Saved:
     except (SafetensorError, ValueError) as exc:
         raise Invalid(f"the file's tensors cannot be read: {exc}", ("file",)) from None
     engine: Engine = engine_of(spec)
-    template = engine.init_train_state(spec, engine.config_for(spec))
+    cfg = engine.config_for(spec)
+    template = jax.eval_shape(lambda: engine.init_train_state(spec, cfg))  # structure, shapes, dtypes: no compute
     state = TrainState(
         params=_fill("params", template.params, tensors),
         opt_state=_fill("opt_state", template.opt_state, tensors),

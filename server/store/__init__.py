@@ -9,10 +9,12 @@ SQLite file is the default (created on first use, WAL journal); PostgreSQL throu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +25,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, delete, event, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from server.store.models import Experiment, LiveSession, now
 
@@ -164,12 +166,9 @@ class Store:
         counting = select(func.count()).select_from(Experiment)
         if where is not None:
             listing, counting = listing.where(where), counting.where(where)
-        try:
-            async with self.session() as db:
-                rows = (await db.execute(listing)).all()
-                total = (await db.execute(counting)).scalar_one()
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read the saved experiments: {exc}") from exc
+        async with self._db("read the saved experiments") as db:
+            rows = (await db.execute(listing)).all()
+            total = (await db.execute(counting)).scalar_one()
         return [_record(r) for r in rows], int(total)
 
     async def experiment(self, key: str, *, by: str = "id") -> ExperimentRecord | None:
@@ -208,23 +207,17 @@ class Store:
 
     async def put_live(self, id_: str, token: str, epoch: int, state: bytes) -> None:
         """Write (or overwrite) a live session's latest state."""
-        try:
-            async with self.session() as db, db.begin():
-                row = await db.get(LiveSession, id_)
-                if row is None:
-                    db.add(LiveSession(id=id_, token=token, epoch=epoch, state=state))
-                else:
-                    row.token, row.epoch, row.state, row.updated_at = token, epoch, state, now()
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot write live session {id_}: {exc}") from exc
+        async with self._db(f"write live session {id_}", write=True) as db:
+            row = await db.get(LiveSession, id_)
+            if row is None:
+                db.add(LiveSession(id=id_, token=token, epoch=epoch, state=state))
+            else:
+                row.token, row.epoch, row.state, row.updated_at = token, epoch, state, now()
 
     async def live(self) -> list[LiveRecord]:
         statement = select(LiveSession.id, LiveSession.token, LiveSession.epoch, LiveSession.state)
-        try:
-            async with self.session() as db:
-                rows = (await db.execute(statement.order_by(LiveSession.updated_at))).all()
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read the live sessions: {exc}") from exc
+        async with self._db("read the live sessions") as db:
+            rows = (await db.execute(statement.order_by(LiveSession.updated_at))).all()
         return [LiveRecord(r[0], r[1], r[2], bytes(r[3])) for r in rows]
 
     async def drop_live(self, id_: str) -> None:
@@ -232,26 +225,31 @@ class Store:
 
     # ------------------------------------------------------------------------------------- plumbing
 
-    async def _write(self, row: Any) -> None:
-        try:
-            async with self.session() as db, db.begin():
-                db.add(row)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot write to the database: {exc}") from exc
-
-    async def _execute(self, statement: Any) -> None:
-        try:
-            async with self.session() as db, db.begin():
-                await db.execute(statement)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot write to the database: {exc}") from exc
-
-    async def _one(self, statement: Any, make: Any) -> Any:
+    @contextlib.asynccontextmanager
+    async def _db(self, what: str, *, write: bool = False) -> AsyncIterator[AsyncSession]:
+        """A database session (one committed transaction when ``write``); any failure is a StoreError saying
+        what could not be done, and a write that fails is rolled back whole."""
         try:
             async with self.session() as db:
-                row = (await db.execute(statement)).first()
+                if write:
+                    async with db.begin():
+                        yield db
+                else:
+                    yield db
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read from the database: {exc}") from exc
+            raise StoreError(f"cannot {what}: {exc}") from exc
+
+    async def _write(self, row: Any) -> None:
+        async with self._db("write to the database", write=True) as db:
+            db.add(row)
+
+    async def _execute(self, statement: Any) -> None:
+        async with self._db("write to the database", write=True) as db:
+            await db.execute(statement)
+
+    async def _one(self, statement: Any, make: Any) -> Any:
+        async with self._db("read from the database") as db:
+            row = (await db.execute(statement)).first()
         return None if row is None else make(row)
 
 

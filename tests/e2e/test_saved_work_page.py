@@ -47,6 +47,14 @@ def step(page: Page, times: int) -> None:
         page.wait_for_function(f"n => {EPOCH} === n", arg=start + i)
 
 
+def landed_on_own_session(page: Page, at_epoch: int) -> None:
+    """The browser is on a session page of its own (/s/{id}, owner), painted, at ``at_epoch``."""
+    page.wait_for_url(re.compile(r"/s/[\w-]+$"))
+    page.wait_for_selector("#output-map[data-painted]")
+    assert epoch(page) == at_epoch
+    expect(page.locator("body")).to_have_attribute("data-role", "owner")
+
+
 def save_from_top_bar(page: Page, name: str, description: str = "") -> str:
     """Open the save popover, save under `name`; returns the share link it answers."""
     page.click("#save-btn")
@@ -103,10 +111,7 @@ def test_save_find_open_share_rename_delete(browsers, base_url: str, artifacts: 
     expect(page).to_have_url(re.compile(r"/experiments\?q=\w+&page=1$"))  # a reload keeps the search
     expect(cards.locator("summary", has_text="rename")).to_be_visible()  # this browser saved it
     cards.get_by_role("button", name="open a copy").click()
-    page.wait_for_url(re.compile(r"/s/[\w-]+$"))
-    page.wait_for_selector("#output-map[data-painted]")
-    assert epoch(page) == 3
-    expect(page.locator("body")).to_have_attribute("data-role", "owner")
+    landed_on_own_session(page, 3)
     step(page, 1)  # it is this browser's own live session, continuing
 
     # The visitor opens the share link: read-only, the saved network, and "make it mine".
@@ -122,10 +127,7 @@ def test_save_find_open_share_rename_delete(browsers, base_url: str, artifacts: 
     expect(guest.locator("#save-btn")).to_have_count(0)
     guest.screenshot(path=str(artifacts / "saved-work-share.png"))
     guest.click("#make-mine")
-    guest.wait_for_url(re.compile(r"/s/[\w-]+$"))
-    guest.wait_for_selector("#output-map[data-painted]")
-    assert epoch(guest) == 3
-    expect(guest.locator("body")).to_have_attribute("data-role", "owner")
+    landed_on_own_session(guest, 3)
     expect(guest.locator("#play-btn")).to_be_enabled()
     step(guest, 2)
     # ... and on /experiments the visitor may open it but not rename or delete it.
@@ -174,10 +176,7 @@ def test_download_the_file_and_open_it_again(browsers, tmp_path: Path) -> None:
     assert page.url == before
     # The real file opens as a new session of this browser's, at epoch 2, with xor's data.
     page.set_input_files("#open-file", file)
-    page.wait_for_url(re.compile(r"/s/[\w-]+$"))
-    page.wait_for_selector("#output-map[data-painted]")
-    assert epoch(page) == 2
-    expect(page.locator("body")).to_have_attribute("data-role", "owner")
+    landed_on_own_session(page, 2)
     expect(page.locator("#dataset-xor")).to_be_checked()
     step(page, 1)
 
