@@ -15,6 +15,10 @@ class Metrics(BaseModel):
     test_loss: float | None = None
     train_accuracy: float | None = None  # null for regression
     test_accuracy: float | None = None
+    train_r2: float | None = Field(None, description="regression: 1 − squared error / variance of the targets")
+    test_r2: float | None = None
+    train_rmse: float | None = Field(None, description="regression: root mean squared error")
+    test_rmse: float | None = None
 
 
 class OutputPublic(BaseModel):
@@ -51,6 +55,8 @@ class SessionPublic(BaseModel):
     metrics: Metrics
     architecture: ArchitecturePublic
     notes: list[str] = Field(description="plain-words remarks, e.g. activations with zero gradient")
+    learning_rate_now: float = Field(description="the learning rate of the next epoch (the schedule applied)")
+    stopped: str | None = Field(None, description="why the session stopped by itself (a stop condition), if it did")
 
 
 class SessionCreated(SessionPublic):

@@ -74,6 +74,12 @@ class DatasetSpec(_Strict):
     points: list[Point] | None = Field(
         None, max_length=5000, description="your own data [x1, x2, label] when name is 'custom' (e.g. from a CSV)"
     )
+    split: list[Literal["train", "test"]] | None = Field(
+        None,
+        max_length=5000,
+        description="'custom' data: each point's part, in the order of points (kept as given: no shuffle); null ="
+        " shuffled, then split by train_percent",
+    )
     added: list[Point] = Field(
         default_factory=list, max_length=1000, description="points added by hand [x1, x2, label]: training set"
     )
@@ -154,7 +160,27 @@ class NetworkSpec(_Strict):
         description="CNN: layers from the image up (conv, pool, flatten, dense, dropout, batch_norm); a softmax"
         " dense head over the classes follows them",
     )
-    init: InitName = "xavier"  # xavier | he | normal (small, σ = 0.01) | zeros  (MLP; CNN layers use He/Xavier)
+    # xavier | he | normal (small, σ = 0.01) | zeros | tfplayground (w uniform in ±0.5, b = 0.1), applied at reset
+    # (MLP; CNN layers use He/Xavier)
+    init: InitName = "xavier"
+
+
+class ScheduleSpec(_Strict):
+    """How the learning rate changes over the epochs (optax schedules; the rate changes once per epoch).
+
+    The rate of epoch e is ``learning_rate`` times the schedule's factor at e: after ``warmup_epochs`` of
+    linear warm-up from 0, constant; or multiplied by ``factor`` every ``every`` epochs (step); or smoothly by
+    ``factor`` per ``every`` epochs down to ``floor`` (exponential); or along a half cosine from 1 to ``floor``
+    over ``epochs`` epochs (cosine)."""
+
+    kind: Literal["constant", "step", "exponential", "cosine"] = "constant"
+    warmup_epochs: int = Field(0, ge=0, le=100_000, description="epochs of linear warm-up from 0 to the rate")
+    every: int = Field(
+        100, ge=1, le=1_000_000, description="step: epochs between drops; exponential: epochs per factor"
+    )
+    factor: float = Field(0.5, gt=0, lt=1, description="step, exponential: the rate is multiplied by this")
+    epochs: int = Field(1000, ge=1, le=10_000_000, description="cosine: epochs from the full rate down to the floor")
+    floor: float = Field(0.0, ge=0, le=1, description="exponential, cosine: the lowest rate, as a fraction of the rate")
 
 
 class TrainingSpec(_Strict):
@@ -168,6 +194,26 @@ class TrainingSpec(_Strict):
     regularization_rate: float = Field(0.0, ge=0, le=10)
     dropout: float = Field(0.0, ge=0, le=0.9, description="probability of dropping a hidden unit")
     batch_norm: bool = False
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+
+
+class StopSpec(_Strict):
+    """When a playing (or REST-trained) session stops by itself; all null = it never does. Test-loss
+    conditions are checked at least every ``stop_check_epochs`` epochs (server.sessions.stopping)."""
+
+    at_epoch: int | None = Field(None, ge=1, le=1_000_000_000, description="pause when the session reaches this epoch")
+    test_loss_below: float | None = Field(None, gt=0, le=1000, description="pause when the test loss falls below this")
+    patience: int | None = Field(
+        None,
+        ge=1,
+        le=10_000_000,
+        description="early stopping: pause when the test loss has not improved for this many epochs",
+    )
+    restore_best: bool = Field(False, description="with patience: go back to the weights of the best test loss")
+
+    @property
+    def watches_test_loss(self) -> bool:
+        return self.test_loss_below is not None or self.patience is not None
 
 
 class ExperimentSpec(_Strict):
@@ -182,6 +228,7 @@ class ExperimentSpec(_Strict):
         None, gt=0, le=1_000_000, description="max epochs per second while playing; null = as fast as possible"
     )
     seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the weight initialisation and dropout")
+    stop: StopSpec = Field(default_factory=StopSpec)
 
     @field_validator("features")
     @classmethod
@@ -212,7 +259,7 @@ class ExperimentSpec(_Strict):
         if self.dataset.name == "custom":
             if len(self.dataset.points or []) < 2:
                 raise _error(("dataset", "points"), "a 'custom' dataset needs at least 2 points [x1, x2, label]", None)
-            return self._check_training()
+            return self._check_split()._check_training()
         info = DATASETS[self.dataset.name]
         if labels and self.problem == "classification" and max(labels) >= info.n_classes:
             raise _error(
@@ -227,6 +274,18 @@ class ExperimentSpec(_Strict):
                 self.dataset.name,
             )
         return self._check_training()
+
+    def _check_split(self) -> ExperimentSpec:
+        split, points = self.dataset.split, self.dataset.points or []
+        if split is None:
+            return self
+        if len(split) != len(points):
+            message = f"split names the part of each point: {len(points)} points but {len(split)} parts"
+            raise _error(("dataset", "split"), message, len(split))
+        for part in ("train", "test"):
+            if part not in split:
+                raise _error(("dataset", "split"), f"no point is marked '{part}': mark at least one", part)
+        return self
 
     def _check_cnn(self) -> ExperimentSpec:
         """Image data with a CNN, a classification problem, and layers whose geometry fits the images."""
@@ -244,7 +303,7 @@ class ExperimentSpec(_Strict):
             raise _error(("dataset", "image_size"), f"'{name}' images are {side}×{side}: leave image_size null", side)
         if self.training.algorithm != "backprop":
             raise _error(("training", "algorithm"), "a CNN trains by backpropagation", self.training.algorithm)
-        if self.dataset.added or self.dataset.points:
+        if self.dataset.added or self.dataset.points or self.dataset.split:
             raise _error(("dataset", "added"), "points are for the 2-D datasets, not images", None)
         layers = cnn_layers(self)
         for i in range(len(layers)):  # the first layer whose input it cannot take

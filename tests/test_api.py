@@ -28,6 +28,7 @@ DEFAULT_SPEC = {
     },
 }
 METRIC_KEYS = {"train_loss", "test_loss", "train_accuracy", "test_accuracy"}
+FIT_KEYS = {"train_r2", "test_r2", "train_rmse", "test_rmse"}  # regression's (None for classification)
 DIVERGING = {
     "problem": "regression",
     "dataset": {"name": "plane"},
@@ -162,8 +163,9 @@ def test_create_defaults(client, body):
     assert s["epoch"] == 0
     assert s["step"] == 0
     assert s["spec_version"] == 0
-    assert set(s["metrics"]) == METRIC_KEYS
-    assert all(isinstance(v, float) and math.isfinite(v) for v in s["metrics"].values())
+    assert set(s["metrics"]) == METRIC_KEYS | FIT_KEYS
+    assert all(isinstance(s["metrics"][k], float) and math.isfinite(s["metrics"][k]) for k in METRIC_KEYS)
+    assert all(s["metrics"][k] is None for k in FIT_KEYS)
     spec = s["spec"]
     assert_subset(DEFAULT_SPEC, spec)
     t = spec["training"]
@@ -356,7 +358,7 @@ def test_train_learns_the_circle_and_records_history(client, new_session):
     assert s["epoch"] == 200
     assert s["step"] == 200 * 25
     assert s["status"] == "paused"
-    assert set(s["metrics"]) == METRIC_KEYS
+    assert set(s["metrics"]) == METRIC_KEYS | FIT_KEYS
     assert s["metrics"]["test_loss"] < 0.05
     assert s["metrics"]["test_accuracy"] >= 0.95
     assert state(client, sid)["epoch"] == 200
@@ -743,7 +745,7 @@ def test_frame_base64(client, new_session):
     f = strict_json(r.text)
     assert (f["epoch"], f["status"], f["spec_version"]) == (3, "paused", 0)
     assert f["step"] == 75
-    assert set(f["metrics"]) == METRIC_KEYS
+    assert set(f["metrics"]) == METRIC_KEYS | FIT_KEYS
     assert f["metrics"] == state(client, sid)["metrics"]
     out = f["output"]
     assert (out["dtype"], out["shape"]) == ("uint8", [100, 100])

@@ -19,10 +19,11 @@ from server.config import Settings
 from server.engines import diagnosis
 from server.ml import health
 from server.ml.probes import Config
-from server.ml.train import Hyper, TrainState
+from server.ml.train import Hyper, Schedule, TrainState
 from server.spec import ExperimentSpec
 
 METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+FIT_METRICS = ("train_r2", "test_r2", "train_rmse", "test_rmse")  # regression only
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class Engine(Protocol):
     def carry_over(
         self, old_spec: ExperimentSpec, old_cfg: Any, old: TrainState, spec: ExperimentSpec, cfg: Any
     ) -> tuple[TrainState, dict[str, Any]]: ...
-    def advance(self, cfg: Any, state: TrainState, data: Any, h: Hyper, epochs: int) -> Advance: ...
+    def advance(self, cfg: Any, state: TrainState, data: Any, h: Hyper, epochs: int, start: int = 0) -> Advance: ...
     def warm(self, cfg: Any, state: TrainState, data: Any, h: Hyper) -> None: ...
     def metrics(self, cfg: Any, state: TrainState, data: Any, problem: str) -> dict[str, float | None]: ...
     def frame_arrays(self, cfg: Any, state: TrainState, data: Any, h: Hyper) -> dict[str, Any]: ...
@@ -110,16 +111,33 @@ def advance_with(train: Train, state: TrainState, epochs: int) -> Advance:
     return Advance(best, lo, True)
 
 
+def schedule_for(spec: ExperimentSpec) -> Schedule:
+    """The spec's learning-rate schedule as the training programs take it (static)."""
+    return Schedule(**spec.training.schedule.model_dump())
+
+
 def finite_or_none(v: float) -> float | None:
     return float(f"{v:.7g}") if np.isfinite(v) else None  # float32 precision, no noise digits
 
 
 def sanitize(values: Mapping[str, Any], problem: str) -> dict[str, float | None]:
-    """The four metrics as JSON numbers (None where not finite; accuracies None for regression)."""
+    """The metrics as JSON numbers (None where not finite; accuracies None for regression; R² and RMSE
+    None for classification).
+
+    A regression's loss is ½·mean squared error (TF Playground's), so RMSE = √(2·loss) and
+    R² = 1 − 2·loss / var(y), with var(y) given as ``train_y_var`` / ``test_y_var`` among the values."""
     out = {k: None if values.get(k) is None else finite_or_none(float(values[k])) for k in METRICS}
+    fit: dict[str, float | None] = dict.fromkeys(FIT_METRICS)
     if problem == "regression":
         out["train_accuracy"] = out["test_accuracy"] = None
-    return out
+        for part in ("train", "test"):
+            loss, var = out[f"{part}_loss"], values.get(f"{part}_y_var")
+            if loss is None:
+                continue
+            fit[f"{part}_rmse"] = finite_or_none(float(np.sqrt(2.0 * loss)))
+            if var is not None and float(var) > 0:
+                fit[f"{part}_r2"] = finite_or_none(1.0 - 2.0 * loss / float(var))
+    return out | fit
 
 
 def findings(engine: Engine, spec: ExperimentSpec, cfg: Any, numbers: Mapping[str, Any]) -> list[dict[str, Any]]:

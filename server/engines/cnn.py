@@ -28,6 +28,7 @@ from server.engines.base import (
     diverging_rgb,
     frame_diagnosis,
     sanitize,
+    schedule_for,
     weight_arrays,
 )
 from server.engines.cnn_views import (
@@ -127,6 +128,7 @@ def config_for(spec: ExperimentSpec) -> cnn.CnnTrainConfig:
         regularization=t.regularization,
         dropout=has_dropout,
         augment=(a.shift, a.rotate, a.erase),
+        schedule=schedule_for(spec),
     )
 
 
@@ -191,13 +193,16 @@ def carry_over(
     return state, report
 
 
-def advance(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, h: Hyper, epochs: int) -> Advance:
-    """Train ``epochs`` epochs in one compiled call; on divergence, the last healthy state (``advance_with``)."""
+def advance(
+    cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, h: Hyper, epochs: int, start: int = 0
+) -> Advance:
+    """Train ``epochs`` epochs in one compiled call; on divergence, the last healthy state (``advance_with``).
+    ``start``: the epochs trained so far (where the learning-rate schedule is)."""
 
     def train(k: int) -> tuple[int, TrainState, bool]:
         if k == 0:
             return 0, state, True
-        done, new, ok = cnn.train_cnn_epochs(cfg, state, data.batches, h, jnp.int32(k), data.padded)
+        done, new, ok = cnn.train_cnn_epochs(cfg, state, data.batches, h, jnp.int32(k), data.padded, jnp.int32(start))
         return int(done), new, bool(ok)
 
     return advance_with(train, state, epochs)
@@ -205,7 +210,7 @@ def advance(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, h: Hype
 
 def warm(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, h: Hyper) -> None:
     """Compile the training program for these shapes by training zero epochs."""
-    jax.block_until_ready(cnn.train_cnn_epochs(cfg, state, data.batches, h, jnp.int32(0), data.padded))  # type: ignore[no-untyped-call]
+    jax.block_until_ready(cnn.train_cnn_epochs(cfg, state, data.batches, h, jnp.int32(0), data.padded, jnp.int32(0)))  # type: ignore[no-untyped-call]
 
 
 def metrics(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, problem: str) -> dict[str, float | None]:

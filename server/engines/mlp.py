@@ -27,6 +27,7 @@ from server.engines.base import (
     diverging_rgb,
     frame_diagnosis,
     sanitize,
+    schedule_for,
     weight_arrays,
 )
 from server.errors import Invalid
@@ -55,6 +56,7 @@ class Data:
     grid_neurons: jax.Array  # (g², F)
 
     padded: bool  # whether the last batch has padding rows
+    y_var: tuple[float, float] = (0.0, 0.0)  # variance of the train and test targets (a regression's R²)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -103,13 +105,18 @@ def build_data(spec: ExperimentSpec, data_dir: Any = None, download: bool = Fals
     part. Points added by hand always go to the training set. (data_dir and download are the image engine's:
     the 2-D sets are generated, never read.)"""
     d = spec.dataset
-    if d.name == "custom":
+    if d.name == "custom" and d.split is not None:  # the file's own split, in the file's order
         points, labels = _points(d.points, spec.problem)
-        order = np.random.default_rng(d.seed).permutation(len(points))  # then split like generated data
-        points, labels = points[order], labels[order]
+        train = np.asarray([part == "train" for part in d.split])
+        p_tr, l_tr, p_te, l_te = points[train], labels[train], points[~train], labels[~train]
     else:
-        points, labels = datasets.generate(d.name, d.n, d.noise / 100.0, d.seed)
-    p_tr, l_tr, p_te, l_te = datasets.split(points, labels, d.train_percent)
+        if d.name == "custom":
+            points, labels = _points(d.points, spec.problem)
+            order = np.random.default_rng(d.seed).permutation(len(points))  # then split like generated data
+            points, labels = points[order], labels[order]
+        else:
+            points, labels = datasets.generate(d.name, d.n, d.noise / 100.0, d.seed)
+        p_tr, l_tr, p_te, l_te = datasets.split(points, labels, d.train_percent)
     if d.added:
         added_points, added_labels = _points(d.added, spec.problem)
         p_tr = np.concatenate([p_tr, added_points])
@@ -130,6 +137,7 @@ def build_data(spec: ExperimentSpec, data_dir: Any = None, download: bool = Fals
         batches=batches,
         runs=epoch_runs(batches),
         padded=len(x_tr) % batch_size(spec, len(x_tr)) != 0,
+        y_var=(float(np.var(y_tr)), float(np.var(y_te))),
         grid_out=jnp.asarray(datasets.featurize(datasets.grid_points(OUTPUT_RESOLUTION), spec.features)),
         grid_neurons=jnp.asarray(datasets.featurize(datasets.grid_points(NEURON_RESOLUTION), spec.features)),
     )
@@ -157,6 +165,7 @@ def config_for(spec: ExperimentSpec) -> TrainConfig:
         regularization=t.regularization,
         algorithm=t.algorithm,
         dropout=t.dropout > 0 and bool(spec.network.hidden),
+        schedule=schedule_for(spec),
     )
 
 
@@ -197,13 +206,14 @@ def carry_over(
     return state, report
 
 
-def advance(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, epochs: int) -> Advance:
-    """Train ``epochs`` epochs in one compiled call; on divergence, the last healthy state (``advance_with``)."""
+def advance(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, epochs: int, start: int = 0) -> Advance:
+    """Train ``epochs`` epochs in one compiled call; on divergence, the last healthy state (``advance_with``).
+    ``start``: the epochs trained so far (where the learning-rate schedule is)."""
 
     def train(k: int) -> tuple[int, TrainState, bool]:
         if k == 0:
             return 0, state, True
-        done, new, ok = train_epochs(cfg, state, data.runs, h, jnp.int32(k), data.padded)
+        done, new, ok = train_epochs(cfg, state, data.runs, h, jnp.int32(k), data.padded, jnp.int32(start))
         return int(done), new, bool(ok)
 
     return advance_with(train, state, epochs)
@@ -212,7 +222,7 @@ def advance(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, epochs: i
 def warm(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper) -> None:
     """Compile (or load from the persistent cache) the training program for these shapes by training zero
     epochs: the next real call of the same architecture runs at once."""
-    jax.block_until_ready(train_epochs(cfg, state, data.runs, h, jnp.int32(0), data.padded))  # type: ignore[no-untyped-call]
+    jax.block_until_ready(train_epochs(cfg, state, data.runs, h, jnp.int32(0), data.padded, jnp.int32(0)))  # type: ignore[no-untyped-call]
 
 
 def metrics(cfg: TrainConfig, state: TrainState, data: Data, problem: str) -> dict[str, float | None]:
@@ -221,7 +231,8 @@ def metrics(cfg: TrainConfig, state: TrainState, data: Data, problem: str) -> di
     te_loss, te_acc = evaluate(cfg, state.params, state.bn_state, data.x_test, data.y_test)
     values = jax.device_get((tr_loss, te_loss, tr_acc, te_acc))
     names = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
-    return sanitize(dict(zip(names, values, strict=True)), problem)
+    variances = {"train_y_var": data.y_var[0], "test_y_var": data.y_var[1]}
+    return sanitize(dict(zip(names, values, strict=True)) | variances, problem)
 
 
 def frame_arrays(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper) -> dict[str, Any]:
@@ -230,6 +241,7 @@ def frame_arrays(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper) -> d
         cfg, state, h, data.x_train, data.y_train, data.x_test, data.y_test, data.grid_out, data.grid_neurons
     )
     arrays: dict[str, Any] = jax.device_get(out)
+    arrays["train_y_var"], arrays["test_y_var"] = data.y_var  # a regression's R² (base.sanitize)
     return arrays
 
 
@@ -257,6 +269,8 @@ def frame(
         "dead_fraction": np.asarray(health["dead_fraction"], np.float32),
         "saturated_fraction": np.asarray(health["saturated_fraction"], np.float32),
     }
+    if "confusion" in arrays:  # classification: the test set's confusion matrix
+        out["confusion"] = np.asarray(arrays["confusion"], np.int32)
     return header, out | weight_arrays(jax.device_get(state.params))
 
 

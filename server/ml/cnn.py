@@ -34,7 +34,7 @@ import optax
 
 from server.ml import augment
 from server.ml.models import ACTIVATIONS, BN_EPS, BN_MOMENTUM, BnState, Params, dense
-from server.ml.train import OPTIMIZERS, Batch, Hyper, TrainState, finite, init_opt_state
+from server.ml.train import OPTIMIZERS, Batch, Hyper, Schedule, TrainState, finite, init_opt_state, scheduled
 
 Shape = tuple[int, ...]  # (H, W, C) for images, (D,) after flatten/dense
 
@@ -456,6 +456,7 @@ class CnnTrainConfig:
     conv: str = "im2col"  # a key of CONV_IMPLS
     unroll: int = 1  # inner-scan unrolling
     augment: tuple[int, float, float] = (0, 0.0, 0.0)  # (shift px, rotate degrees, erase probability) per epoch
+    schedule: Schedule = Schedule()  # the learning rate's factor over the epochs
 
     # What the views (server.ml.probes) need of a model (train.TrainConfig has the same).
     slice_cells: ClassVar[int] = 1  # grid cells per vmapped step: im2col's patches over the images are big already
@@ -563,7 +564,13 @@ def augmented(cfg: CnnTrainConfig, key: jax.Array, x: jax.Array) -> jax.Array:
 
 @partial(jax.jit, static_argnames=("cfg", "padded"))
 def train_cnn_epochs(
-    cfg: CnnTrainConfig, state: TrainState, batches: Batch, h: Hyper, n_epochs: jax.Array, padded: bool = True
+    cfg: CnnTrainConfig,
+    state: TrainState,
+    batches: Batch,
+    h: Hyper,
+    n_epochs: jax.Array,
+    padded: bool = True,
+    start: jax.Array | int = 0,
 ) -> tuple[jax.Array, TrainState, jax.Array]:
     """Run up to ``n_epochs`` epochs in one compiled call, as ``train.train_epochs``.
 
@@ -584,7 +591,8 @@ def train_cnn_epochs(
             key, sub = jax.random.split(st.key)
             st = st._replace(key=key)
             epoch = (augmented(cfg, sub, batches[0]), *batches[1:])
-        st, losses = jax.lax.scan(lambda s, b: cnn_step(s, b, h, cfg, padded), st, epoch, unroll=cfg.unroll)
+        he = scheduled(h, cfg.schedule, start + i)
+        st, losses = jax.lax.scan(lambda s, b: cnn_step(s, b, he, cfg, padded), st, epoch, unroll=cfg.unroll)
         return i + 1, st, finite(st.params) & jnp.isfinite(losses.sum())
 
     return jax.lax.while_loop(cond, body, (jnp.int32(0), state, jnp.bool_(True)))

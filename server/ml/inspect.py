@@ -79,7 +79,8 @@ def compute_frame(
     train_loss, train_logits = _data_loss(params, bn_state, x_train, y_train, cfg)
     test_loss, test_logits = _data_loss(params, bn_state, x_test, y_test, cfg)
     health = measure_health(cfg, state, x_train, y_train, h)
-    return {
+    fit = {} if arch.output == "linear" else {"confusion": confusion(test_logits, y_test, arch.output, arch.n_outputs)}
+    return fit | {
         "health": health,
         "output": output,
         "neurons": neurons,
@@ -89,6 +90,16 @@ def compute_frame(
         "test_accuracy": correct(test_logits, y_test, arch.output).mean(),
         "grad_norms": health["grad_norm"],
     }
+
+
+def confusion(logits: jax.Array, y: jax.Array, output: str, n_outputs: int) -> jax.Array:
+    """Counts int32 (classes, classes) of a classifier on (logits, y): row = true class, column = predicted
+    (two classes: y is ±1 and the class is the sign of the logit, as ``train.correct``)."""
+    if output == "softmax":
+        n, true, predicted = n_outputs, y.astype(jnp.int32), jnp.argmax(logits, axis=-1)
+    else:
+        n, true, predicted = 2, (y > 0).astype(jnp.int32), (logits[:, 0] >= 0).astype(jnp.int32)
+    return jnp.zeros((n, n), jnp.int32).at[true, predicted].add(1)
 
 
 @partial(jax.jit, static_argnames=("cfg",))

@@ -68,7 +68,8 @@ OUTPUTS = {
     "sign": "sign of the weighted sum: Rosenblatt's perceptron",
 }
 
-INITS = ("xavier", "he", "normal", "zeros")
+INITS = ("xavier", "he", "normal", "zeros", "tfplayground")
+TFP_BIAS = 0.1  # TF Playground: weights uniform in ±0.5, every bias 0.1
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def _init_weights(key: jax.Array, shapes: Sequence[tuple[int, int]], init: str) 
     total = sum(sizes)
     if init == "zeros":  # the symmetry lesson: every neuron of a layer stays identical
         return [jnp.zeros(shape, jnp.float32) for shape in shapes]
-    if init == "xavier":  # Glorot uniform: U(−1, 1) scaled per layer
+    if init in ("xavier", "tfplayground"):  # uniform: U(−1, 1) scaled per layer
         draw = jax.random.uniform(key, (total,), jnp.float32, -1.0, 1.0)
     else:
         draw = jax.random.normal(key, (total,), jnp.float32)
@@ -116,6 +117,7 @@ def _init_weights(key: jax.Array, shapes: Sequence[tuple[int, int]], init: str) 
             "xavier": math.sqrt(6.0 / (fan_in + fan_out)),
             "he": math.sqrt(2.0 / fan_in),
             "normal": 0.01,  # small normal: deep sigmoid nets with it show vanishing gradients
+            "tfplayground": 0.5,
         }[init]
         out.append((draw[offset : offset + n] * scale).reshape(fan_in, fan_out))
         offset += n
@@ -129,7 +131,7 @@ def init_mlp(key: jax.Array, arch: Arch, init: str = "xavier") -> Params:
     weights = _init_weights(key, list(zip(sizes[:-1], sizes[1:], strict=True)), init)
     params: Params = []
     for i, (w, fan_out) in enumerate(zip(weights, sizes[1:], strict=True)):
-        layer = {"w": w, "b": jnp.zeros((fan_out,), jnp.float32)}
+        layer = {"w": w, "b": jnp.full((fan_out,), TFP_BIAS if init == "tfplayground" else 0.0, jnp.float32)}
         if arch.batch_norm and i < len(arch.hidden):
             layer["gamma"] = jnp.ones((fan_out,), jnp.float32)
             layer["beta"] = jnp.zeros((fan_out,), jnp.float32)

@@ -76,6 +76,56 @@ OPTIMIZERS: dict[str, Optimizer] = {
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """The learning rate's factor over the epochs, from optax's schedules (static: one compiled program per
+    schedule; the base rate itself stays traced). ``factor_at(e)`` multiplies ``Hyper.learning_rate`` for the
+    whole of epoch e (0-based: the epochs trained before it)."""
+
+    kind: str = "constant"  # constant | step | exponential | cosine
+    warmup_epochs: int = 0
+    every: int = 100
+    factor: float = 0.5
+    epochs: int = 1000
+    floor: float = 0.0
+
+    @property
+    def constant(self) -> bool:
+        return self.kind == "constant" and self.warmup_epochs == 0
+
+    def optax_schedule(self) -> optax.Schedule:
+        """The schedule as optax builds it, with init value 1 (a factor of the rate)."""
+        main: optax.Schedule
+        if self.kind == "step":
+            main = optax.exponential_decay(1.0, self.every, self.factor, staircase=True)
+        elif self.kind == "exponential":
+            main = optax.exponential_decay(1.0, self.every, self.factor, end_value=self.floor or None)
+        elif self.kind == "cosine":
+            main = optax.cosine_decay_schedule(1.0, self.epochs, alpha=self.floor)
+        else:
+            main = optax.constant_schedule(1.0)
+        if self.warmup_epochs == 0:
+            return main
+        warmup = optax.linear_schedule(0.0, 1.0, self.warmup_epochs)
+        return optax.join_schedules([warmup, main], [self.warmup_epochs])
+
+    def factor_at(self, epoch: jax.Array | int) -> jax.Array:
+        if self.constant:
+            return jnp.ones((), jnp.float32)
+        return jnp.asarray(self.optax_schedule()(epoch), jnp.float32)
+
+    def rate(self, base: float, epoch: int) -> float:
+        """The learning rate of epoch ``epoch`` on the host (what the page shows)."""
+        return base if self.constant else base * float(self.factor_at(epoch))
+
+
+def scheduled(h: Hyper, schedule: Schedule, epoch: jax.Array) -> Hyper:
+    """The hyperparameters of one epoch: the learning rate times the schedule's factor there."""
+    if schedule.constant:
+        return h
+    return h._replace(learning_rate=h.learning_rate * schedule.factor_at(epoch))
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Static part of training: one compiled program per distinct value (shared by all sessions)."""
 
@@ -85,6 +135,7 @@ class TrainConfig:
     regularization: str = "none"  # "none" | "l1" | "l2"
     algorithm: str = "backprop"  # "backprop" | "perceptron"
     dropout: bool = False  # whether dropout layers exist (their rate is traced)
+    schedule: Schedule = Schedule()
     unroll: int = 1  # inner-scan unrolling (bench: no gain on XLA's CPU thunk runtime, twice the compile time)
 
     # What the views (server.ml.probes) need of a model, as methods: they never ask which kind it is.
@@ -259,7 +310,13 @@ def epoch_runs(batches: Sequence[ArrayLike]) -> tuple[Batch, ...]:
 
 @partial(jax.jit, static_argnames=("cfg", "padded"))
 def train_epochs(
-    cfg: TrainConfig, state: TrainState, runs: Sequence[Batch], h: Hyper, n_epochs: jax.Array, padded: bool = True
+    cfg: TrainConfig,
+    state: TrainState,
+    runs: Sequence[Batch],
+    h: Hyper,
+    n_epochs: jax.Array,
+    padded: bool = True,
+    start: jax.Array | int = 0,
 ) -> tuple[jax.Array, TrainState, jax.Array]:
     """Run up to ``n_epochs`` epochs in one compiled call.
 
@@ -267,13 +324,14 @@ def train_epochs(
     promises every row is real. ``n_epochs`` is traced, so any count reuses the same program. Stops after
     the first epoch that leaves non-finite weights. Returns (epochs_run, state, finite); when not finite,
     the state before the bad epoch is the input state trained for ``epochs_run - 1`` epochs (the run is
-    deterministic), which keeps the hot loop free of copies.
+    deterministic), which keeps the hot loop free of copies. ``start``: the epochs trained before this call
+    (where the learning-rate schedule is).
     """
     update = _perceptron_update if cfg.algorithm == "perceptron" else _sgd_update
 
-    def run_steps(st: TrainState, i: jax.Array) -> tuple[TrainState, None]:
+    def run_steps(st: TrainState, i: jax.Array, he: Hyper) -> tuple[TrainState, None]:
         run = runs[0] if len(runs) == 1 else jax.lax.switch(i, [lambda r=r: r for r in runs])
-        st, _ = jax.lax.scan(lambda s, b: (update(s, b, h, cfg, padded)[0], None), st, run, unroll=cfg.unroll)
+        st, _ = jax.lax.scan(lambda s, b: (update(s, b, he, cfg, padded)[0], None), st, run, unroll=cfg.unroll)
         return st, None
 
     def cond(carry: tuple[jax.Array, TrainState, jax.Array]) -> jax.Array:
@@ -284,7 +342,8 @@ def train_epochs(
         i, st, _ = carry
         # A non-finite loss makes the next gradients, hence the weights, non-finite: checking the weights
         # once per epoch catches both (experiment.advance checks the final loss too).
-        st, _ = jax.lax.scan(run_steps, st, jnp.arange(len(runs)))
+        he = scheduled(h, cfg.schedule, start + i)
+        st, _ = jax.lax.scan(lambda c, r: run_steps(c, r, he), st, jnp.arange(len(runs)))
         return i + 1, st, finite(st.params)
 
     done, state, ok = jax.lax.while_loop(cond, body, (jnp.int32(0), state, jnp.bool_(True)))

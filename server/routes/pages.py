@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
+from server.csvdata import parse_csv
 from server.deps import ManagerDep, PageSessionDep, owns, token_cookie
 from server.ml.datasets import DATASETS, FEATURE_LABELS, FEATURES, generate
 from server.ml.images import IMAGE_DATASETS
@@ -67,7 +68,7 @@ SLOTS = {
     "run": ["training.learning_rate", "training.optimizer", "training.regularization", "training.regularization_rate"]
     + ["problem", "speed", "network.hidden"],
     "data": ["dataset.name", "dataset.n", "dataset.train_percent", "dataset.noise", "training.batch_size"]
-    + ["csv", "dataset.points"],
+    + ["csv", "dataset.points", "dataset.split"],
     "network": ["features", "network.hidden"] + [f"network.hidden.{i}" for i in range(MAX_HIDDEN_LAYERS + 1)],
     "points": ["label", "dataset.added"],
     "settings": [f"training.{k}" for k in ("learning_rate", "optimizer", "batch_size")]
@@ -470,48 +471,6 @@ async def data_form(request: Request, s: OwnedDep, form: FormDep) -> HTMLRespons
     return await apply(request, s, "data", patch, form)
 
 
-def parse_csv(text: str, problem: str) -> list[list[float]]:
-    """Points [x1, x2, label] from CSV lines 'x1,x2,label' (optional header); ValueError names the line."""
-    points: list[list[float]] = []
-    header_seen = False
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        cells = [c.strip() for c in line.replace(";", ",").replace("\t", ",").split(",")]
-        if len(cells) != 3:
-            raise ValueError(f"line {number}: expected 3 values x1,x2,label but found {len(cells)}: {line[:40]!r}")
-        bad = [c for c in cells if not _is_number(c)]
-        if bad and not points and not header_seen:
-            header_seen = True  # the first line may name the columns
-            continue
-        if bad:
-            raise ValueError(f"line {number}: {bad[0]!r} is not a number")
-        x1, x2, label = (float(c) for c in cells)
-        for name, v in (("x1", x1), ("x2", x2)):
-            if not -6 <= v <= 6:
-                raise ValueError(f"line {number}: {name} = {v:g} is outside the plotted square (−6 to 6)")
-        if problem == "classification" and label not in (0, 1, 2):
-            raise ValueError(
-                f"line {number}: label {label:g} is not a class (0, 1 or 2); for numeric targets choose "
-                "problem type 'regression' first"
-            )
-        points.append([x1, x2, label])
-    if len(points) < 2:
-        raise ValueError("the file needs at least 2 points, one per line as x1,x2,label")
-    if len(points) > 5000:
-        raise ValueError(f"the file has {len(points)} points; at most 5000")
-    return points
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 @router.post("/ui/sessions/{session_id}/csv", response_class=HTMLResponse)
 async def csv_upload(request: Request, s: OwnedDep, form: FormDep) -> HTMLResponse:
     """Your own points from a CSV file (read by the page, sent as text): dataset 'custom'."""
@@ -519,11 +478,11 @@ async def csv_upload(request: Request, s: OwnedDep, form: FormDep) -> HTMLRespon
     try:
         if len(text.encode()) > MAX_CSV_BYTES:
             raise ValueError(f"the file is larger than {MAX_CSV_BYTES // 1_000_000} MB")
-        points = parse_csv(text, s.spec.problem)
+        points, split = parse_csv(text, s.spec.problem)
     except ValueError as exc:
         errors = {"csv": f"{name}: {exc}"}
         return respond(request, s, "data", s.spec, errors=errors, form={})
-    return await apply(request, s, "data", {"dataset": {"name": "custom", "points": points}}, form)
+    return await apply(request, s, "data", {"dataset": {"name": "custom", "points": points, "split": split}}, form)
 
 
 @router.patch("/ui/sessions/{session_id}/network", response_class=HTMLResponse)

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from fastapi import APIRouter, Body, Query, Response
 
+from server.csvdata import to_csv
 from server.deps import ManagerDep, OwnedSessionDep, SessionDep
 from server.frames import encode_json
 from server.schemas import (
@@ -105,6 +106,24 @@ async def session_history(s: SessionDep, manager: ManagerDep) -> dict[str, Any]:
 async def session_data(s: SessionDep, manager: ManagerDep) -> dict[str, Any]:
     """The training and test points ([x1, x2] and label) the session learns from."""
     return manager.data(s)
+
+
+@router.get(
+    "/{session_id}/data.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "x1,x2,label,split: one line per point"}},
+)
+async def session_data_csv(s: SessionDep, manager: ManagerDep) -> Response:
+    """The points as CSV with a split column (training points first): uploading the file gives back exactly
+    this data, in this order."""
+    data = manager.data(s)
+    if "points" not in data["train"]:
+        raise Invalid("a CNN learns from images: only the 2-D datasets download as CSV", ("session_id",))
+    parts = [(data[p]["points"], data[p]["labels"]) for p in ("train", "test")]
+    name = f"neuroglass-{s.spec.dataset.name}-{s.id}.csv"
+    return Response(
+        to_csv(*parts), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
 @router.get("/{session_id}/weights", response_model=WeightsPublic)

@@ -171,7 +171,11 @@ async def session_stream(websocket: WebSocket, session_id: str) -> None:
 
     async def pump_frames() -> None:
         while True:
-            header, arrays = await box.get()
+            item = await box.next()
+            if isinstance(item, dict):  # a note: JSON text
+                await send_text(item)
+                continue
+            header, arrays = item
             try:
                 data = encode_binary(header, arrays)
             except Exception:  # one bad frame is skipped, the stream goes on

@@ -4,6 +4,7 @@ slows training or other clients); a frame message is built once and handed to ev
 from __future__ import annotations
 
 import asyncio
+import collections
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,22 +17,49 @@ if TYPE_CHECKING:
 Message = tuple[dict[str, Any], dict[str, np.ndarray]]  # header (JSON-able) and arrays
 
 
+MAX_NOTES = 16  # undelivered notes a mailbox keeps (the oldest go first)
+
+
 class Mailbox:
-    """Latest-only mailbox: put() replaces what the reader has not taken yet."""
+    """Latest-only mailbox for frames: put() replaces the frame the reader has not taken yet. Notes (JSON
+    messages such as ``status`` and ``stopped``) are few and each matters: they queue, and come out before
+    the frame that follows them."""
 
     def __init__(self) -> None:
         self._item: Any = None
+        self._notes: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_NOTES)
         self._event = asyncio.Event()
 
     def put(self, item: Any) -> None:
         self._item = item
         self._event.set()
 
+    def note(self, message: dict[str, Any]) -> None:
+        self._notes.append(message)
+        self._event.set()
+
     async def get(self) -> Any:
-        await self._event.wait()
-        self._event.clear()
-        item, self._item = self._item, None
-        return item
+        """The latest frame (header, arrays); notes stay queued (a reader that wants them uses ``next``)."""
+        while True:
+            await self._event.wait()
+            self._event.clear()
+            if self._item is not None:
+                item, self._item = self._item, None
+                return item
+
+    async def next(self) -> Any:
+        """The next note (a dict), else the latest frame (header, arrays)."""
+        while True:
+            await self._event.wait()
+            if self._notes:
+                note = self._notes.popleft()
+                if not self._notes and self._item is None:
+                    self._event.clear()
+                return note
+            self._event.clear()
+            if self._item is not None:
+                item, self._item = self._item, None
+                return item
 
 
 def frame_message(s: Session, snap: Snapshot, arrays: dict[str, Any]) -> Message:
@@ -44,6 +72,8 @@ def frame_message(s: Session, snap: Snapshot, arrays: dict[str, Any]) -> Message
         "status": snap.status,
         "spec_version": snap.spec_version,
         "metrics": sanitize(arrays, snap.spec.problem),
+        "learning_rate_now": snap.cfg.schedule.rate(snap.spec.training.learning_rate, snap.epoch),
+        "stopped": s.stopped,
     }
     more, payload = snap.engine.frame(snap.spec, snap.cfg, snap.state, snap.data, arrays)
     return header | more, payload
@@ -52,6 +82,12 @@ def frame_message(s: Session, snap: Snapshot, arrays: dict[str, Any]) -> Message
 def publish(s: Session, message: Message) -> None:
     for box in s.subscribers:
         box.put(message)
+
+
+def notify(s: Session, message: dict[str, Any]) -> None:
+    """A JSON message to every watcher (``status``, ``stopped``: docs/websocket.md)."""
+    for box in s.subscribers:
+        box.note(message)
 
 
 def subscribe(s: Session) -> Mailbox:

@@ -98,6 +98,7 @@ class Editor:
         def fresh() -> None:
             s.state = s.engine.init_train_state(s.spec, s.cfg)
             s.epoch = s.step = s.chunks = 0
+            s.stopped = None
             s.history.clear()
             s.checkpoints.clear()
             s.metrics = s.engine.metrics(s.cfg, s.state, s.data, s.spec.problem)

@@ -23,6 +23,8 @@ def public(s: Session) -> dict[str, Any]:
         "metrics": s.metrics,
         "notes": s.engine.notes_for(s.spec),
         "architecture": s.engine.architecture(s.spec, s.cfg, s.state, s.data),
+        "learning_rate_now": s.learning_rate_now,
+        "stopped": s.stopped,
     }
 
 

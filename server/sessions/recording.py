@@ -104,9 +104,10 @@ def record(s: Session, *, force: bool = False, snap: Snapshot | None = None, rep
     s.chunks += 1
     record_path(s, force=force, snap=snap)
     epoch, step = (s.epoch, s.step) if snap is None else (snap.epoch, snap.step)
-    item = {"epoch": epoch, "step": step, "spec_version": s.spec_version, **s.metrics}
-    s.history.add(item, tick=s.chunks, force=force, replace=replace)
     source = s if snap is None else snap
+    rate = source.cfg.schedule.rate(source.spec.training.learning_rate, epoch)
+    item = {"epoch": epoch, "step": step, "spec_version": s.spec_version, "learning_rate": rate, **s.metrics}
+    s.history.add(item, tick=s.chunks, force=force, replace=replace)
     moment = Checkpoint(
         epoch, step, source.spec, source.cfg, source.data, source.state, s.spec_version, dict(s.metrics)
     )

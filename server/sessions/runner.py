@@ -18,7 +18,7 @@ import anyio
 from server.config import Settings
 from server.engines.base import sanitize
 from server.errors import Conflict, Invalid
-from server.sessions import broadcast
+from server.sessions import broadcast, stopping
 from server.sessions.recording import record
 from server.sessions.session import Session, Snapshot
 
@@ -46,6 +46,8 @@ class Runner:
 
     def __init__(self, settings: Settings, workers: Workers):
         self.settings, self.workers = settings, workers
+        self.compiled: set[tuple[Any, ...]] = set()  # programs that have run in this process (Session.program_key)
+        self.runs: dict[str, stopping.Run] = {}  # each playing session's run (its stop conditions)
 
     # ------------------------------------------------------------------ compiling ahead
 
@@ -55,7 +57,7 @@ class Runner:
         architecture finds them ready instead of waiting for the compiler."""
         if not self.settings.warm_start:
             return
-        snap = Snapshot.of(s)
+        snap, key = Snapshot.of(s), s.program_key
 
         async def run() -> None:
             with contextlib.suppress(Exception):  # the real calls report any error
@@ -64,6 +66,7 @@ class Runner:
                     self.workers.run(engine.warm, snap.cfg, snap.state, snap.data, snap.hyper),
                     self.workers.run(snap.frame_arrays),
                 )
+                self.compiled.add(key)
 
         s.warm = asyncio.create_task(run(), name=f"warm-{s.id}")
 
@@ -74,10 +77,11 @@ class Runner:
 
     # ------------------------------------------------------------------ training now
 
-    @staticmethod
-    def advance(s: Session, epochs: int) -> bool:
+    def advance(self, s: Session, epochs: int) -> bool:
         """Train ``epochs`` epochs (worker thread, lock held). False when training diverged."""
-        result = s.engine.advance(s.cfg, s.state, s.data, s.hyper, epochs)
+        key = s.program_key
+        result = s.engine.advance(s.cfg, s.state, s.data, s.hyper, epochs, s.epoch)
+        self.compiled.add(key)
         s.state = result.state
         s.epoch += result.epochs
         s.step += result.epochs * s.data.steps_per_epoch
@@ -86,18 +90,22 @@ class Runner:
     def _train_sync(self, s: Session, epochs: int) -> None:
         # Enough chunks for a useful loss curve, few enough that syncing to the host stays negligible.
         per_chunk = max(1, math.ceil(epochs / 100))
-        done = 0
+        run, done = stopping.begin(s), 0
         while done < epochs:
-            n = min(per_chunk, epochs - done)
+            n = stopping.cap(s, run, min(per_chunk, epochs - done))
             before = s.epoch
             ok = self.advance(s, n)
+            reason = stopping.check(s, run) if ok else None
             s.metrics = s.engine.metrics(s.cfg, s.state, s.data, s.spec.problem)
-            if s.epoch > before:
-                record(s)
+            if s.epoch > before or reason:
+                record(s, replace=True)
             done += n
             if not ok:
                 s.status = "diverged"
                 return
+            if reason:
+                s.stopped = reason
+                break
         if s.status == "diverged":
             s.status = "paused"
 
@@ -130,6 +138,15 @@ class Runner:
             record(s, snap=snap)
         broadcast.publish(s, message)
 
+    def _advance_run(self, s: Session, n: int) -> tuple[bool, str | None]:
+        """A chunk of a run (worker thread, lock held): (trained without diverging, why it stops or None)."""
+        run = self.runs.get(s.id)
+        if run is None:
+            run = self.runs[s.id] = stopping.begin(s)
+        n = stopping.cap(s, run, n)
+        ok = self.advance(s, n)
+        return ok, stopping.check(s, run) if ok else None
+
     async def _chunk(self, s: Session, epochs: int) -> tuple[int, bool, Snapshot] | None:
         """One chunk of the loop under the lock: (epochs asked, trained without diverging, the snapshot after)."""
         async with s.lock:
@@ -137,10 +154,21 @@ class Runner:
                 return None
             cap = s.spec.speed
             n = epochs if cap is None else max(1, min(epochs, round(cap * self.period)))
-            ok = await self.workers.run(self.advance, s, n)
+            if s.program_key not in self.compiled:
+                self.say_compiling(s)
+            ok, reason = await self.workers.run(self._advance_run, s, n)
             if not ok:
                 s.status = "diverged"
+            elif reason:
+                s.status, s.stopped = "paused", reason
+                broadcast.notify(s, {"type": "stopped", "epoch": s.epoch, "reason": reason})
             return n, ok, Snapshot.of(s)
+
+    @staticmethod
+    def say_compiling(s: Session) -> None:
+        """Tell the watchers why nothing moves yet: the program for this network is being compiled."""
+        message = "compiling the training program for this network (the first time takes a few seconds)"
+        broadcast.notify(s, {"type": "status", "status": "compiling", "message": message})
 
     @property
     def period(self) -> float:
@@ -156,6 +184,9 @@ class Runner:
         epochs, last_frame = 1, -math.inf
         shown: asyncio.Task[None] | None = None
         snap: Snapshot | None = None
+        run = self.runs.get(s.id)
+        if s.warm is not None and not s.warm.done():
+            self.say_compiling(s)
         await self.warmed(s)
         try:
             while s.status == "running":
@@ -179,9 +210,13 @@ class Runner:
                 per_epoch = max(elapsed / n, 1e-7)
                 epochs = max(1, min(epochs * 2, int(0.5 * self.period / per_epoch)))
         finally:
+            if self.runs.get(s.id) is run:
+                self.runs.pop(s.id, None)
             if shown is not None and not shown.done():
                 await shown
         await self._show_paused(s, snap)
+        if s.status == "running" and s.task is asyncio.current_task():
+            s.task = asyncio.create_task(self.loop(s), name=f"session-{s.id}")  # played again while this one ended
 
     async def _show_paused(self, s: Session, snap: Snapshot | None) -> None:
         """Paused (not by an edit, which shows its own frame): show exactly where training stopped."""
@@ -203,6 +238,8 @@ class Runner:
     async def play(self, s: Session) -> None:
         if s.status == "diverged":
             raise Conflict("training diverged: lower the learning rate or reset before playing", ("status",))
+        if s.status != "running":
+            self.runs[s.id] = stopping.begin(s)  # a new run: the stop conditions watch from here
         s.status = "running"
         if s.task is None or s.task.done():
             s.task = asyncio.create_task(self.loop(s), name=f"session-{s.id}")

@@ -46,6 +46,17 @@ class Session:
     hyper_cache: tuple[Any, Any] = (None, None)  # (spec, its traced hyperparameters): built once per spec
     init_params: Any = None  # the weights training started from (reset, or the last change of shapes)
     origin: str | None = None  # the saved experiment it was opened from (its saves are forks of it)
+    stopped: str | None = None  # why the last run stopped by itself (a stop condition), in words
+
+    @property
+    def program_key(self) -> tuple[Any, ...]:
+        """What the compiled training code depends on: one program per distinct value."""
+        return (self.engine.name, self.cfg, self.data.program_key)
+
+    @property
+    def learning_rate_now(self) -> float:
+        """The rate of the next epoch: the base rate with the schedule applied."""
+        return float(self.cfg.schedule.rate(self.spec.training.learning_rate, self.epoch))
 
     @property
     def engine(self) -> Engine:

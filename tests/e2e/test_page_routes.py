@@ -9,8 +9,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from fastapi.testclient import TestClient
 
+from server.csvdata import parse_csv
 from server.deps import token_cookie
-from server.routes.pages import LinkError, decode_spec, encode_spec, parse_csv
+from server.routes.pages import LinkError, decode_spec, encode_spec
 from server.spec import ExperimentSpec
 
 
@@ -127,10 +128,10 @@ def test_points_are_added_by_clicking_and_cleared(owner: tuple[TestClient, str])
 
 
 def test_csv_parsing_names_the_line() -> None:
-    assert parse_csv("x1,x2,label\n1,2,0\n\n# a comment\n-1;-2;1\n", "classification") == [
-        [1.0, 2.0, 0.0],
-        [-1.0, -2.0, 1.0],
-    ]
+    assert parse_csv("x1,x2,label\n1,2,0\n\n# a comment\n-1;-2;1\n", "classification") == (
+        [[1.0, 2.0, 0.0], [-1.0, -2.0, 1.0]],
+        None,
+    )
     cases = {
         "1,2,0\n3,4\n": "line 2: expected 3 values",
         "1,2,0\n1,x,1\n": "line 2: 'x' is not a number",
@@ -141,7 +142,7 @@ def test_csv_parsing_names_the_line() -> None:
     for text, message in cases.items():
         with pytest.raises(ValueError, match=message):
             parse_csv(text, "classification")
-    assert parse_csv("1,2,0.5\n2,1,-0.25\n", "regression")[1] == [2.0, 1.0, -0.25]
+    assert parse_csv("1,2,0.5\n2,1,-0.25\n", "regression")[0][1] == [2.0, 1.0, -0.25]
 
 
 def test_csv_upload_makes_a_custom_dataset(owner: tuple[TestClient, str]) -> None:
