@@ -7,6 +7,7 @@ import { paintPreview } from "./previews.js";
 import { Network } from "./network.js";
 import { OutputMap } from "./output.js";
 import { Landscape } from "./landscape.js";
+import { paintClasses, paintFit } from "./metrics.js";
 import { api, readonly, session, startSession } from "./session.js";
 import { Timeline } from "./timeline.js";
 import { WeightEditor } from "./weighteditor.js";
@@ -66,6 +67,8 @@ function paint(frame, { reshaped = false } = {}) {
   const h = frame.header;
   const m = h.metrics;
   for (const el of document.querySelectorAll(".metrics .acc")) el.hidden = m.train_accuracy == null;
+  paintFit(m);
+  paintClasses(frame);
   output.setFrame(frame);
   if (!reshaped) network.paint(frame);
   if (frame.arrays.grad_norms && !reshaped) drawGrads($("grad-strip"), frame.arrays.grad_norms.data, $("grad-note"), frame.header.diagnosis);
