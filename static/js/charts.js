@@ -7,13 +7,13 @@ import { chartOptions } from "./metrics.js";
 const MAX_POINTS = 2000;
 const SYNC = "neuroglass-epochs";
 const COLUMNS = ["train_loss", "test_loss", "train_accuracy", "test_accuracy", "learning_rate"];
-const HEIGHTS = { loss: 130, lr: 76, acc: 100 };
+const HEIGHTS = { loss: 130, lr: 76, flat: 50, acc: 100 };
 const TRAIN = "#7d868f", TEST = "#1b1f24", RATE = "#0877bd";
 
 const fmt = (v) => (v == null ? "–" : v.toFixed(4));
 const pct = (v) => (v == null ? "–" : `${v.toFixed(1)} %`);
 const rate = (v) => (v == null ? "–" : `${+v.toPrecision(3)}`);
-const tick = (_u, vals) => vals.map((v) => +v.toPrecision(2));
+const tick = (_u, vals) => vals.map((v) => (v == null ? "" : +v.toPrecision(2)));
 const line = (label, stroke, value) => ({ label, stroke, width: 1.5, points: { show: false }, value: (_u, v) => value(v) });
 
 /** uPlot options of one chart: its series, its y scale and axis; the epoch axis as the page chooses. */
@@ -33,16 +33,17 @@ function plotOptions(width, height, logX, { series, y, yAxis = {} }) {
 function chartSpecs(logY) {
   return {
     loss: {
-      series: [line("training loss", TRAIN, fmt), line("test loss", TEST, fmt)],
+      series: [line("training", TRAIN, fmt), line("test", TEST, fmt)],
       y: logY ? { distr: 3, log: 10 } : {},
     },
     lr: {
       series: [{ ...line("learning rate", RATE, rate), fill: "rgba(8, 119, 189, .12)" }],
       y: { range: (_u, _lo, hi) => [0, hi > 0 ? hi * 1.1 : 1] },
-      yAxis: { ticks: { show: false }, splits: (_u, _i, _lo, hi) => [0, hi / 1.1] },
+      // the rate, and 0 when there is room (a constant rate is a thin line: its value only)
+      yAxis: { ticks: { show: false }, splits: (u, _i, _lo, hi) => (u.height < HEIGHTS.lr ? [hi / 1.1] : [0, hi / 1.1]) },
     },
     acc: {
-      series: [line("training accuracy", TRAIN, pct), line("test accuracy", TEST, pct)],
+      series: [line("training", TRAIN, pct), line("test", TEST, pct)],
       y: { range: [0, 100] },
       yAxis: { values: (_u, vals) => vals.map((v) => `${v} %`), splits: () => [0, 50, 100] },
     },
@@ -72,7 +73,7 @@ export class LossChart {
     const width = this.els.loss.clientWidth || 320;
     for (const [name, el] of Object.entries(this.els)) {
       if (!el) continue;
-      const opts = plotOptions(width, HEIGHTS[name], this.options.logX, specs[name]);
+      const opts = plotOptions(width, this.height(name), this.options.logX, specs[name]);
       this.plots[name] = new window.uPlot(opts, this.view()[name], el);
     }
     this.showAccuracy();
@@ -82,7 +83,12 @@ export class LossChart {
   resize() {
     const width = this.els.loss.clientWidth;
     if (!width) return;
-    for (const [name, u] of Object.entries(this.plots)) u.setSize({ width, height: HEIGHTS[name] });
+    for (const [name, u] of Object.entries(this.plots)) u.setSize({ width, height: this.height(name) });
+  }
+
+  /** A chart's height: the learning-rate strip is a thin line while the rate stays the same. */
+  height(name) {
+    return name === "lr" && this.els.lr?.dataset.constant === "true" ? HEIGHTS.flat : HEIGHTS[name];
   }
 
   /** Start from the session's history records ({epoch, learning_rate, train_loss, …}). */
@@ -177,7 +183,13 @@ export class LossChart {
     this.els.loss.dataset.firstEpoch = data.loss[0].length ? String(data.loss[0][0]) : "";
     if (lr) {
       const rates = data.lr[1].filter((v) => v != null);
-      this.els.lr.dataset.rates = [...new Set(rates)].join(" ");
+      const distinct = [...new Set(rates)];
+      this.els.lr.dataset.rates = distinct.join(" ");
+      const constant = String(distinct.length <= 1);
+      if (this.els.lr.dataset.constant !== constant) {
+        this.els.lr.dataset.constant = constant;
+        lr.setSize({ width: lr.width, height: this.height("lr") });
+      }
       const now = rates.length ? rates[rates.length - 1] : null;
       this.els.lr.setAttribute("aria-label", `learning rate over epochs; now ${rate(now)}`);
     }
