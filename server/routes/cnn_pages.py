@@ -11,9 +11,9 @@ from fastapi.responses import HTMLResponse
 from server.deps import ManagerDep
 from server.ml.images import IMAGE_DATASETS
 from server.routes.fields import spec_field
-from server.routes.pages import FormDep, OwnedDep, apply, context, first, fragment, respond
+from server.routes.pages import FormDep, OwnedDep, apply, context, first, fragment, more_settings, respond
 from server.sessions import SessionError
-from server.spec import ConvLayerSpec
+from server.spec import ConvLayerSpec, merge_patch
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -22,13 +22,16 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 
 @router.patch("/ui/sessions/{session_id}/cnn/settings", response_class=HTMLResponse)
 async def cnn_settings(request: Request, s: OwnedDep, form: FormDep) -> HTMLResponse:
-    """CNN top bar: learning rate, optimizer, batch size; the image set, its noise and image size."""
+    """CNN top bar: learning rate, optimizer, batch size; the image set, its noise and image size; more settings."""
     training = {k: first(form, f"training.{k}") for k in ("learning_rate", "optimizer", "batch_size")}
     dataset: dict[str, Any] = {k: first(form, f"dataset.{k}") for k in ("name", "noise")}
-    patch: dict[str, Any] = {
-        "training": {k: v for k, v in training.items() if v is not None},
-        "dataset": {k: v for k, v in dataset.items() if v is not None},
-    }
+    patch = merge_patch(
+        more_settings(form),  # momentum, schedule, stop conditions, seeds
+        {
+            "training": {k: v for k, v in training.items() if v is not None},
+            "dataset": {k: v for k, v in dataset.items() if v is not None},
+        },
+    )
     augment = {k: first(form, f"dataset.augment.{k}") for k in ("shift", "rotate", "erase")}
     if any(v is not None for v in augment.values()):
         patch["dataset"]["augment"] = {k: v for k, v in augment.items() if v is not None}

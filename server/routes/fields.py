@@ -24,8 +24,27 @@ class FieldInfo:
 
     def attrs(self) -> Markup:
         """``min="…" max="…"`` for an <input>."""
-        parts = [f'{k}="{v:g}"' for k, v in (("min", self.minimum), ("max", self.maximum)) if v is not None]
+        parts = [f'{k}="{_exact(v)}"' for k, v in (("min", self.minimum), ("max", self.maximum)) if v is not None]
         return Markup(" ".join(parts))
+
+    def span(self) -> str:
+        """The range in words for a label or title: ``"0–0.999"``, ``"1–1,000,000"``, ``"at least 1"``."""
+        lo, hi = (None if v is None else _readable(v) for v in (self.minimum, self.maximum))
+        if lo is not None and hi is not None:
+            return f"{lo}–{hi}"
+        return f"at least {lo}" if lo is not None else f"at most {hi}"
+
+
+def _exact(v: float) -> str:
+    """A bound as an HTML attribute, exact (2147483647, not 2.14748e+09)."""
+    return str(int(v)) if v.is_integer() else f"{v:g}"
+
+
+def _readable(v: float) -> str:
+    """A bound for people: thousands separated, small numbers without an exponent."""
+    if v.is_integer():
+        return f"{int(v):,}"
+    return f"{v:.10f}".rstrip("0") if abs(v) < 1e-4 else f"{v:g}"
 
 
 @functools.cache

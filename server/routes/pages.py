@@ -31,7 +31,7 @@ from server.presets import PRESETS
 from server.routes.experiments import owner_cookie
 from server.routes.kinds import page_kind
 from server.sessions import Session, SessionError
-from server.spec import MAX_CNN_LAYERS, MAX_HIDDEN_LAYERS, MAX_UNITS, ExperimentSpec
+from server.spec import MAX_CNN_LAYERS, MAX_HIDDEN_LAYERS, MAX_UNITS, ExperimentSpec, merge_patch
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -63,16 +63,33 @@ def panels_for(s: Session) -> dict[str, tuple[str, Any]]:
     return PANELS_BY_KIND[page_kind(s).name]
 
 
+# The "more settings" fields of both top bars (partials/more_settings.html): how each one's form text reads —
+# "value" as sent, "flag" a checkbox after a hidden "false" (the last value wins), "optional" empty = null (off).
+MORE_FIELDS: dict[str, Literal["value", "flag", "optional"]] = {
+    "training.loss": "value",
+    "training.algorithm": "value",
+    "training.momentum": "value",
+    "training.dropout": "value",
+    "training.batch_norm": "flag",
+    "network.init": "value",
+    **{f"training.schedule.{k}": "value" for k in ("kind", "warmup_epochs", "every", "factor", "epochs", "floor")},
+    **{f"stop.{k}": "optional" for k in ("at_epoch", "test_loss_below", "patience")},
+    "stop.restore_best": "flag",
+    "dataset.seed": "value",
+    "seed": "value",
+}
+
 # Where each panel shows errors: the field's own slot, else the panel's (named like the panel).
 SLOTS = {
     "run": ["training.learning_rate", "training.optimizer", "training.regularization", "training.regularization_rate"]
-    + ["problem", "speed", "network.hidden"],
+    + ["problem", "speed", "network.hidden", *MORE_FIELDS],
     "data": ["dataset.name", "dataset.n", "dataset.train_percent", "dataset.noise", "training.batch_size"]
     + ["csv", "dataset.points", "dataset.split"],
     "network": ["features", "network.hidden"] + [f"network.hidden.{i}" for i in range(MAX_HIDDEN_LAYERS + 1)],
     "points": ["label", "dataset.added"],
     "settings": [f"training.{k}" for k in ("learning_rate", "optimizer", "batch_size")]
-    + [f"dataset.{k}" for k in ("name", "noise", "image_size", "n", "augment")],
+    + [f"dataset.{k}" for k in ("name", "noise", "image_size", "n", "augment")]
+    + [*MORE_FIELDS],
     "layers": ["network.layers"] + [f"network.layers.{i}" for i in range(MAX_CNN_LAYERS + 1)],
 }
 
@@ -92,7 +109,22 @@ LABELS = {
     "training.learning_rate": "learning rate",
     "training.batch_size": "batch size",
     "training.regularization_rate": "regularization rate",
+    "training.momentum": "momentum",
+    "training.dropout": "dropout rate",
+    "training.schedule.warmup_epochs": "warm-up epochs",
+    "training.schedule.every": "epochs per drop",
+    "training.schedule.factor": "factor",
+    "training.schedule.epochs": "cosine epochs",
+    "training.schedule.floor": "floor",
+    "stop.at_epoch": "stop epoch",
+    "stop.test_loss_below": "target test loss",
+    "stop.patience": "patience",
+    "dataset.seed": "data seed",
+    "seed": "weight seed",
 }
+
+# What a change that waits for the next reset is called in the change note.
+AT_RESET = {"seed": "the weight seed", "network.init": "the initialisation"}
 
 
 class LinkError(ValueError):
@@ -137,8 +169,10 @@ def friendly(loc: tuple[Any, ...] | list[Any], kind: str, msg: str, ctx: dict[st
     label = label.replace("_", " ")
     ctx = ctx or {}
     you = f" (you entered {given})" if isinstance(given, str | int | float) and str(given) != "" else ""
-    if kind in ("less_than_equal", "less_than"):
-        return f"{label} can be at most {_num(ctx.get('le', ctx.get('lt')))}{you}"
+    if kind == "less_than":
+        return f"{label} must be less than {_num(ctx.get('lt'))}{you}"
+    if kind == "less_than_equal":
+        return f"{label} can be at most {_num(ctx.get('le'))}{you}"
     if kind in ("greater_than_equal", "greater_than"):
         word = "at least" if kind.endswith("equal") else "more than"
         return f"{label} must be {word} {_num(ctx.get('ge', ctx.get('gt')))}{you}"
@@ -186,7 +220,8 @@ def change_note(report: dict[str, Any], old: ExperimentSpec, new: ExperimentSpec
     if report["optimizer_state"] == "reinitialized":
         parts.append("optimizer state restarted")
     if report["applies_at_reset"]:
-        parts.append(f"{', '.join(report['applies_at_reset'])} takes effect at the next reset")
+        names = [AT_RESET.get(name, name) for name in report["applies_at_reset"]]
+        parts.append(f"{' and '.join(names)} {'take' if len(names) > 1 else 'takes'} effect at the next reset")
     return "Applied without a reset: " + "; ".join(parts) + "."
 
 
@@ -200,6 +235,8 @@ def catalog(frame_rate: float) -> dict[str, Any]:
         "datasets": list(DATASETS.values()),
         "activations": ACTIVATIONS,
         "optimizers": OPTIMIZERS,
+        "momentum_optimizers": [name for name, o in OPTIMIZERS.items() if "momentum" in o.uses],
+        "more_fields": list(MORE_FIELDS),
         "features": [(name, FEATURE_LABELS[name]) for name in FEATURES],
         "frame_rate": frame_rate,
         "speeds": [(None, "max")]
@@ -301,16 +338,48 @@ def first(form: dict[str, list[str]], name: str, default: str | None = None) -> 
     return values[0] if values else default
 
 
+def more_settings(form: dict[str, list[str]]) -> dict[str, Any]:
+    """The partial spec of the "more settings" fields the form sends (MORE_FIELDS says how each one reads)."""
+    patch: dict[str, Any] = {}
+    for name, how in MORE_FIELDS.items():
+        values = form.get(name)
+        if not values:
+            continue
+        value: Any = values[0]
+        if how == "flag":
+            value = values[-1] == "true"
+        elif how == "optional":
+            value = value.strip() or None
+        patch = merge_patch(patch, _nest(name, value))
+    return patch
+
+
+def _nest(path: str, value: Any) -> dict[str, Any]:
+    """``"a.b.c", v`` → ``{"a": {"b": {"c": v}}}``."""
+    out: Any = value
+    for part in reversed(path.split(".")):
+        out = {part: out}
+    result: dict[str, Any] = out
+    return result
+
+
 async def apply(
-    request: Request, s: Session, sender: str, patch: dict[str, Any], form: dict[str, list[str]]
+    request: Request,
+    s: Session,
+    sender: str,
+    patch: dict[str, Any],
+    form: dict[str, list[str]],
+    moved: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    """Patch the session; answer with fragments (errors placed beside their fields on failure)."""
+    """Patch the session; answer with fragments (errors placed beside their fields on failure; ``moved`` puts
+    an error of one field beside another control, the one whose change the rule refused)."""
     old = s.spec
-    flat = {k: v[0] for k, v in form.items() if v}
+    flat = {k: v[-1] if k in MORE_FIELDS and MORE_FIELDS[k] == "flag" else v[0] for k, v in form.items() if v}
     try:
         report = await request.app.state.sessions.patch(s, patch)
     except (ValidationError, SessionError) as exc:
-        return respond(request, s, sender, old, errors=errors_of(exc), form=flat)
+        errors = {(moved or {}).get(k, k): v for k, v in errors_of(exc).items()}
+        return respond(request, s, sender, old, errors=errors, form=flat)
     return respond(request, s, sender, old, note=change_note(report, old, s.spec), form=flat)
 
 
@@ -435,25 +504,29 @@ async def run(
 
 @router.patch("/ui/sessions/{session_id}/run", response_class=HTMLResponse)
 async def run_form(request: Request, s: OwnedDep, form: FormDep) -> HTMLResponse:
-    """Top bar: learning rate, optimizer, regularization, problem, speed; 'apply to all layers'."""
+    """Top bar: learning rate, optimizer, regularization, problem, speed; 'apply to all layers'; more settings
+    (loss, algorithm, momentum, dropout, batch norm, init, schedule, stop conditions, seeds)."""
     spec = s.spec
     training = {k: first(form, f"training.{k}") for k in ("learning_rate", "optimizer", "regularization")}
     training["regularization_rate"] = first(form, "training.regularization_rate")
-    patch: dict[str, Any] = {"training": {k: v for k, v in training.items() if v is not None}}
+    patch = merge_patch(more_settings(form), {"training": {k: v for k, v in training.items() if v is not None}})
     if "speed" in form:
         patch["speed"] = first(form, "speed") or None
     problem = first(form, "problem", spec.problem)
     if problem != spec.problem:
         patch["problem"] = problem
-        patch["dataset"] = {"added": []}  # class labels and regression targets don't mix
+        patch["dataset"] = {**patch.get("dataset", {}), "added": []}  # class labels and regression targets don't mix
         if spec.dataset.name != "custom" and problem in ("classification", "regression"):
             patch["dataset"]["name"] = next(d.name for d in DATASETS.values() if d.problem == problem)
         if problem == "regression":
             patch["training"].update(loss="mse", algorithm="backprop")
     if first(form, "op") == "apply_activation":
         act = first(form, "default_activation", "tanh")
-        patch["network"] = {"hidden": [{"units": layer.units, "activation": act} for layer in spec.network.hidden]}
-    return await apply(request, s, "run", patch, form)
+        hidden = [{"units": layer.units, "activation": act} for layer in spec.network.hidden]
+        patch = merge_patch(patch, {"network": {"hidden": hidden}})
+    # the perceptron rule refused for the hidden layers: say so beside the algorithm picker that asked for it
+    moved = {"network.hidden": "training.algorithm"} if patch["training"].get("algorithm") == "perceptron" else None
+    return await apply(request, s, "run", patch, form, moved)
 
 
 @router.patch("/ui/sessions/{session_id}/data", response_class=HTMLResponse)

@@ -1,6 +1,7 @@
 // What both pages (MLP and CNN) do with their session: follow the websocket stream and paint its newest
-// frame, show the epoch, the run status and the losses, keep the share link in the address bar, show a
-// refused request's reason, and take Space / S as play-pause / step.
+// frame, show the epoch, the run status (compiling, why it stopped) and the losses, keep the share link in the
+// address bar, show a refused request's reason, keep "more settings" open across re-renders, and take
+// Space / S as play-pause / step.
 import { RunStatus } from "./status.js";
 import { Stream } from "./stream.js";
 
@@ -34,10 +35,13 @@ export function startSession({ paint, keys = "" }) {
       paint(frame);
     },
     onMessage(msg, answered) {
-      if (msg?.state) status.settled(msg.state.status, msg.state.step);
+      if (msg?.state) status.settled(msg.state.status, msg.state.step, msg.state.stopped ?? null);
+      if (msg?.type === "status" && msg.status === "compiling") status.compilingNow(msg.message);
+      if (msg?.type === "stopped") status.stoppedBy(msg.reason);
       showMessage(msg, answered);
     },
   });
+  keepOpen();
   followAddressBar();
   showRefusals();
   runKeys(keys);
@@ -61,6 +65,27 @@ function streamError(msg) {
   const where = msg.field?.length ? ` (${msg.field.filter((p) => p !== "spec").join(".")})` : "";
   el.textContent = `${msg.message}${where}`;
   el.hidden = false;
+}
+
+/** The settings forms are re-rendered on every change (and out of band): a <details> the user opened stays
+open, one they closed stays closed. */
+function keepOpen() {
+  const opened = new Map(); // id → open
+  document.addEventListener(
+    "toggle",
+    (e) => {
+      if (e.target instanceof HTMLDetailsElement && e.target.id) opened.set(e.target.id, e.target.open);
+    },
+    true, // toggle does not bubble
+  );
+  const restore = () => {
+    for (const [id, open] of opened) {
+      const el = $(id);
+      if (el && open && !el.open) el.open = true;
+    }
+  };
+  document.addEventListener("htmx:afterSettle", restore);
+  document.addEventListener("htmx:oobAfterSwap", restore);
 }
 
 /** An accepted change: the answer's HX-Trigger carries the new share URL. */
