@@ -68,4 +68,147 @@ class Lesson:
         }
 
 
-LESSONS: dict[str, Lesson] = {}
+_CIRCLE_SQUARES = ["x1_sq", "x2_sq"]
+
+_LESSONS: tuple[Lesson, ...] = (
+    Lesson(
+        slug="perceptron",
+        title="The perceptron rule",
+        topic="the perceptron",
+        kind="mlp",
+        spec={
+            "dataset": {"name": "gauss", "n": 200},
+            "network": {"hidden": []},
+            "training": {"algorithm": "perceptron", "learning_rate": 0.01},
+        },
+        todo=(
+            'Press play and let it run for a few seconds. Then press the button "XOR data" and press play'
+            ' again. Press "two clouds" to go back.'
+        ),
+        watch=(
+            "Watch the line that splits the output map and the test accuracy in the metrics table. On the two"
+            " clouds the line settles between them. On XOR it keeps jumping around."
+        ),
+        question="Why can no position of the line get more than about half of the XOR points right?",
+        why=(
+            "A perceptron is one neuron: it adds up its weighted inputs and outputs 1 when the sum is above 0,"
+            " otherwise 0. Its boundary is always one straight line. The perceptron rule moves that line only when"
+            " a point is on the wrong side, by nudging the weights toward that point. If one straight line can"
+            " split the classes, the rule is guaranteed to find one after a finite number of mistakes. XOR puts"
+            " the same class in opposite corners, so no single straight line splits it, and the rule never stops"
+            " making mistakes."
+        ),
+        panels=("output", "metrics", "network"),
+        variants=(
+            Variant("two clouds", {"dataset": {"name": "gauss"}}),
+            Variant("XOR data", {"dataset": {"name": "xor"}}),
+        ),
+    ),
+    Lesson(
+        slug="xor-hidden-layer",
+        title="One hidden layer solves XOR",
+        topic="multi-layer perceptrons",
+        kind="mlp",
+        spec={
+            "dataset": {"name": "xor"},
+            "network": {"hidden": [{"units": 4, "activation": "tanh"}]},
+            "training": {"learning_rate": 0.1},
+            "seed": 2,
+        },
+        todo=(
+            'Press play: this network has one hidden layer of four neurons. After a few seconds press "no hidden'
+            ' layer" and play again. Press "one hidden layer" to compare once more.'
+        ),
+        watch=(
+            "Watch the output map and the pictures of the four hidden neurons in the network panel. Each neuron"
+            " draws one straight line; the output combines them. Compare the test accuracy in the metrics table."
+        ),
+        question="Which two lines would you draw to separate XOR, and how does the output neuron combine them?",
+        why=(
+            "Without a hidden layer the output is one weighted sum of x1 and x2, so its boundary is a straight line,"
+            " and no straight line separates XOR. A hidden layer gives several neurons, each with its own line and"
+            " a bent (nonlinear) activation such as tanh. The output neuron then adds up their answers, so the"
+            " boundary can be made of several pieces. Two lines are already enough for XOR. This is why networks"
+            " need hidden layers with a nonlinear activation: stacking only linear layers would still give one line."
+        ),
+        panels=("network", "output", "metrics"),
+        variants=(
+            Variant("one hidden layer", {"network": {"hidden": [{"units": 4, "activation": "tanh"}]}}),
+            Variant("no hidden layer", {"network": {"hidden": []}}),
+        ),
+    ),
+    Lesson(
+        slug="activation-functions",
+        title="Activation functions side by side",
+        topic="activation functions",
+        kind="mlp",
+        spec={
+            "dataset": {"name": "circle"},
+            "network": {"hidden": [{"units": 6, "activation": "tanh"}]},
+            "training": {"learning_rate": 0.1},
+        },
+        todo=(
+            "Press play with tanh for a few seconds. Then press each activation button in turn (step, sigmoid,"
+            " relu, leaky ReLU, softplus, gaussian) and play each one for a few seconds."
+        ),
+        watch=(
+            "Watch the test loss in the loss chart and the shapes inside the hidden neurons in the network panel."
+            " With step, read the note under the settings: the hidden neurons' pictures never change."
+        ),
+        question="Why does the step activation stop learning, although it worked for the perceptron?",
+        why=(
+            "Backpropagation changes a weight by the slope (derivative) of the loss with respect to that weight,"
+            " and the slope passes through each neuron's activation. Sigmoid, tanh, relu, leaky ReLU, softplus and"
+            " gaussian all have a slope that is not zero somewhere, so the error can flow back and the hidden"
+            " weights move. The step function is flat everywhere except at 0, so its slope is 0: no gradient"
+            " reaches the weights that feed it and they never change. Only the output layer can still adapt, so"
+            " the loss drops a little and then stops. The perceptron rule does not use slopes, which is why it can"
+            " train a single step unit."
+        ),
+        panels=("network", "loss-chart", "settings"),
+        variants=tuple(
+            Variant(label, {"network": {"hidden": [{"units": 6, "activation": name}]}})
+            for label, name in (
+                ("step", "step"),
+                ("sigmoid", "sigmoid"),
+                ("tanh", "tanh"),
+                ("relu", "relu"),
+                ("leaky ReLU", "leaky_relu"),
+                ("softplus", "softplus"),
+                ("gaussian", "gaussian"),
+            )
+        ),
+    ),
+    Lesson(
+        slug="feature-engineering",
+        title="Features instead of layers",
+        topic="feature engineering",
+        kind="mlp",
+        spec={
+            "dataset": {"name": "circle"},
+            "features": _CIRCLE_SQUARES,
+            "network": {"hidden": []},
+            "training": {"learning_rate": 0.1},
+        },
+        todo=(
+            'This network has no hidden layer; its inputs are x1² and x2². Press play. Then press "only x1,'
+            ' x2" and play again; press "squared inputs" to go back.'
+        ),
+        watch="Watch the output map: with the squared inputs the boundary is a circle. Compare the test accuracy.",
+        question="Which formula of x1 and x2 is small inside the circle and large outside it?",
+        why=(
+            "A network without hidden layers draws a straight line in the space of its inputs. With x1 and x2 as"
+            " inputs that is a straight line in the plane, and no line separates a ring from its centre. With x1²"
+            " and x2² as inputs, a line w1·x1² + w2·x2² = c is a circle (or an ellipse) in the plane. Choosing good"
+            " inputs by hand is called feature engineering. A hidden layer learns such features by itself, which is"
+            " why deep networks need less of it."
+        ),
+        panels=("data", "output", "metrics"),
+        variants=(
+            Variant("squared inputs", {"features": _CIRCLE_SQUARES}),
+            Variant("only x1, x2", {"features": ["x1", "x2"]}),
+        ),
+    ),
+)
+
+LESSONS: dict[str, Lesson] = {lesson.slug: lesson for lesson in _LESSONS}
