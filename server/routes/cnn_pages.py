@@ -97,10 +97,18 @@ def _diverging(v: float, scale: float) -> str:
     return _mix(MID, NEG, -t) if t < 0 else _mix(MID, POS, t)
 
 
+def _needs_light_text(rgb: str) -> bool:
+    """White text reads better than dark text on this background (WCAG relative luminance below 0.18)."""
+    channels = [int(x) / 255 for x in rgb[4:-1].split(",")]
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2] < 0.18
+
+
 def _shade(v: float, scale: float) -> tuple[str, bool]:
     """Background of an input or output cell (dark = low, light = high) and whether it needs light text."""
     t = max(0.0, min(1.0, v / scale)) if scale > 0 else 0.0
-    return _mix(GREY, (255, 255, 255), t), t < 0.55
+    bg = _mix(GREY, (255, 255, 255), t)
+    return bg, _needs_light_text(bg)
 
 
 def _cell(v: float, scale: float, shown: bool, empty: str = "") -> dict[str, Any]:
@@ -151,7 +159,10 @@ def walk_view(walk: dict[str, Any], step: int, channel: int) -> dict[str, Any]:
         "conv_step": conv_step,
         "n": n,
         "patch": _walk_patch(walk, channel, window),
-        "weights": [[{"text": num(v), "bg": _diverging(v, w_scale)} for v in row] for row in weights],
+        "weights": [
+            [{"text": num(v), "bg": (bg := _diverging(v, w_scale)), "light": _needs_light_text(bg)} for v in row]
+            for row in weights
+        ],
         "outputs": _walk_outputs(
             outputs, o_scale, step + 1 if conv_step else n * n, (oi, oj) if conv_step else None, pool_win
         ),
