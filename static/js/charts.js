@@ -23,7 +23,7 @@ function plotOptions(width, height, logX, { series, y, yAxis = {} }) {
     height,
     scales: { x: { time: false, distr: logX ? 3 : 1, log: 10 }, y },
     series: [{ label: "epoch" }, ...series],
-    axes: [{ size: 26 }, { size: 50, values: tick, ...yAxis }],
+    axes: [{ size: 26 }, { size: 56, values: tick, ...yAxis }],
     legend: { live: true },
     cursor: { sync: { key: SYNC }, drag: { x: false, y: false } },
   };
