@@ -21,6 +21,7 @@ import psutil
 
 from bench.cnn import cnn_figures
 from bench.landscape import landscape_figures
+from bench.rest import rest_figures
 from bench.store import store_figures
 from bench.timing import best as _best
 from bench.ws import ws_figures
@@ -152,6 +153,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         figures.update(ws_figures(cache))
     figures.update(store_figures())
+    figures.update(rest_figures())
+    for net in ("default", "biggest"):  # the target: at least 70 % of the engine's speed
+        share = figures[f"rest_train_{net}_epochs_per_s"] / figures[f"mlp_{net}_epochs_per_s"]
+        figures[f"rest_train_{net}_pct_of_engine"] = round(100 * share, 1)
     figures["tf_playground_reference"] = {
         "mlp_default_epochs_per_s": 6857,
         "mlp_biggest_epochs_per_s": 587,

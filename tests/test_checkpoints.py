@@ -95,7 +95,8 @@ def test_the_frame_of_a_checkpoint_shows_that_moment(client):
 
 def test_time_travel_errors_are_clear(client):
     sid, auth = create_session(client, SPIRAL)
-    _train(client, sid, auth, 10)
+    for _ in range(10):
+        _train(client, sid, auth, 1)
     missing = client.get(f"{SESSIONS}/{sid}/checkpoints/70/frame")
     assert missing.status_code == 404 and "no checkpoint at epoch 70" in missing.json()["detail"]
     assert "epochs 0, 1, 2, 3, 4, … 10" in missing.json()["detail"]  # what there is, in words
@@ -116,3 +117,11 @@ def test_time_travel_can_be_turned_off(make_client):
     assert body["limit"] == 0 and body["checkpoints"] == []
     assert client.post(f"{SESSIONS}/{sid}/checkpoints/0/restore", headers=auth).status_code == 404
     assert _train(client, sid, auth, 5)["epoch"] == 25  # training is unaffected
+
+
+def test_a_long_rest_train_leaves_checkpoints_along_its_way(client):
+    # one call trains in a few compiled calls, each ending in a checkpoint: the run stays reachable
+    sid, auth = create_session(client, SPIRAL)
+    _train(client, sid, auth, 4000)
+    epochs = [c["epoch"] for c in client.get(f"{SESSIONS}/{sid}/checkpoints").json()["checkpoints"]]
+    assert epochs == [0, 1000, 2000, 3000, 4000]

@@ -34,3 +34,31 @@ def test_weights_set_after_training_are_recorded_at_that_epoch(client, new_sessi
     last = client.get(f"{SESSIONS}/{sid}/history").json()["records"][-1]
     assert last["epoch"] == state["epoch"] == 20
     assert last["train_loss"] == state["metrics"]["train_loss"]
+
+
+def test_a_rest_train_records_its_history_on_the_way_exactly(client, new_session):
+    # 2,000 epochs in one call: a record every 20 epochs, made inside the compiled training program; each
+    # equals the metrics of the same run stopped there (training is deterministic)
+    spec = {"dataset": {"name": "spiral", "n": 200}, "network": {"hidden": [{"units": 6, "activation": "tanh"}] * 2}}
+    sid, auth = new_session(spec)
+    client.post(f"{SESSIONS}/{sid}/train", json={"epochs": 2000}, headers=auth)
+    records = client.get(f"{SESSIONS}/{sid}/history").json()["records"]
+    assert [r["epoch"] for r in records] == list(range(0, 2001, 20))
+    assert [r["step"] for r in records] == [r["epoch"] * 10 for r in records]  # 100 training points, batch 10
+    for epoch in (20, 1000):
+        other, other_auth = new_session(spec)
+        stopped = client.post(f"{SESSIONS}/{other}/train", json={"epochs": epoch}, headers=other_auth).json()
+        record = next(r for r in records if r["epoch"] == epoch)
+        for key in ("train_loss", "test_loss", "train_accuracy", "test_accuracy"):
+            assert np.isclose(record[key], stopped["metrics"][key], rtol=1e-4, atol=1e-6), (epoch, key)
+    last = client.get(f"{SESSIONS}/{sid}").json()["metrics"]
+    assert records[-1]["train_loss"] == last["train_loss"] and records[-1]["test_loss"] == last["test_loss"]
+
+
+def test_a_regression_record_carries_r2_and_rmse(client, new_session):
+    sid, auth = new_session({"problem": "regression", "dataset": {"name": "plane"}})
+    client.post(f"{SESSIONS}/{sid}/train", json={"epochs": 300}, headers=auth)
+    record = client.get(f"{SESSIONS}/{sid}/history").json()["records"][50]
+    assert record["train_accuracy"] is None and record["test_rmse"] is not None
+    assert np.isclose(record["test_rmse"], np.sqrt(2 * record["test_loss"]), rtol=1e-5)
+    assert record["train_r2"] is not None and record["train_r2"] <= 1.0

@@ -158,12 +158,12 @@ def test_changing_hyperparameters_does_not_recompile():
     state = init_state(cfg, _params(arch), jax.random.PRNGKey(0))
 
     before = train_epochs._cache_size()
-    _, state, _ = train_epochs(cfg, state, epoch_runs(batches), hyper(0.03, 0.9), jnp.int32(2))
+    _, state, _, _ = train_epochs(cfg, state, epoch_runs(batches), hyper(0.03, 0.9), jnp.int32(2))
     compiled = train_epochs._cache_size()
     assert compiled == before + 1
     # turn every traced knob, run a different number of epochs, feed the returned state back in
     for h, n in [(hyper(0.3, 0.5), 1), (hyper(1e-4, 0.0, reg_rate=0.1), 3), (hyper(0.01, 0.99, 0.5, 0.5), 5)]:
-        _, state, ok = train_epochs(cfg, state, epoch_runs(batches), h, jnp.int32(n))
+        _, state, ok, _ = train_epochs(cfg, state, epoch_runs(batches), h, jnp.int32(n))
         assert bool(ok)
     assert train_epochs._cache_size() == compiled, "a hyperparameter change recompiled train_epochs"
 
@@ -186,7 +186,7 @@ def test_one_epoch_is_ceil_n_over_b_updates():
     # adam counts its updates
     cfg = TrainConfig(ARCH, optimizer="adam", **FAST)
     state = init_state(cfg, _params(), jax.random.PRNGKey(0))
-    done, state, ok = train_epochs(cfg, state, epoch_runs(batches), hyper(0.01), jnp.int32(2))
+    done, state, ok, _ = train_epochs(cfg, state, epoch_runs(batches), hyper(0.01), jnp.int32(2))
     assert int(done) == 2 and bool(ok)
     assert int(state.opt_state[0].count) == 2 * 5
 
@@ -196,7 +196,7 @@ def test_an_epoch_is_the_sequence_of_batch_steps():
     batches = experiment.make_batches(np.asarray(x), np.asarray(y), 5)
     cfg = TrainConfig(ARCH)
     state0 = init_state(cfg, _params(), jax.random.PRNGKey(0))
-    _, trained, _ = train_epochs(cfg, state0, epoch_runs(batches), hyper(0.1), jnp.int32(1))
+    _, trained, _, _ = train_epochs(cfg, state0, epoch_runs(batches), hyper(0.1), jnp.int32(1))
     manual = state0
     for i in range(5):
         manual = step(manual, tuple(b[i] for b in batches), hyper(0.1), cfg)
@@ -229,7 +229,7 @@ def test_an_epoch_split_into_small_runs_is_still_every_step_in_order(n, batch, f
     arch = Arch(features, ((4, "tanh"), (3, "relu")), "tanh", 1)
     cfg = TrainConfig(arch, optimizer="adam")
     state0 = init_state(cfg, _params(arch), jax.random.PRNGKey(0))
-    _, trained, _ = train_epochs(cfg, state0, runs_, hyper(0.05), jnp.int32(2))
+    _, trained, _, _ = train_epochs(cfg, state0, runs_, hyper(0.05), jnp.int32(2))
     manual = state0
     for _ in range(2):
         for i in range(batches[0].shape[0]):
@@ -248,8 +248,8 @@ def test_padded_rows_have_no_influence(batch_norm):
     junk_y = ys.at[-1, 3:].set(jnp.array([1.0, -1.0]))
     cfg = TrainConfig(arch, optimizer="momentum", **FAST)
     state = init_state(cfg, _params(arch), jax.random.PRNGKey(0))
-    _, a, _ = train_epochs(cfg, state, epoch_runs((xs, ys, mask)), hyper(0.1), jnp.int32(3))
-    _, b, _ = train_epochs(cfg, state, epoch_runs((junk_x, junk_y, mask)), hyper(0.1), jnp.int32(3))
+    _, a, _, _ = train_epochs(cfg, state, epoch_runs((xs, ys, mask)), hyper(0.1), jnp.int32(3))
+    _, b, _, _ = train_epochs(cfg, state, epoch_runs((junk_x, junk_y, mask)), hyper(0.1), jnp.int32(3))
     assert _same(a.params, b.params), "padding rows changed the weights"
     assert _same(a.bn_state, b.bn_state), "padding rows changed the batch-norm statistics"
 
@@ -261,8 +261,8 @@ def test_whole_batches_skip_the_mask_but_train_the_same():
     assert np.asarray(batches[2]).all()
     cfg = TrainConfig(ARCH, optimizer="momentum", **FAST)
     state = init_state(cfg, _params(), jax.random.PRNGKey(0))
-    _, masked, _ = train_epochs(cfg, state, epoch_runs(batches), hyper(0.1), jnp.int32(3), True)
-    _, unmasked, _ = train_epochs(cfg, state, epoch_runs(batches), hyper(0.1), jnp.int32(3), False)
+    _, masked, _, _ = train_epochs(cfg, state, epoch_runs(batches), hyper(0.1), jnp.int32(3), True)
+    _, unmasked, _, _ = train_epochs(cfg, state, epoch_runs(batches), hyper(0.1), jnp.int32(3), False)
     _close(masked.params, unmasked.params, atol=1e-6)
 
 
@@ -332,7 +332,7 @@ def diverging():
 
 def test_huge_learning_rate_diverges_and_advance_returns_finite_weights(diverging):
     spec, cfg, data, state, h = diverging
-    done, _, ok = train_epochs(cfg, state, data.runs, h, jnp.int32(50), data.padded)
+    done, _, ok, _ = train_epochs(cfg, state, data.runs, h, jnp.int32(50), data.padded)
     assert not bool(ok)
     assert 1 <= int(done) < 50  # stops at the first epoch that leaves non-finite weights
 
@@ -342,7 +342,7 @@ def test_huge_learning_rate_diverges_and_advance_returns_finite_weights(divergin
     assert 0 <= adv.epochs <= int(done) - 1
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree_util.tree_leaves(adv.state.params))
     # those weights are the run's state after adv.epochs epochs, with a finite training loss
-    _, replay, ok = train_epochs(cfg, state, data.runs, h, jnp.int32(adv.epochs), data.padded)
+    _, replay, ok, _ = train_epochs(cfg, state, data.runs, h, jnp.int32(adv.epochs), data.padded)
     assert bool(ok) and _same(replay.params, adv.state.params)
     m = experiment.metrics(cfg, adv.state, data, spec.problem)
     assert m["train_loss"] is not None
@@ -354,11 +354,11 @@ def test_advance_after_divergence_returns_the_last_epoch_with_finite_loss(diverg
     # led to it" — here that is epoch 1, although epochs 2 and 3 (finite weights, infinite loss) sit
     # between it and the epoch where train_epochs stopped.
     _, cfg, data, state, h = diverging
-    done, _, _ = train_epochs(cfg, state, data.runs, h, jnp.int32(50), data.padded)
+    done, _, _, _ = train_epochs(cfg, state, data.runs, h, jnp.int32(50), data.padded)
 
     def healthy(k):
         """Weights and training loss after k epochs are finite."""
-        _, s, ok = train_epochs(cfg, state, data.runs, h, jnp.int32(k), data.padded)
+        _, s, ok, _ = train_epochs(cfg, state, data.runs, h, jnp.int32(k), data.padded)
         loss, _ = evaluate(cfg, s.params, s.bn_state, data.x_train, data.y_train)
         return bool(ok) and bool(jnp.isfinite(loss))
 
@@ -427,3 +427,24 @@ def test_dropout():
     assert not _same(a.params, c.params)
     # the key advances, so the next step draws a new mask
     assert not np.array_equal(np.asarray(a.key), np.asarray(jax.random.PRNGKey(0)))
+
+
+def test_the_training_program_records_the_metrics_on_the_way():
+    # records at every 4th epoch and the last: each equals the metrics of the run stopped there
+    spec = ExperimentSpec.model_validate({"dataset": {"name": "xor", "n": 120}, "network": {"hidden": [{"units": 3}]}})
+    cfg, data = experiment.config_for(spec), experiment.build_data(spec)
+    state, h = experiment.init_train_state(spec, cfg), experiment.hyper_for(spec)
+    test = (data.x_test, data.y_test)
+    done, _, ok, records = train_epochs(cfg, state, data.runs, h, jnp.int32(10), data.padded, 0, test, jnp.int32(4))
+    rows = np.asarray(records)
+    assert int(done) == 10 and bool(ok)
+    assert rows[:, 0].tolist()[:4] == [4, 8, 10, -1] and (rows[3:, 0] == -1).all()
+    for epoch, *values in rows[:3]:
+        _, s, _, _ = train_epochs(cfg, state, data.runs, h, jnp.int32(int(epoch)), data.padded)
+        m = experiment.metrics(cfg, s, data, spec.problem)
+        expected = [m["train_loss"], m["test_loss"], m["train_accuracy"], m["test_accuracy"]]
+        np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-6)
+    # without a test set the test columns are NaN, the training columns still measured
+    _, _, _, alone = train_epochs(cfg, state, data.runs, h, jnp.int32(3), data.padded, 0, None, jnp.int32(1))
+    alone = np.asarray(alone)
+    assert np.isnan(alone[:3, [2, 4]]).all() and np.isfinite(alone[:3, [1, 3]]).all()

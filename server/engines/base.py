@@ -33,6 +33,9 @@ class Advance:
     state: TrainState
     epochs: int  # completed epochs whose weights are finite
     diverged: bool
+    # the metrics recorded on the way, made by the training program itself (MLP): rows of
+    # train.RECORD_COLUMNS, epochs counted from the advance's start; None when the engine records none
+    records: np.ndarray | None = None
 
 
 class Data(Protocol):
@@ -72,7 +75,9 @@ class Engine(Protocol):
     def carry_over(
         self, old_spec: ExperimentSpec, old_cfg: Any, old: TrainState, spec: ExperimentSpec, cfg: Any
     ) -> tuple[TrainState, dict[str, Any]]: ...
-    def advance(self, cfg: Any, state: TrainState, data: Any, h: Hyper, epochs: int, start: int = 0) -> Advance: ...
+    def advance(
+        self, cfg: Any, state: TrainState, data: Any, h: Hyper, epochs: int, start: int = 0, every: int | None = None
+    ) -> Advance: ...
     def warm(self, cfg: Any, state: TrainState, data: Any, h: Hyper) -> None: ...
     def metrics(self, cfg: Any, state: TrainState, data: Any, problem: str) -> dict[str, float | None]: ...
     def frame_arrays(self, cfg: Any, state: TrainState, data: Any, h: Hyper) -> dict[str, Any]: ...
@@ -89,7 +94,7 @@ class Engine(Protocol):
     def thumbnail(self, spec: ExperimentSpec, cfg: Any, state: TrainState) -> np.ndarray: ...
 
 
-Train = Callable[[int], tuple[int, TrainState, bool]]  # epochs → (epochs run, state, all finite)
+Train = Callable[[int], tuple[int, TrainState, bool, Any]]  # epochs → (epochs run, state, all finite, records)
 
 
 def advance_with(train: Train, state: TrainState, epochs: int) -> Advance:
@@ -97,18 +102,25 @@ def advance_with(train: Train, state: TrainState, epochs: int) -> Advance:
     the one policy of every engine: the last state whose weights and losses are finite, found by bisection
     over replays (training is deterministic, so any earlier epoch can be replayed; weights can stay finite
     for a few epochs after the loss has overflowed). Rare, off the hot path."""
-    done, new, ok = train(epochs)
+    done, new, ok, records = train(epochs)
+    records = None if records is None else kept_records(records, done)
     if ok:
-        return Advance(new, done, False)
+        return Advance(new, done, False, records)
     lo, hi, best = 0, done - 1, state  # epoch lo is healthy (the start state was); look in (lo, hi]
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        _, found, fine = train(mid)
+        _, found, fine, _ = train(mid)
         if fine:
             lo, best = mid, found
         else:
             hi = mid - 1
-    return Advance(best, lo, True)
+    return Advance(best, lo, True, None if records is None else records[records[:, 0] <= lo])
+
+
+def kept_records(records: Any, done: int) -> np.ndarray:
+    """A training program's record rows (train.RECORD_COLUMNS) on the host: the used rows of the epochs run."""
+    rows = np.asarray(records, np.float64)
+    return rows[(rows[:, 0] >= 1) & (rows[:, 0] <= done)]
 
 
 def schedule_for(spec: ExperimentSpec) -> Schedule:

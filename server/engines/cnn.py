@@ -194,16 +194,23 @@ def carry_over(
 
 
 def advance(
-    cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, h: Hyper, epochs: int, start: int = 0
+    cfg: cnn.CnnTrainConfig,
+    state: TrainState,
+    data: ImageData,
+    h: Hyper,
+    epochs: int,
+    start: int = 0,
+    every: int | None = None,
 ) -> Advance:
     """Train ``epochs`` epochs in one compiled call; on divergence, the last healthy state (``advance_with``).
-    ``start``: the epochs trained so far (where the learning-rate schedule is)."""
+    ``start``: the epochs trained so far (where the learning-rate schedule is). A CNN's epoch is long next
+    to a look at its metrics, so its program records none (``every`` is not used)."""
 
-    def train(k: int) -> tuple[int, TrainState, bool]:
+    def train(k: int) -> tuple[int, TrainState, bool, None]:
         if k == 0:
-            return 0, state, True
+            return 0, state, True, None
         done, new, ok = cnn.train_cnn_epochs(cfg, state, data.batches, h, jnp.int32(k), data.padded, jnp.int32(start))
-        return int(done), new, bool(ok)
+        return int(done), new, bool(ok), None
 
     return advance_with(train, state, epochs)
 

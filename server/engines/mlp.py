@@ -34,7 +34,18 @@ from server.errors import Invalid
 from server.ml import datasets
 from server.ml.inspect import NEURON_RESOLUTION, OUTPUT_RESOLUTION, compute_frame, predict
 from server.ml.models import ACTIVATIONS, OUTPUTS, Arch, count_params, init_mlp, output_kind, transfer_params
-from server.ml.train import Batch, Hyper, TrainConfig, TrainState, epoch_runs, evaluate, hyper, init_state, train_epochs
+from server.ml.train import (
+    Batch,
+    Hyper,
+    TrainConfig,
+    TrainState,
+    epoch_runs,
+    evaluate,
+    hyper,
+    init_state,
+    record_every,
+    train_epochs,
+)
 from server.spec import ExperimentSpec
 
 
@@ -206,15 +217,30 @@ def carry_over(
     return state, report
 
 
-def advance(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, epochs: int, start: int = 0) -> Advance:
+def advance(
+    cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, epochs: int, start: int = 0, every: int | None = None
+) -> Advance:
     """Train ``epochs`` epochs in one compiled call; on divergence, the last healthy state (``advance_with``).
-    ``start``: the epochs trained so far (where the learning-rate schedule is)."""
+    ``start``: the epochs trained so far (where the learning-rate schedule is). The call records the
+    metrics after every ``every``-th epoch and after the last (``every`` None: only after the last)."""
+    every = epochs if every is None else max(every, record_every(epochs))
 
-    def train(k: int) -> tuple[int, TrainState, bool]:
+    def train(k: int) -> tuple[int, TrainState, bool, Any]:
         if k == 0:
-            return 0, state, True
-        done, new, ok = train_epochs(cfg, state, data.runs, h, jnp.int32(k), data.padded, jnp.int32(start))
-        return int(done), new, bool(ok)
+            return 0, state, True, None
+        done, new, ok, records = train_epochs(
+            cfg,
+            state,
+            data.runs,
+            h,
+            jnp.int32(k),
+            data.padded,
+            jnp.int32(start),
+            (data.x_test, data.y_test),
+            jnp.int32(max(1, every)),
+        )
+        done, ok, records = jax.device_get((done, ok, records))  # one trip to the host
+        return int(done), new, bool(ok), records
 
     return advance_with(train, state, epochs)
 
@@ -222,7 +248,8 @@ def advance(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, epochs: i
 def warm(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper) -> None:
     """Compile (or load from the persistent cache) the training program for these shapes by training zero
     epochs: the next real call of the same architecture runs at once."""
-    jax.block_until_ready(train_epochs(cfg, state, data.runs, h, jnp.int32(0), data.padded, jnp.int32(0)))  # type: ignore[no-untyped-call]
+    zero, test = jnp.int32(0), (data.x_test, data.y_test)
+    jax.block_until_ready(train_epochs(cfg, state, data.runs, h, zero, data.padded, zero, test, jnp.int32(1)))  # type: ignore[no-untyped-call]
 
 
 def metrics(cfg: TrainConfig, state: TrainState, data: Data, problem: str) -> dict[str, float | None]:

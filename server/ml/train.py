@@ -308,53 +308,92 @@ def epoch_runs(batches: Sequence[ArrayLike]) -> tuple[Batch, ...]:
     )
 
 
+RECORD_SLOTS = 100  # history records one call of train_epochs can return (the host picks ``every`` to fit)
+RECORD_COLUMNS = ("epoch", "train_loss", "test_loss", "train_accuracy", "test_accuracy")
+
+
+def record_every(epochs: int, slots: int = RECORD_SLOTS) -> int:
+    """The record interval that fits ``epochs`` epochs' records into ``slots`` rows."""
+    return max(1, -(-epochs // slots))
+
+
+def _fits(cfg: TrainConfig, st: TrainState, x: jax.Array, y: jax.Array, weights: jax.Array) -> jax.Array:
+    """Mean data loss and accuracy over each row of ``weights`` (k, n) — which of the n points count —
+    from one forward pass in inference mode (as ``evaluate``): (k, 2); NaN where a row counts none."""
+    logits, _ = apply_mlp(st.params, x, cfg.arch, bn_state=st.bn_state)
+    per = jnp.stack([per_example_loss(logits, y, cfg.arch.output, cfg.loss), correct(logits, y, cfg.arch.output)])
+    return (weights @ per.T) / jnp.sum(weights, axis=1, keepdims=True)
+
+
 @partial(jax.jit, static_argnames=("cfg", "padded"))
 def train_epochs(
     cfg: TrainConfig,
     state: TrainState,
-    runs: Sequence[Batch],
+    runs: tuple[Batch, ...],
     h: Hyper,
     n_epochs: jax.Array,
     padded: bool = True,
     start: jax.Array | int = 0,
-) -> tuple[jax.Array, TrainState, jax.Array]:
-    """Run up to ``n_epochs`` epochs in one compiled call.
+    test: tuple[jax.Array, jax.Array] | None = None,
+    every: jax.Array | int = 1,
+) -> tuple[jax.Array, TrainState, jax.Array, jax.Array]:
+    """Run up to ``n_epochs`` epochs in one compiled call, recording the losses and accuracies on the way.
 
     runs: one epoch from ``epoch_runs`` — whole batches, the last padded, in order; ``padded=False``
     promises every row is real. ``n_epochs`` is traced, so any count reuses the same program. Stops after
-    the first epoch that leaves non-finite weights. Returns (epochs_run, state, finite); when not finite,
-    the state before the bad epoch is the input state trained for ``epochs_run - 1`` epochs (the run is
-    deterministic), which keeps the hot loop free of copies. ``start``: the epochs trained before this call
-    (where the learning-rate schedule is).
+    the first epoch that leaves non-finite weights. Returns (epochs_run, state, finite, records); when not
+    finite, the state before the bad epoch is the input state trained for ``epochs_run - 1`` epochs (the
+    run is deterministic), which keeps the hot loop free of copies. ``start``: the epochs trained before
+    this call (where the learning-rate schedule is).
+
+    records: (RECORD_SLOTS, 5) float32, one row (``RECORD_COLUMNS``: the epoch counted from the call's
+    start, the loss and accuracy on the whole training set, then on ``test`` — (x, y), NaN without one)
+    after every ``every``-th epoch and after the last, made on the device so a long call needs no trip to
+    the host for its history. Unused rows have epoch −1. The caller keeps ``ceil(n_epochs / every) <=
+    RECORD_SLOTS``.
     """
     update = _perceptron_update if cfg.algorithm == "perceptron" else _sgd_update
+    # the training set as the loop sees it (padding rows weigh nothing) and the test set: one pass measures both
+    x, y, w = (jnp.concatenate([run[i] for run in runs]) for i in range(3))
+    x, y, w = x.reshape(-1, x.shape[-1]), y.reshape(-1), w.reshape(-1)
+    n_test = 0 if test is None else test[0].shape[0]
+    if test is not None and n_test:
+        x, y = jnp.concatenate([x, test[0]]), jnp.concatenate([y, test[1]])
+        w = jnp.stack([jnp.concatenate([w, jnp.zeros(n_test)]), jnp.concatenate([jnp.zeros_like(w), jnp.ones(n_test)])])
+    else:
+        w = jnp.stack([w, jnp.zeros_like(w)])  # no test set: its columns are NaN (0 / 0)
 
     def run_steps(st: TrainState, i: jax.Array, he: Hyper) -> tuple[TrainState, None]:
         run = runs[0] if len(runs) == 1 else jax.lax.switch(i, [lambda r=r: r for r in runs])
         st, _ = jax.lax.scan(lambda s, b: (update(s, b, he, cfg, padded)[0], None), st, run, unroll=cfg.unroll)
         return st, None
 
-    def cond(carry: tuple[jax.Array, TrainState, jax.Array]) -> jax.Array:
-        i, _, ok = carry
+    def measure(st: TrainState, i: jax.Array) -> jax.Array:
+        (tr_loss, tr_acc), (te_loss, te_acc) = _fits(cfg, st, x, y, w)
+        return jnp.stack([(i + 1).astype(jnp.float32), tr_loss, te_loss, tr_acc, te_acc]).astype(jnp.float32)
+
+    Carry = tuple[jax.Array, TrainState, jax.Array, jax.Array]
+
+    def cond(carry: Carry) -> jax.Array:
+        i, _, ok, _ = carry
         return (i < n_epochs) & ok
 
-    def body(carry: tuple[jax.Array, TrainState, jax.Array]) -> tuple[jax.Array, TrainState, jax.Array]:
-        i, st, _ = carry
-        # A non-finite loss makes the next gradients, hence the weights, non-finite: checking the weights
-        # once per epoch catches both (experiment.advance checks the final loss too).
+    def body(carry: Carry) -> Carry:
+        i, st, _, records = carry
         he = scheduled(h, cfg.schedule, start + i)
         st, _ = jax.lax.scan(lambda c, r: run_steps(c, r, he), st, jnp.arange(len(runs)))
-        return i + 1, st, finite(st.params)
+        due = ((i + 1) % every == 0) | (i + 1 == n_epochs)
+        records = jax.lax.cond(due, lambda r: r.at[i // every].set(measure(st, i)), lambda r: r, records)
+        # A non-finite loss makes the next gradients, hence the weights, non-finite: checking the weights
+        # once per epoch catches both; the last record's training loss is checked below.
+        return i + 1, st, finite(st.params), records
 
-    done, state, ok = jax.lax.while_loop(cond, body, (jnp.int32(0), state, jnp.bool_(True)))
-    # The training loss of the result, in the same call (no second dispatch and sync): weights can stay
-    # finite for a few epochs after the loss has overflowed.
-    x, y, mask = (jnp.concatenate([run[i] for run in runs]) for i in range(3))
-    x, y, mask = x.reshape(-1, x.shape[-1]), y.reshape(-1), mask.reshape(-1)
-    logits, _ = apply_mlp(state.params, x, cfg.arch, bn_state=state.bn_state)
-    per = per_example_loss(logits, y, cfg.arch.output, cfg.loss)
-    loss = jnp.sum(per * mask) / jnp.maximum(jnp.sum(mask), 1.0)
-    return done, state, ok & jnp.isfinite(loss)
+    empty = jnp.full((RECORD_SLOTS, len(RECORD_COLUMNS)), jnp.nan, jnp.float32).at[:, 0].set(-1.0)
+    done, state, ok, records = jax.lax.while_loop(cond, body, (jnp.int32(0), state, jnp.bool_(True), empty))
+    # Weights can stay finite for a few epochs after the loss has overflowed: the result's training loss
+    # (its record, made in the same call) must be finite too.
+    last = records[jnp.maximum(done - 1, 0) // every, 1]
+    return done, state, ok & ((done == 0) | jnp.isfinite(last)), records
 
 
 @partial(jax.jit, static_argnames=("cfg",))

@@ -98,7 +98,8 @@ async def reset_session(s: OwnedSessionDep, manager: ManagerDep) -> dict[str, An
 
 @router.get("/{session_id}/history", response_model=HistoryPublic)
 async def session_history(s: SessionDep, manager: ManagerDep) -> dict[str, Any]:
-    """Loss and accuracy over training, one record per chunk (thinned evenly on long runs)."""
+    """Loss and accuracy over training: a record per frame while playing, every 1 % of a train call's
+    epochs (thinned evenly on long runs)."""
     return manager.history(s)
 
 

@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import jax
+import numpy as np
 
+from server.engines.base import sanitize
 from server.engines.views import MAX_TRAJECTORY_PARAMS
 from server.ml.models import count_params
 from server.ml.probes import flat
+from server.ml.train import RECORD_COLUMNS
 
 T = TypeVar("T")
 
@@ -112,6 +115,30 @@ def record(s: Session, *, force: bool = False, snap: Snapshot | None = None, rep
         epoch, step, source.spec, source.cfg, source.data, source.state, s.spec_version, dict(s.metrics)
     )
     s.checkpoints.add(moment, tick=s.chunks, force=force, replace=True)
+
+
+def row_metrics(s: Session, row: np.ndarray) -> dict[str, float | None]:
+    """A record row of the training program (train.RECORD_COLUMNS) as the session's metrics."""
+    values: dict[str, Any] = dict(zip(RECORD_COLUMNS[1:], row[1:], strict=True))
+    y_var = getattr(s.data, "y_var", (0.0, 0.0))  # a regression's target variances (2-D data only)
+    return sanitize(values | {"train_y_var": y_var[0], "test_y_var": y_var[1]}, s.spec.problem)
+
+
+def record_rows(s: Session, rows: np.ndarray, before: int) -> None:
+    """The history records a training call made on the way (rows of train.RECORD_COLUMNS, epochs counted
+    from ``before``), except one at the session's epoch now: ``record`` makes that one, with a checkpoint.
+    Each row is one tick of the recording, as a chunk trained on the host would be."""
+    steps = s.data.steps_per_epoch
+    for row in rows:
+        epoch = before + int(row[0])
+        if epoch >= s.epoch:
+            continue
+        s.chunks += 1
+        if not s.history.due(s.chunks):
+            continue  # the history is thinned this far already: skip the work of a record it drops
+        rate = s.cfg.schedule.rate(s.spec.training.learning_rate, epoch)
+        item = {"epoch": epoch, "step": s.step - (s.epoch - epoch) * steps, "spec_version": s.spec_version}
+        s.history.add(item | {"learning_rate": rate} | row_metrics(s, row), tick=s.chunks)
 
 
 def record_path(s: Session, *, force: bool = False, snap: Snapshot | None = None) -> None:

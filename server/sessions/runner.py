@@ -16,14 +16,30 @@ from typing import Any, TypeVar
 import anyio
 
 from server.config import Settings
-from server.engines.base import sanitize
+from server.engines.base import Advance, sanitize
 from server.errors import Conflict, Invalid
+from server.ml.train import record_every
 from server.sessions import broadcast, stopping
-from server.sessions.recording import record
+from server.sessions.recording import record, record_rows, row_metrics
 from server.sessions.session import Session, Snapshot
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+
+CALL_EPOCHS = 1000  # epochs per compiled call of a REST train (a checkpoint and a trajectory point after each)
+MAX_CALLS = 10  # compiled calls per REST train at most
+
+
+def recorded_calls(epochs: int, in_loop: bool) -> tuple[int, int]:
+    """How a REST train of ``epochs`` epochs runs: (record interval, epochs per compiled call). A training
+    program that records on the device (``in_loop``) runs a few long calls, each a whole number of record
+    intervals; otherwise a hundred calls, one record after each."""
+    if not in_loop:
+        return 1, max(1, math.ceil(epochs / 100))
+    every = record_every(epochs)
+    calls = min(MAX_CALLS, max(1, math.ceil(epochs / CALL_EPOCHS)))
+    return every, every * math.ceil(math.ceil(epochs / every) / calls)
 
 
 class Workers:
@@ -77,30 +93,37 @@ class Runner:
 
     # ------------------------------------------------------------------ training now
 
-    def advance(self, s: Session, epochs: int) -> bool:
-        """Train ``epochs`` epochs (worker thread, lock held). False when training diverged."""
+    def advance(self, s: Session, epochs: int, every: int | None = None) -> Advance:
+        """Train ``epochs`` epochs (worker thread, lock held): the engine's answer, its weights taken."""
         key = s.program_key
-        result = s.engine.advance(s.cfg, s.state, s.data, s.hyper, epochs, s.epoch)
+        result = s.engine.advance(s.cfg, s.state, s.data, s.hyper, epochs, s.epoch, every)
         self.compiled.add(key)
         s.state = result.state
         s.epoch += result.epochs
         s.step += result.epochs * s.data.steps_per_epoch
-        return not result.diverged
+        return result
 
     def _train_sync(self, s: Session, epochs: int) -> None:
-        # Enough chunks for a useful loss curve, few enough that syncing to the host stays negligible.
-        per_chunk = max(1, math.ceil(epochs / 100))
+        """A REST train (worker thread, lock held): a few compiled calls that record the history on the way
+        (the MLP engine; a CNN's calls record one point each), each ending in a checkpoint; the stop
+        conditions are looked at between calls."""
         run, done = stopping.begin(s), 0
+        every, per_call = recorded_calls(epochs, s.engine.name == "mlp")
         while done < epochs:
-            n = stopping.cap(s, run, min(per_chunk, epochs - done))
+            n = stopping.cap(s, run, min(per_call, epochs - done))
             before = s.epoch
-            ok = self.advance(s, n)
-            reason = stopping.check(s, run) if ok else None
-            s.metrics = s.engine.metrics(s.cfg, s.state, s.data, s.spec.problem)
+            result = self.advance(s, n, every)
+            rows = result.records
+            if rows is not None and len(rows) and before + int(rows[-1, 0]) == s.epoch:
+                record_rows(s, rows, before)
+                s.metrics = row_metrics(s, rows[-1])
+            else:
+                s.metrics = s.engine.metrics(s.cfg, s.state, s.data, s.spec.problem)
+            reason = stopping.check(s, run) if not result.diverged else None
             if s.epoch > before or reason:
                 record(s, replace=True)
             done += n
-            if not ok:
+            if result.diverged:
                 s.status = "diverged"
                 return
             if reason:
@@ -144,7 +167,7 @@ class Runner:
         if run is None:
             run = self.runs[s.id] = stopping.begin(s)
         n = stopping.cap(s, run, n)
-        ok = self.advance(s, n)
+        ok = not self.advance(s, n).diverged
         return ok, stopping.check(s, run) if ok else None
 
     async def _chunk(self, s: Session, epochs: int) -> tuple[int, bool, Snapshot] | None:
@@ -261,7 +284,7 @@ class Runner:
         await self.warmed(s)
 
         def one() -> broadcast.Message | None:
-            if not self.advance(s, 1):
+            if self.advance(s, 1).diverged:
                 s.status = "diverged"
             elif s.status == "running":
                 s.status = "paused"
