@@ -325,6 +325,20 @@ def _fits(cfg: TrainConfig, st: TrainState, x: jax.Array, y: jax.Array, weights:
     return (weights @ per.T) / jnp.sum(weights, axis=1, keepdims=True)
 
 
+def _measured(
+    runs: tuple[Batch, ...], test: tuple[jax.Array, jax.Array] | None
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The points a record measures, for ``_fits``: the training set as the loop sees it (padding rows weigh
+    nothing) and the test set after it, with the weights (2, n) of each; no test set: its row weighs none."""
+    x, y, w = (jnp.concatenate([run[i] for run in runs]) for i in range(3))
+    x, y, w = x.reshape(-1, x.shape[-1]), y.reshape(-1), w.reshape(-1)
+    if test is None or test[0].shape[0] == 0:
+        return x, y, jnp.stack([w, jnp.zeros_like(w)])  # the test columns come out NaN (0 / 0)
+    n = test[0].shape[0]
+    x, y = jnp.concatenate([x, test[0]]), jnp.concatenate([y, test[1]])
+    return x, y, jnp.stack([jnp.concatenate([w, jnp.zeros(n)]), jnp.concatenate([jnp.zeros_like(w), jnp.ones(n)])])
+
+
 @partial(jax.jit, static_argnames=("cfg", "padded"))
 def train_epochs(
     cfg: TrainConfig,
@@ -353,15 +367,7 @@ def train_epochs(
     RECORD_SLOTS``.
     """
     update = _perceptron_update if cfg.algorithm == "perceptron" else _sgd_update
-    # the training set as the loop sees it (padding rows weigh nothing) and the test set: one pass measures both
-    x, y, w = (jnp.concatenate([run[i] for run in runs]) for i in range(3))
-    x, y, w = x.reshape(-1, x.shape[-1]), y.reshape(-1), w.reshape(-1)
-    n_test = 0 if test is None else test[0].shape[0]
-    if test is not None and n_test:
-        x, y = jnp.concatenate([x, test[0]]), jnp.concatenate([y, test[1]])
-        w = jnp.stack([jnp.concatenate([w, jnp.zeros(n_test)]), jnp.concatenate([jnp.zeros_like(w), jnp.ones(n_test)])])
-    else:
-        w = jnp.stack([w, jnp.zeros_like(w)])  # no test set: its columns are NaN (0 / 0)
+    x, y, w = _measured(runs, test)
 
     def run_steps(st: TrainState, i: jax.Array, he: Hyper) -> tuple[TrainState, None]:
         run = runs[0] if len(runs) == 1 else jax.lax.switch(i, [lambda r=r: r for r in runs])
