@@ -23,6 +23,7 @@ from server.routes import (
     experiment_pages,
     experiments,
     landscape_pages,
+    lessons,
     optimization,
     pages,
     sessions,
@@ -51,6 +52,8 @@ ROUTERS = (
     cnn_pages.router,
     landscape_pages.router,
     experiment_pages.router,
+    lessons.api,
+    lessons.router,
 )  # templates/ and static/ live beside server/
 
 
@@ -90,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.state.templates = Jinja2Templates(directory=ROOT / "templates")
     app.state.templates.env.globals["field"] = spec_field  # form bounds and defaults from the spec
+    app.state.templates.env.globals["lessons_menu"] = lessons.numbered  # the top bar's lessons menu
     app.mount("/static", StaticFiles(directory=ROOT / "static", check_dir=False), name="static")
 
     @app.exception_handler(SessionError)

@@ -251,3 +251,32 @@ class CheckpointsPublic(BaseModel):
     epoch: int = Field(description="the session's epoch now")
     limit: int = Field(description="at most this many are kept (thinned evenly over the run)")
     checkpoints: list[CheckpointPublic]
+
+
+class LessonText(BaseModel):
+    todo: str = Field(description="what to do")
+    watch: str = Field(description="what to watch")
+    question: str = Field(description="one question to answer")
+    why: str = Field(description="the explanation the page hides behind 'show why'")
+
+
+class LessonVariant(BaseModel):
+    label: str = Field(description="the button's words")
+    patch: dict[str, Any] = Field(description="partial spec merged into the lesson's spec")
+    reset: bool = Field(description="fresh weights after applying it")
+
+
+class LessonPublic(BaseModel):
+    slug: str = Field(description="its page: /lessons/{slug}")
+    title: str
+    topic: str = Field(description="the lecture topic it comes from")
+    kind: Literal["mlp", "cnn"]
+    status: Literal["ready", "coming"] = Field(description="'coming': listed, not yet openable")
+    spec: dict[str, Any] = Field(description="partial ExperimentSpec: defaults fill the rest")
+    text: LessonText
+    panels: list[str] = Field(description="the panels the page outlines")
+    variants: list[LessonVariant]
+
+
+class LessonList(BaseModel):
+    lessons: list[LessonPublic] = Field(description="in the lectures' order")

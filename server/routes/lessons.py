@@ -1,0 +1,172 @@
+"""The lessons: ``GET /api/v1/lessons`` (and one by slug), the ``/lessons`` gallery, a lesson's page (a new live
+session from its spec, the playground of its kind with the lesson's text beside it), and the lesson page's
+buttons: a variant (its patch merged into the lesson's spec) and "start over" (the lesson's spec, fresh weights).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse
+
+from server.deps import ManagerDep, token_cookie
+from server.lessons import LESSONS, PANELS, Lesson
+from server.routes.pages import OwnedDep, _page, context, fragment, panels_for, spec_url, templates
+from server.schemas import LessonList, LessonPublic
+from server.sessions import Session
+from server.spec import ExperimentSpec, merge_patch
+
+api = APIRouter(prefix="/api/v1/lessons", tags=["lessons"])
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+# Where each of PANELS is on each kind's page: a CSS selector of the element(s) the lesson page outlines.
+PANEL_SELECTORS: dict[str, dict[str, str]] = {
+    "mlp": {
+        "data": "#data-panel",
+        "network": 'section[aria-labelledby="network-h"]',
+        "output": 'section[aria-labelledby="output-h"]',
+        "metrics": "table.metrics",
+        "loss-chart": "#charts",
+        "gradients": ".grads",
+        "settings": "#run-form",
+        "landscape": "#landscape-tab",
+        "confusion": "#confusion-block",
+    },
+    "cnn": {
+        "data": "#cnn-settings",
+        "network": 'section[aria-labelledby="layers-h"]',
+        "output": 'section[aria-labelledby="results-h"]',
+        "metrics": "table.metrics",
+        "loss-chart": "#charts",
+        "gradients": ".grads",
+        "settings": "#cnn-settings",
+        "landscape": "#landscape-tab",
+        "filters": "#filters",
+        "feature-maps": "#maps",
+        "confusion": ".confusion-wrap",
+        "actmax": "#actmax",
+    },
+}
+assert all(set(where) <= set(PANELS) for where in PANEL_SELECTORS.values()), "a panel PANELS lacks"
+
+
+def lesson_or_404(slug: str) -> Lesson:
+    lesson = LESSONS.get(slug)
+    if lesson is None:
+        raise HTTPException(404, f"there is no lesson {slug!r}: GET /api/v1/lessons lists them all")
+    return lesson
+
+
+def lesson_spec(lesson: Lesson, patch: dict[str, Any] | None = None) -> ExperimentSpec:
+    """The lesson's whole spec (defaults filling the rest), with a variant's ``patch`` merged in."""
+    return ExperimentSpec.model_validate(merge_patch(lesson.spec, patch or {}))
+
+
+def numbered() -> list[tuple[int, Lesson]]:
+    """Every lesson with its number in the lectures' order (1-based)."""
+    return list(enumerate(LESSONS.values(), start=1))
+
+
+def first_sentence(text: str) -> str:
+    end = next((i for i, c in enumerate(text) if c in ".!?" and text[i + 1 : i + 2] in (" ", "")), len(text) - 1)
+    return text[: end + 1]
+
+
+# ------------------------------------------------------------------------------------------ REST
+
+
+@api.get("", response_model=LessonList)
+async def list_lessons() -> dict[str, Any]:
+    """Every lesson in the lectures' order, the coming ones too (``status: "coming"``)."""
+    return {"lessons": [lesson.public() for lesson in LESSONS.values()]}
+
+
+@api.get("/{slug}", response_model=LessonPublic)
+async def get_lesson(slug: str) -> dict[str, Any]:
+    """One lesson; 404 for an unknown slug."""
+    return lesson_or_404(slug).public()
+
+
+# ------------------------------------------------------------------------------------------ pages
+
+
+def _gallery(request: Request, status: int = 200, **extra: Any) -> HTMLResponse:
+    ctx = {"request": request, "lessons": numbered(), "first_sentence": first_sentence, **extra}
+    return templates(request).TemplateResponse(request, "lessons.html", ctx, status)
+
+
+@router.get("/lessons", response_class=HTMLResponse)
+async def gallery(request: Request) -> HTMLResponse:
+    """Every lesson as a card, in the lectures' order."""
+    return _gallery(request)
+
+
+def lesson_context(lesson: Lesson) -> dict[str, Any]:
+    """What the aside shows: the lesson, its number, and the selectors of the panels it outlines."""
+    number = list(LESSONS).index(lesson.slug) + 1
+    where = PANEL_SELECTORS[lesson.kind]
+    return {"lesson": lesson, "lesson_number": number, "lesson_panels": [where[p] for p in lesson.panels if p in where]}
+
+
+@router.get("/lessons/{slug}", response_class=HTMLResponse)
+async def lesson_page(request: Request, slug: str, manager: ManagerDep) -> HTMLResponse:
+    """A new session from the lesson's spec, on its kind's playground page with the lesson's text beside it."""
+    lesson = LESSONS.get(slug)
+    if lesson is None:
+        return _gallery(request, 404, notice=f"There is no lesson {slug!r}. Here are all the lessons.")
+    if lesson.status == "coming":
+        notice = f"The lesson “{lesson.title}” is coming, not ready yet: {lesson.todo}"
+        return _gallery(request, 200, notice=notice, coming=lesson.slug)
+    s = await manager.create(lesson_spec(lesson))
+    response = _page(request, s, readonly=False, **lesson_context(lesson))
+    response.set_cookie(token_cookie(s.id), s.token, path="/", httponly=True, samesite="lax")
+    return response
+
+
+# ------------------------------------------------------------------------------------------ the aside's buttons
+
+
+def _all_panels(request: Request, s: Session, note: str) -> HTMLResponse:
+    """Every panel of the page out of band (the spec was replaced: any control may have changed), the run
+    buttons (a reset pauses), and the note saying what happened."""
+    ctx = context(request, s, False, oob=True)
+    html = [fragment(request, template, ctx) for template, _ in panels_for(s).values()]
+    html.append(fragment(request, "partials/run_buttons.html", ctx))
+    html.append(fragment(request, "partials/change_note.html", {**ctx, "note": note}))
+    response = HTMLResponse("".join(html))
+    trigger = {"ng:spec": {"url": spec_url(s.spec), "spec_version": s.spec_version}}
+    response.headers["HX-Trigger"] = json.dumps(trigger)
+    return response
+
+
+async def _replace(request: Request, s: Session, spec: ExperimentSpec, reset: bool) -> None:
+    """The session's spec replaced wholly by ``spec`` (every field given, so nothing the student changed
+    stays), then fresh weights when ``reset``."""
+    manager = request.app.state.sessions
+    if s.status == "running":
+        await manager.pause(s)
+    await manager.patch(s, spec.model_dump(mode="json"))
+    if reset:
+        await manager.reset(s)
+
+
+@router.post("/ui/sessions/{session_id}/lessons/{slug}/start-over", response_class=HTMLResponse)
+async def start_over(request: Request, s: OwnedDep, slug: str) -> HTMLResponse:
+    """The lesson's settings again and fresh weights, in the same session."""
+    lesson = lesson_or_404(slug)
+    await _replace(request, s, lesson_spec(lesson), reset=True)
+    return _all_panels(request, s, f"Started over: the lesson's settings, fresh weights, epoch {s.epoch}.")
+
+
+@router.post("/ui/sessions/{session_id}/lessons/{slug}/variants/{index}", response_class=HTMLResponse)
+async def variant(request: Request, s: OwnedDep, slug: str, index: int) -> HTMLResponse:
+    """A variant the text asks for: its patch merged into the lesson's spec; fresh weights when it says so."""
+    lesson = lesson_or_404(slug)
+    if not 0 <= index < len(lesson.variants):
+        raise HTTPException(404, f"the lesson {slug!r} has {len(lesson.variants)} variants; there is no {index}")
+    v = lesson.variants[index]
+    await _replace(request, s, lesson_spec(lesson, v.patch), reset=v.reset)
+    how = "fresh weights" if v.reset else "the weights kept"
+    return _all_panels(request, s, f"Now trying {v.label}: the lesson's settings with that change, {how}.")
