@@ -5,6 +5,8 @@ import { cssOf, paintBytes, paintClasses, paintProbability } from "./colors.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const DOMAIN = 6;
+// A network wider than its panel is drawn smaller down to this zoom; below it the panel scrolls and says so.
+const MIN_ZOOM = 0.5;
 
 // The seven inputs are fixed functions of (x1, x2): drawn once, scaled into [−1, 1] by their largest value.
 const FEATURES = {
@@ -97,9 +99,25 @@ export class Network {
     el.addEventListener("blur", hide);
   }
 
+  /** Fit the diagram to the panel's width: compact column heads first, then a smaller zoom (TF Playground
+   *  shrinks its network too); a network still too wide at MIN_ZOOM scrolls inside the panel, with a note. */
+  fit() {
+    const cols = this.form?.querySelector(".columns");
+    if (!cols) return;
+    const room = this.wrap.clientWidth - 2;
+    cols.style.zoom = "";
+    this.form.classList.remove("compact");
+    if (cols.offsetWidth > room) this.form.classList.add("compact");
+    const zoom = Math.max(MIN_ZOOM, Math.min(1, room / cols.offsetWidth));
+    if (zoom < 1) cols.style.zoom = zoom.toFixed(3);
+    const note = this.form.querySelector(".scroll-note");
+    if (note) note.hidden = cols.offsetWidth * zoom <= room + 0.5;
+  }
+
   /** Place one path per weight between the right edge of each source and the left edge of each target. */
   layout() {
     if (!this.columns) return;
+    this.fit();
     const box = this.wrap.getBoundingClientRect();
     const at = (el, side) => {
       const r = el.getBoundingClientRect();
