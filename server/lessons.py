@@ -69,6 +69,7 @@ class Lesson:
 
 
 _CIRCLE_SQUARES = ["x1_sq", "x2_sq"]
+_ALL_FEATURES = ["x1", "x2", "x1_sq", "x2_sq", "x1x2", "sin_x1", "sin_x2"]
 
 _LESSONS: tuple[Lesson, ...] = (
     Lesson(
@@ -207,6 +208,184 @@ _LESSONS: tuple[Lesson, ...] = (
         variants=(
             Variant("squared inputs", {"features": _CIRCLE_SQUARES}),
             Variant("only x1, x2", {"features": ["x1", "x2"]}),
+        ),
+    ),
+    Lesson(
+        slug="learning-rate",
+        title="The learning rate: too high, too low, just right",
+        topic="gradient descent",
+        kind="mlp",
+        spec={
+            "problem": "regression",
+            "dataset": {"name": "plane", "n": 200},
+            "network": {"hidden": [{"units": 4, "activation": "tanh"}]},
+            "training": {"learning_rate": 0.03},
+        },
+        todo=(
+            'The network fits a tilted plane. Press play with the rate 0.03 for a few seconds. Then press "too'
+            ' high" and play, then "too low" and play, and "just right" to go back. Each button starts from the'
+            " same fresh weights."
+        ),
+        watch=(
+            "Watch the training loss in the loss chart and the status next to the play button. With the high rate"
+            " the status turns to diverged after a few epochs. With the low rate the loss line is almost flat."
+        ),
+        question="Why does a bigger step not always get you to the bottom of the valley faster?",
+        why=(
+            "Gradient descent moves every weight a small step downhill: the step is the learning rate times the"
+            " slope of the loss. If the step is too long, it jumps over the bottom of the valley and lands higher"
+            " on the other side; each jump is bigger than the last, until the numbers overflow (the run diverges)."
+            " If the step is too short, every step is correct but tiny, so thousands of epochs barely move the"
+            " loss. A good rate is the largest one that still makes the loss fall steadily."
+        ),
+        panels=("loss-chart", "metrics", "settings"),
+        variants=(
+            Variant("too high", {"training": {"learning_rate": 3.0}}),
+            Variant("too low", {"training": {"learning_rate": 0.00001}}),
+            Variant("just right", {"training": {"learning_rate": 0.03}}),
+        ),
+    ),
+    Lesson(
+        slug="momentum-adam",
+        title="Momentum and Adam against plain gradient descent",
+        topic="optimizers",
+        kind="mlp",
+        spec={
+            "dataset": {"name": "spiral", "n": 200},
+            "network": {"hidden": [{"units": 8, "activation": "tanh"}] * 2},
+            "training": {"optimizer": "sgd", "learning_rate": 0.01},
+        },
+        todo=(
+            "Press play with plain gradient descent (sgd) for a few seconds and note the training loss. Then"
+            ' press "momentum" and play for the same time, then "Adam". Press "plain sgd" to compare again.'
+        ),
+        watch=(
+            "Watch the training loss in the loss chart and the spiral arms in the output map. All three use the"
+            " same learning rate 0.01 and start from the same weights."
+        ),
+        question="Why does adding up the past steps help on a long, gently sloping valley?",
+        why=(
+            "Plain gradient descent (sgd) takes each step from the current slope only, so on a flat stretch it"
+            " crawls and in a narrow valley it zig-zags from wall to wall. Momentum keeps a running sum of the past"
+            " steps (a velocity, 0.9 of the old one plus the new slope): steps that agree add up, steps that zig-zag"
+            " cancel. Adam also divides each weight's step by a running average of its slope's size, so weights with"
+            " small slopes get bigger steps. Both get much further than sgd in the same number of epochs."
+        ),
+        panels=("loss-chart", "output", "settings"),
+        variants=(
+            Variant("plain sgd", {"training": {"optimizer": "sgd"}}),
+            Variant("momentum", {"training": {"optimizer": "momentum", "momentum": 0.9}}),
+            Variant("Adam", {"training": {"optimizer": "adam"}}),
+        ),
+    ),
+    Lesson(
+        slug="learning-rate-schedules",
+        title="Learning-rate schedules: big steps first, small steps later",
+        topic="optimizers",
+        kind="mlp",
+        spec={
+            "dataset": {"name": "gauss", "n": 200, "noise": 50},
+            "network": {"hidden": [{"units": 6, "activation": "relu"}], "init": "he"},
+            "training": {
+                "loss": "cross_entropy",
+                "learning_rate": 1.0,
+                "batch_size": 4,
+                "schedule": {"kind": "constant"},
+            },
+        },
+        todo=(
+            "The two clouds overlap, so the loss cannot reach 0. Press play with the constant rate 1.0 for a few"
+            ' seconds. Then press "step decay" (the rate is multiplied by 0.3 every 40 epochs) and play; then try'
+            ' "cosine". "constant" goes back.'
+        ),
+        watch=(
+            "Watch the training loss line in the loss chart and the current learning rate drawn under it. With the"
+            " constant rate the loss keeps shaking; with a decaying rate it calms down and ends lower."
+        ),
+        question="Why does the loss keep shaking at a constant rate, even after many epochs?",
+        why=(
+            "Each step uses a small batch of points (here 4), so its slope is only an estimate of the true slope"
+            " and points in a slightly wrong direction. With a big rate these errors make big jumps, and the weights"
+            " keep bouncing around the bottom instead of settling. A schedule lowers the rate over time: big steps"
+            " early cover the distance quickly, small steps later average out the noise. Step decay cuts the rate"
+            " at fixed epochs; cosine lowers it smoothly along half a cosine wave."
+        ),
+        panels=("loss-chart", "settings", "metrics"),
+        variants=(
+            Variant("constant", {"training": {"schedule": {"kind": "constant"}}}),
+            Variant("step decay", {"training": {"schedule": {"kind": "step", "every": 40, "factor": 0.3}}}),
+            Variant("cosine", {"training": {"schedule": {"kind": "cosine", "epochs": 150, "floor": 0.0}}}),
+        ),
+    ),
+    Lesson(
+        slug="overfitting",
+        title="Overfitting, and the data a model must never see",
+        topic="generalization",
+        kind="mlp",
+        spec={
+            "dataset": {"name": "gauss", "n": 200, "noise": 50, "train_percent": 10},
+            "features": _ALL_FEATURES,
+            "network": {"hidden": [{"units": 8, "activation": "relu"}] * 3, "init": "he"},
+            "training": {"optimizer": "adam", "learning_rate": 0.01},
+            "stop": {"patience": None, "restore_best": False},
+        },
+        todo=(
+            "Only 10 % of these noisy points train the big network; the rest are the test set. Press play for a"
+            ' few seconds. Then press "early stopping" and play again: it stops by itself. "no stopping" goes back.'
+        ),
+        watch=(
+            "Watch both lines in the loss chart: the training loss keeps falling, the test loss falls first and"
+            " then climbs. In the output map the boundary bends around single training points. With early"
+            " stopping, read the reason in the status."
+        ),
+        question="At which epoch would you have stopped training, and which loss told you?",
+        why=(
+            "A big network can memorise a few noisy points: the training loss goes to almost 0, but the boundary"
+            " it learns is wrong for new points, so the test loss rises; this is overfitting. The lectures split the"
+            " data three ways: the training set fits the weights, a validation set chooses settings such as when to"
+            " stop, and the test set is looked at only once at the end, for an honest score. Here the test set is"
+            " never trained on, but when you use its loss to decide when to stop, it plays the validation role."
+            " Early stopping does this automatically: it stops when the test loss has not improved for 50 epochs and"
+            " goes back to the best weights."
+        ),
+        panels=("loss-chart", "output", "data"),
+        variants=(
+            Variant("no stopping", {"stop": {"patience": None, "restore_best": False}}),
+            Variant("early stopping", {"stop": {"patience": 50, "restore_best": True}}),
+        ),
+    ),
+    Lesson(
+        slug="l1-l2",
+        title="L1 makes weights zero, L2 makes them small",
+        topic="regularization",
+        kind="mlp",
+        spec={
+            "dataset": {"name": "circle", "n": 200, "noise": 20},
+            "features": _ALL_FEATURES,
+            "network": {"hidden": [{"units": 8, "activation": "tanh"}] * 2},
+            "training": {"learning_rate": 0.03, "regularization": "none", "regularization_rate": 0.0},
+        },
+        todo=(
+            "All seven inputs feed two layers of eight neurons. Press play for a few seconds without"
+            ' regularization. Then press "L1" and play, then "L2" and play. "none" goes back.'
+        ),
+        watch=(
+            "Watch the lines between the neurons in the network panel: their thickness is the weight's size. With"
+            " L1 many lines fade away completely, and unused inputs are cut off; with L2 all lines get thinner."
+        ),
+        question="Which inputs does the L1 network keep for the circle, and why those?",
+        why=(
+            "Regularization adds a penalty on the weights to the loss, so the network pays for big weights. L2 adds"
+            " the rate times ½ Σ w²: its pull on a weight is proportional to the weight, so it shrinks every weight"
+            " but never quite to 0. L1 adds the rate times Σ |w|: its pull is the same size however small the"
+            " weight is, so weights the data does not need are pushed all the way to 0. L1 therefore gives a sparse"
+            " network (many weights exactly 0) and chooses inputs for you; L2 gives a network of small weights."
+        ),
+        panels=("network", "settings", "output"),
+        variants=(
+            Variant("none", {"training": {"regularization": "none", "regularization_rate": 0.0}}),
+            Variant("L1", {"training": {"regularization": "l1", "regularization_rate": 0.003}}),
+            Variant("L2", {"training": {"regularization": "l2", "regularization_rate": 0.01}}),
         ),
     ),
 )

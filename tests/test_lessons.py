@@ -125,3 +125,66 @@ def test_squared_features_make_a_line_into_a_circle(client: TestClient) -> None:
     assert trained(client, "feature-engineering", 200, "squared inputs").metric("test_accuracy") >= 0.95
     # A line can only cut off part of the ring: about two thirds right, never most of it.
     assert trained(client, "feature-engineering", 200, "only x1, x2").metric("test_accuracy") <= 0.75
+
+
+# ------------------------------------------------------------------------------------ 5-9
+
+
+def test_learning_rate_too_high_diverges_too_low_crawls(client: TestClient) -> None:
+    high = trained(client, "learning-rate", 100, "too high")
+    assert high.state["status"] == "diverged"
+    r = client.post(f"{high.url}/play", headers=high.auth)
+    assert r.status_code == 409 and "diverged" in r.text  # the session says so, and why
+    low = trained(client, "learning-rate", 100, "too low")
+    start = low.history("train_loss")[0]
+    assert low.state["status"] == "paused" and low.metric("train_loss") > 0.8 * start  # it barely moved
+    good = trained(client, "learning-rate", 100, "just right")
+    assert good.state["status"] == "paused" and good.metric("train_loss") < 0.05 * start
+
+
+def test_momentum_and_adam_get_further_than_sgd(client: TestClient) -> None:
+    for seed in (0, 1, 2):
+        sgd = trained(client, "momentum-adam", 200, "plain sgd", seed=seed).metric("train_loss")
+        for variant in ("momentum", "Adam"):
+            assert trained(client, "momentum-adam", 200, variant, seed=seed).metric("train_loss") < 0.75 * sgd
+
+
+def end_fluctuation(run: Run) -> float:
+    """Mean change of the training loss between the last records (every other epoch)."""
+    return float(np.abs(np.diff(run.history("train_loss")[-20:])).mean())
+
+
+def test_a_decaying_rate_settles_where_a_constant_one_bounces(client: TestClient) -> None:
+    for seed in (0, 1):
+        constant = trained(client, "learning-rate-schedules", 200, "constant", seed=seed)
+        assert constant.state["learning_rate_now"] == pytest.approx(1.0)
+        for variant in ("step decay", "cosine") if seed == 0 else ("step decay",):
+            decayed = trained(client, "learning-rate-schedules", 200, variant, seed=seed)
+            assert decayed.state["learning_rate_now"] < 0.01
+            assert end_fluctuation(decayed) < 0.2 * end_fluctuation(constant)
+            assert decayed.metric("train_loss") < constant.metric("train_loss")
+
+
+def test_overfitting_test_loss_rises_while_train_loss_falls(client: TestClient) -> None:
+    for seed in (0, 1, 2):
+        run = trained(client, "overfitting", 400, seed=seed)
+        train, test = run.history("train_loss"), run.history("test_loss")
+        best = int(test.argmin())
+        assert test[-1] > test[best] + 0.05  # the test loss climbed from its minimum
+        assert train[-1] < train[best]  # while the training loss kept falling
+        stopped = trained(client, "overfitting", 400, "early stopping", seed=seed)
+        assert stopped.state["epoch"] < 400 and "early stopping" in stopped.state["stopped"]
+        assert stopped.metric("test_loss") == pytest.approx(test.min(), abs=0.03)  # the best weights are back
+        assert stopped.metric("test_loss") < run.metric("test_loss")
+
+
+def weight_values(run: Run) -> np.ndarray:
+    return np.concatenate([np.ravel(layer["w"]) for layer in run.weights()])
+
+
+def test_l1_zeroes_weights_and_l2_shrinks_them(client: TestClient) -> None:
+    for seed in (0, 1):
+        none, l1, l2 = (weight_values(trained(client, "l1-l2", 300, v, seed=seed)) for v in ("none", "L1", "L2"))
+        zeros = {name: int((np.abs(w) < 1e-3).sum()) for name, w in (("none", none), ("l1", l1), ("l2", l2))}
+        assert zeros["none"] <= 2 and zeros["l2"] <= 2 and zeros["l1"] >= 15, zeros
+        assert np.abs(l2).mean() < 0.75 * np.abs(none).mean()
