@@ -7,6 +7,34 @@ import { drawPath, getJSON, paintSlice, smallChart } from "./slice.js";
 
 const $ = (id) => document.getElementById(id);
 
+/** What a view waiting for its numbers says (the first request of a kind compiles its program). */
+const WAITING = {
+  slice: (n) => `computing the loss on a ${n}×${n} plane through the weights (the first time compiles, ~10-20 s)…`,
+  path: "computing the true loss along the path training took…",
+  line: "computing the loss along the straight line from the initial weights (the first time compiles)…",
+  sharp: "computing the sharpness: the top eigenvalue of the loss's Hessian (the first time compiles)…",
+};
+
+/** A note under a view: a sentence, "computing…" while it waits (class busy), or an error in words. */
+function note(id, text, kind = "") {
+  const el = $(id);
+  el.textContent = text;
+  el.classList.toggle("busy", kind === "busy");
+  el.classList.toggle("error", kind === "error");
+}
+
+/** An empty slice canvas says it is computing (until the first slice replaces it). */
+function placeholder(c) {
+  const ctx = c.getContext("2d");
+  ctx.fillStyle = "#f2f4f6";
+  ctx.fillRect(0, 0, c.width, c.height);
+  ctx.fillStyle = "#545e69";
+  ctx.font = "16px system-ui, sans-serif";
+  ctx.textAlign = "center";
+  ctx.fillText("computing…", c.width / 2, c.height / 2);
+  c.dataset.state = "computing";
+}
+
 /** Two numbers with just enough digits to tell them apart (3 at least). */
 function pair(a, b) {
   for (let d = 3; d < 7; d++) if (a.toPrecision(d) !== b.toPrecision(d)) return [a.toPrecision(d), b.toPrecision(d)];
@@ -39,6 +67,8 @@ export class Landscape {
     this.open = false;
     this.seed = 0;
     this.shown = ""; // what the picture shows: directions|span|seed|resolution|epoch
+    this.drawn = false; // a slice is on the canvas (later requests keep it while they wait)
+    this.slowSeen = false; // the line and the sharpness have arrived once
     this.charts = null;
     this.race = new Race(api, +panel.dataset.race || 41);
     $("landscape-tab").addEventListener("click", () => this.setOpen(!this.open));
@@ -88,6 +118,7 @@ export class Landscape {
       htmx.ajax("GET", `/ui/sessions/${this.session}/gradients`, { target: "#gradients", swap: "outerHTML" });
     }
     this.shown = "";
+    if (!this.drawn) this.waiting(this.live.status === "running" ? this.liveCells : this.fineCells);
     $("optimization").scrollIntoView({ block: "nearest" });
     this.loop();
   }
@@ -117,35 +148,62 @@ export class Landscape {
     if (key === this.shown) return false;
     const q = new URLSearchParams({ directions, resolution, seed: this.seed });
     if (span) q.set("span", span);
+    // a slice on the canvas stays while the next one computes; a wait longer than a moment says so
+    const slow = setTimeout(() => this.waiting(resolution), this.drawn ? 1500 : 0);
     try {
       this.draw(await getJSON(`${this.api}/landscape?${q}`));
-      $("ls-caption").classList.remove("error");
     } catch (err) {
-      $("ls-caption").textContent = err.message;
-      $("ls-caption").classList.add("error");
+      note("ls-caption", `the loss landscape could not be computed: ${err.message}`, "error");
+      if (!this.drawn) note("path-note", "", "");
+    } finally {
+      clearTimeout(slow);
     }
     this.shown = key; // do not ask again until something changes
     return true;
   }
 
+  /** The slice (and the path's losses, which come with it) are on their way. */
+  waiting(resolution) {
+    note("ls-caption", WAITING.slice(resolution), "busy");
+    if (this.drawn) return;
+    placeholder($("landscape"));
+    note("path-note", WAITING.path, "busy");
+    if (!this.slowSeen) {
+      note("line-note", WAITING.line, "busy");
+      note("sharp-note", WAITING.sharp, "busy");
+    }
+  }
+
+  /** The line from the initial weights and the sharpness; a failure shows in words (the next round tries again). */
   async refreshSlow() {
     try {
       const line = await getJSON(`${this.api}/interpolation?steps=41`);
       this.charts.line.setData([line.t, line.loss]);
-      const sharp = await getJSON(`${this.api}/sharpness`);
-      const h = sharp.history;
-      this.charts.sharp.setData([h.map((p) => p.epoch), h.map((p) => p.top_eigenvalue), h.map(() => sharp.stability_threshold)]);
-      const top = sharp.top_eigenvalue;
-      const limit = sharp.stability_threshold;
-      const sharper = top > limit ? " — sharper than that: expect the loss to oscillate or climb" : "";
-      $("sharp-note").textContent =
-        top == null
-          ? "the curvature is off scale"
-          : `top eigenvalue ${top.toPrecision(3)}; plain gradient descent is stable below 2 / learning rate = ${limit.toPrecision(3)}${sharper}`;
+      note("line-note", "");
     } catch (err) {
-      console.warn("landscape panel:", err); // the next round tries again
+      note("line-note", `the loss along the line could not be computed: ${err.message}`, "error");
     }
+    try {
+      this.sharpness(await getJSON(`${this.api}/sharpness`));
+    } catch (err) {
+      note("sharp-note", `the sharpness could not be computed: ${err.message}`, "error");
+    }
+    this.slowSeen = true;
     htmx.trigger("#gradients", "ng:refresh");
+  }
+
+  sharpness(sharp) {
+    const h = sharp.history;
+    this.charts.sharp.setData([h.map((p) => p.epoch), h.map((p) => p.top_eigenvalue), h.map(() => sharp.stability_threshold)]);
+    const top = sharp.top_eigenvalue;
+    const limit = sharp.stability_threshold;
+    const sharper = top > limit ? " — sharper than that: expect the loss to oscillate or climb" : "";
+    note(
+      "sharp-note",
+      top == null
+        ? "the curvature is off scale"
+        : `top eigenvalue ${top.toPrecision(3)}; plain gradient descent is stable below 2 / learning rate = ${limit.toPrecision(3)}${sharper}`,
+    );
   }
 
   /** The slice with the path training took, and the current weights at its centre. */
@@ -165,8 +223,11 @@ export class Landscape {
     c.dataset.epoch = String(out.epoch);
     c.dataset.resolution = String(out.resolution);
     c.dataset.directions = out.directions;
+    c.dataset.state = "drawn";
+    this.drawn = true;
     [$("ls-lo").textContent, $("ls-hi").textContent] = pair(Math.exp(lo), Math.exp(hi));
-    $("ls-caption").textContent = caption(out);
+    note("ls-caption", caption(out));
     this.charts.path.setData([path.epochs, path.true_loss, path.plane_loss]);
+    note("path-note", "");
   }
 }

@@ -121,3 +121,31 @@ def test_the_cnn_page_has_the_landscape_panel_and_its_fixes(page: Page, base_url
     page.wait_for_function("+document.getElementById('landscape').dataset.epoch > 0", timeout=60_000)
     page.click("#play-btn")
     page.locator("#optimization").screenshot(path=artifacts / "landscape-cnn-desktop.png")
+
+
+def test_the_first_slice_says_it_is_computing_until_it_arrives(page: Page) -> None:
+    # a network of its own shape: its landscape program is compiled for the first time here
+    open_spec(page, {"dataset": {"name": "moons"}, "network": {"hidden": [{"units": 5, "activation": "tanh"}] * 3}})
+    page.click("#landscape-tab")
+    caption = page.locator("#ls-caption")
+    expect(caption).to_contain_text("computing the loss on a 51×51 plane", timeout=500)
+    expect(caption).to_have_class(re.compile(r"\bbusy\b"), timeout=500)
+    expect(page.locator("#landscape")).to_have_attribute("data-state", "computing", timeout=500)
+    expect(page.locator("#path-note")).to_contain_text("computing", timeout=500)
+    # the slice arrives: the picture and its sentence replace the waiting
+    expect(page.locator("#landscape")).to_have_attribute("data-state", "drawn", timeout=60_000)
+    expect(caption).to_contain_text("epoch 0: loss")
+    expect(caption).not_to_have_class(re.compile(r"\bbusy\b"))
+    expect(page.locator("#path-note")).to_have_text("")
+    expect(page.locator("#sharp-note")).to_contain_text("2 / learning rate", timeout=60_000)
+    expect(page.locator("#line-note")).to_have_text("")
+
+
+def test_a_landscape_that_cannot_be_computed_says_why(page: Page) -> None:
+    open_spec(page, {"dataset": {"name": "xor"}})
+    refusal = {"detail": [{"msg": "span must be > 0"}]}
+    page.route("**/landscape?*", lambda route: route.fulfill(status=422, json=refusal))
+    page.click("#landscape-tab")
+    caption = page.locator("#ls-caption")
+    expect(caption).to_contain_text("the loss landscape could not be computed: span must be > 0")
+    expect(caption).to_have_class(re.compile(r"\berror\b"))
