@@ -9,8 +9,9 @@ import re
 import pytest
 
 from server import lessons as lessons_module
-from server.lessons import LESSONS, Lesson
+from server.lessons import LESSONS, Lesson, Variant
 from server.routes import lessons as lesson_routes
+from server.spec import ExperimentSpec, merge_patch
 
 COMING = Lesson(
     slug="test-coming",
@@ -83,3 +84,99 @@ def test_unknown_and_coming_lesson_pages(client, with_coming):
     r = client.get(f"/lessons/{COMING.slug}")
     assert r.status_code == 200 and "is coming" in r.text and COMING.todo in r.text
     assert "data-session" not in r.text
+
+
+def _session_id(html: str) -> str:
+    found = re.search(r'data-session="([^"]+)"', html)
+    assert found, "the page names no session"
+    return found.group(1)
+
+
+@pytest.mark.parametrize("slug", list(LESSONS))
+def test_every_lesson_page_opens_a_session_with_its_spec(client, slug):
+    lesson = LESSONS[slug]
+    if lesson.status == "coming":
+        pytest.skip("a coming lesson opens no session")
+    r = client.get(f"/lessons/{slug}")
+    assert r.status_code == 200
+    html = r.text
+    for text in (lesson.title, lesson.question):
+        assert text.replace("'", "&#39;").replace('"', "&#34;") in html
+    assert 'id="lesson-aside"' in html and "show why" in html
+    for v in lesson.variants:
+        assert f">try: {v.label}<" in html.replace("&#39;", "'")
+    sid = _session_id(html)
+    state = client.get(f"/api/v1/sessions/{sid}").json()
+    assert state["spec"] == ExperimentSpec.model_validate(lesson.spec).model_dump(mode="json")
+
+
+def _lesson_with_variants() -> Lesson:
+    return next(lesson for lesson in LESSONS.values() if lesson.variants and lesson.status == "ready")
+
+
+def test_variant_merges_into_the_lessons_spec_and_start_over_restores_it(client):
+    lesson = _lesson_with_variants()
+    sid = _session_id(client.get(f"/lessons/{lesson.slug}").text)
+    cookie_token = client.cookies.get(f"neuroglass_{sid}")
+    auth = {"Authorization": f"Bearer {cookie_token}"}
+    client.patch(f"/api/v1/sessions/{sid}", json={"training": {"learning_rate": 0.003}}, headers=auth)
+    client.post(f"/api/v1/sessions/{sid}/train", json={"epochs": 3}, headers=auth)
+    last = len(lesson.variants) - 1
+    r = client.post(f"/ui/sessions/{sid}/lessons/{lesson.slug}/variants/{last}")
+    assert r.status_code == 200 and 'hx-swap-oob="true"' in r.text
+    state = client.get(f"/api/v1/sessions/{sid}").json()
+    wanted = ExperimentSpec.model_validate(merge_patch(lesson.spec, lesson.variants[last].patch))
+    assert state["spec"] == wanted.model_dump(mode="json")  # the student's learning rate is gone too
+    assert state["epoch"] == (0 if lesson.variants[last].reset else 3)
+    client.post(f"/api/v1/sessions/{sid}/train", json={"epochs": 2}, headers=auth)
+    r = client.post(f"/ui/sessions/{sid}/lessons/{lesson.slug}/start-over")
+    assert r.status_code == 200
+    state = client.get(f"/api/v1/sessions/{sid}").json()
+    assert state["spec"] == ExperimentSpec.model_validate(lesson.spec).model_dump(mode="json")
+    assert state["epoch"] == 0
+
+
+def test_variant_keeps_the_weights_when_it_says_so(client, monkeypatch):
+    lesson = _lesson_with_variants()
+    keep = Lesson(**{**lesson.__dict__, "slug": "test-keep", "variants": (Variant("faster", {}, reset=False),)})
+    monkeypatch.setitem(LESSONS, keep.slug, keep)
+    sid = _session_id(client.get(f"/lessons/{keep.slug}").text)
+    auth = {"Authorization": f"Bearer {client.cookies.get(f'neuroglass_{sid}')}"}
+    client.post(f"/api/v1/sessions/{sid}/train", json={"epochs": 4}, headers=auth)
+    assert client.post(f"/ui/sessions/{sid}/lessons/{keep.slug}/variants/0").status_code == 200
+    assert client.get(f"/api/v1/sessions/{sid}").json()["epoch"] == 4
+
+
+def test_buttons_refuse_other_browsers_and_unknown_variants(client):
+    lesson = _lesson_with_variants()
+    sid = _session_id(client.get(f"/lessons/{lesson.slug}").text)
+    token = client.cookies.pop(f"neuroglass_{sid}")
+    for path in ("start-over", "variants/0"):
+        r = client.post(f"/ui/sessions/{sid}/lessons/{lesson.slug}/{path}")
+        assert r.status_code == 403 and "owner" in r.json()["detail"]
+    client.cookies.set(f"neuroglass_{sid}", token)
+    r = client.post(f"/ui/sessions/{sid}/lessons/{lesson.slug}/variants/{len(lesson.variants)}")
+    assert r.status_code == 404 and "variants" in r.json()["detail"]
+    r = client.post(f"/ui/sessions/{sid}/lessons/no-such-lesson/start-over")
+    assert r.status_code == 404 and "no-such-lesson" in r.json()["detail"]
+
+
+def _found(selector: str, html: str) -> bool:
+    """Whether the page's HTML has an element the (simple) selector names: #id, tag.class, .class, tag[attr="v"]."""
+    if selector.startswith("#"):
+        return f'id="{selector[1:]}"' in html
+    if "[" in selector:
+        tag, attr = selector.rstrip("]").split("[")
+        return re.search(rf"<{tag}\b[^>]*\b{attr}", html) is not None
+    tag, cls = selector.split(".")
+    return re.search(rf'<{tag or "[a-z]+"}\b[^>]*\bclass="(?:[^"]* )?{cls}[ "]', html) is not None
+
+
+def test_every_lessons_panels_are_on_its_kinds_page(client):
+    pages = {"mlp": client.get("/").text, "cnn": client.get("/presets/cnn-lenet-digits", follow_redirects=True).text}
+    for kind, where in lesson_routes.PANEL_SELECTORS.items():
+        missing = [key for key, selector in where.items() if not _found(selector, pages[kind])]
+        assert not missing, f"the {kind} page has nothing for {missing}"
+    for lesson in LESSONS.values():
+        unplaced = set(lesson.panels) - set(lesson_routes.PANEL_SELECTORS[lesson.kind])
+        assert not unplaced, f"{lesson.slug} points at {unplaced}, which its {lesson.kind} page lacks"

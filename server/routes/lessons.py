@@ -107,7 +107,8 @@ def lesson_context(lesson: Lesson) -> dict[str, Any]:
     """What the aside shows: the lesson, its number, and the selectors of the panels it outlines."""
     number = list(LESSONS).index(lesson.slug) + 1
     where = PANEL_SELECTORS[lesson.kind]
-    return {"lesson": lesson, "lesson_number": number, "lesson_panels": [where[p] for p in lesson.panels if p in where]}
+    panels = [where[p] for p in lesson.panels if p in where]
+    return {"lesson": lesson, "lesson_number": number, "lesson_panels": panels, "panel_words": PANELS}
 
 
 @router.get("/lessons/{slug}", response_class=HTMLResponse)

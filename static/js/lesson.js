@@ -1,0 +1,39 @@
+// A lesson beside the playground (templates/partials/lesson_aside.html): outline the panels the lesson points
+// at (again after htmx swaps a panel in anew), mark the variant being tried, and keep the lesson's address in
+// the address bar (a reload opens the lesson afresh; "link to this experiment" keeps the student's changes).
+const aside = document.getElementById("lesson-aside");
+
+/** Outline every element the lesson's selectors find; the ones already outlined stay. */
+function outline() {
+  for (const selector of JSON.parse(aside.dataset.panels || "[]")) {
+    for (const el of document.querySelectorAll(selector)) el.classList.add("lesson-highlight");
+  }
+}
+
+/** The variant last applied is pressed; start over releases them all. */
+function markVariant(button) {
+  for (const b of aside.querySelectorAll(".lesson-variant")) {
+    b.setAttribute("aria-pressed", String(b === button));
+  }
+}
+
+function keepAddress() {
+  const here = `/lessons/${aside.dataset.slug}`;
+  const keep = () => history.replaceState(null, "", here);
+  document.body.addEventListener("ng:spec", keep);
+  keep();
+}
+
+if (aside) {
+  outline();
+  document.addEventListener("htmx:afterSettle", outline);
+  document.addEventListener("htmx:oobAfterSwap", outline);
+  markVariant(null);
+  aside.addEventListener("htmx:afterRequest", (e) => {
+    if (!e.detail.successful) return;
+    const button = e.detail.elt;
+    if (button.classList.contains("lesson-variant")) markVariant(button);
+    else if (button.id === "lesson-start-over") markVariant(null);
+  });
+  keepAddress();
+}
