@@ -69,6 +69,8 @@ class Lesson:
 
 
 _CIRCLE_SQUARES = ["x1_sq", "x2_sq"]
+_SIGMOID_8 = {"units": 8, "activation": "sigmoid"}
+_RELU_8 = {"units": 8, "activation": "relu"}
 _ALL_FEATURES = ["x1", "x2", "x1_sq", "x2_sq", "x1x2", "sin_x1", "sin_x2"]
 
 _LESSONS: tuple[Lesson, ...] = (
@@ -386,6 +388,140 @@ _LESSONS: tuple[Lesson, ...] = (
             Variant("none", {"training": {"regularization": "none", "regularization_rate": 0.0}}),
             Variant("L1", {"training": {"regularization": "l1", "regularization_rate": 0.003}}),
             Variant("L2", {"training": {"regularization": "l2", "regularization_rate": 0.01}}),
+        ),
+    ),
+    Lesson(
+        slug="dropout",
+        title="Dropout narrows the gap between training and test",
+        topic="regularization",
+        kind="mlp",
+        spec={
+            "dataset": {"name": "gauss", "n": 300, "noise": 50, "train_percent": 30},
+            "features": _ALL_FEATURES,
+            "network": {"hidden": [{"units": 16, "activation": "relu"}] * 2, "init": "he"},
+            "training": {"optimizer": "adam", "learning_rate": 0.01, "dropout": 0.0},
+        },
+        todo=(
+            "Press play without dropout for a few seconds and read the training and test loss in the metrics"
+            ' table. Then press "dropout 0.5" and play again from fresh weights. "no dropout" goes back.'
+        ),
+        watch=(
+            "Watch the distance between the training and the test loss lines in the loss chart, and how wiggly the"
+            " boundary in the output map is."
+        ),
+        question="Why does switching off random neurons while training make the network better on new points?",
+        why=(
+            "Dropout switches off each hidden neuron with a probability (here one half) at every training step,"
+            " a different random choice each time. No neuron can then rely on one particular partner, so the"
+            " network cannot build the fragile, finely tuned combinations that memorise single noisy points. It is"
+            " as if many thinner networks were trained at once and averaged; at test time all neurons are on. The"
+            " training loss ends higher, but the gap between training and test loss becomes smaller."
+        ),
+        panels=("loss-chart", "metrics", "output"),
+        variants=(
+            Variant("no dropout", {"training": {"dropout": 0.0}}),
+            Variant("dropout 0.5", {"training": {"dropout": 0.5}}),
+        ),
+    ),
+    Lesson(
+        slug="batch-norm",
+        title="Batch normalization gets a deep network moving",
+        topic="batch normalization",
+        kind="mlp",
+        spec={
+            "dataset": {"name": "circle", "n": 200},
+            "network": {"hidden": [{"units": 8, "activation": "sigmoid"}] * 6},
+            "training": {"learning_rate": 0.1, "batch_norm": False},
+        },
+        todo=(
+            "Six layers of sigmoid neurons, plain gradient descent at 0.1. Press play for a few seconds: nothing"
+            ' happens. Then press "batch norm" and play again. "no batch norm" goes back.'
+        ),
+        watch=(
+            "Watch the training loss in the loss chart: without batch norm it sits at 0.5 (the loss of always"
+            " answering 0). Compare the gradient norm per layer in the gradients panel."
+        ),
+        question="What does batch norm do to the inputs of each sigmoid, and why does that help the gradient?",
+        why=(
+            "Batch normalization rescales each neuron's summed input over the batch to mean 0 and spread 1, then"
+            " lets the network learn its own scale and shift. A sigmoid has its steepest slope near 0, so"
+            " normalized inputs keep every layer where the slope is large. Without it the inputs of the deep layers"
+            " drift to where the sigmoid is flat or all alike, and the gradient shrinks at every layer on the way"
+            " back. With it the gradient reaches the first layers and the whole network learns at this rate."
+        ),
+        panels=("loss-chart", "gradients", "settings"),
+        variants=(
+            Variant("no batch norm", {"training": {"batch_norm": False}}),
+            Variant("batch norm", {"training": {"batch_norm": True}}),
+        ),
+    ),
+    Lesson(
+        slug="vanishing-gradients",
+        title="Vanishing gradients in a deep sigmoid network",
+        topic="vanishing gradients",
+        kind="mlp",
+        spec={
+            "dataset": {"name": "spiral", "n": 200},
+            "features": _ALL_FEATURES,
+            "network": {"hidden": [_SIGMOID_8] * 6, "init": "normal"},
+            "training": {"learning_rate": 0.03},
+        },
+        todo=(
+            "Six sigmoid layers whose weights start tiny (σ = 0.01). Press play for a few seconds, then read the"
+            ' gradients panel and its diagnosis. Press "ReLU + He init" and play again. "sigmoid, small init"'
+            " goes back."
+        ),
+        watch=(
+            "Watch the gradient norm per layer in the gradients panel: a bar for each layer, on a log scale. The"
+            " first layer's bar is many powers of ten shorter than the last one's. The loss chart stays flat."
+        ),
+        question="If each layer passes back at most a quarter of the gradient, how much is left after six layers?",
+        why=(
+            "Backpropagation multiplies the error by every layer's weights and activation slope on its way back to"
+            " the input. The sigmoid's slope is at most ¼, and weights of about 0.01 shrink it further, so each"
+            " layer multiplies the gradient by a small number: after six layers almost nothing is left. The first"
+            " layers then barely change, and the network learns nothing. ReLU has slope 1 where it is active, and"
+            " He initialization picks weights just large enough that the signal keeps its size from layer to"
+            " layer, so the gradient arrives whole."
+        ),
+        panels=("gradients", "loss-chart", "network"),
+        variants=(
+            Variant("sigmoid, small init", {"network": {"hidden": [_SIGMOID_8] * 6, "init": "normal"}}),
+            Variant("ReLU + He init", {"network": {"hidden": [_RELU_8] * 6, "init": "he"}}),
+        ),
+    ),
+    Lesson(
+        slug="loss-landscape",
+        title="The path down the loss surface; flat and sharp minima",
+        topic="loss surfaces",
+        kind="mlp",
+        spec={
+            "dataset": {"name": "circle", "n": 200},
+            "network": {"hidden": [{"units": 4, "activation": "tanh"}, {"units": 2, "activation": "tanh"}]},
+            "training": {"learning_rate": 1.0, "batch_size": 100},
+        },
+        todo=(
+            "Each step here uses the whole training set (batch size 100). Press play for a few seconds, pause, and"
+            ' open the loss landscape panel with the "PCA" directions; then compute the sharpness. Press "small'
+            ' batches" (one point per step), play, and compute both again. "whole batch" goes back.'
+        ),
+        watch=(
+            "Watch the path in the landscape panel: it runs from the start downhill into the valley where the"
+            " weights are now. Compare the sharpness (the top eigenvalue) of the two runs."
+        ),
+        question="Why would a flat minimum do better on new points than a sharp one?",
+        why=(
+            "The loss is a surface over all the weights; the landscape panel cuts a flat slice through it along the"
+            " two directions the weights moved most (PCA), and draws the path training took on that slice. The"
+            " sharpness is the largest curvature at the current weights (the Hessian's top eigenvalue): large means"
+            " a narrow valley, small a wide one. Small batches give noisy steps that cannot stay in a narrow valley,"
+            " so they end in wide, flat ones. In a flat minimum a small change of the weights, or of the data,"
+            " changes the loss little, which is why flat minima are thought to generalize better."
+        ),
+        panels=("landscape", "loss-chart", "settings"),
+        variants=(
+            Variant("whole batch", {"training": {"learning_rate": 1.0, "batch_size": 100}}),
+            Variant("small batches", {"training": {"learning_rate": 0.1, "batch_size": 1}}),
         ),
     ),
 )

@@ -188,3 +188,55 @@ def test_l1_zeroes_weights_and_l2_shrinks_them(client: TestClient) -> None:
         zeros = {name: int((np.abs(w) < 1e-3).sum()) for name, w in (("none", none), ("l1", l1), ("l2", l2))}
         assert zeros["none"] <= 2 and zeros["l2"] <= 2 and zeros["l1"] >= 15, zeros
         assert np.abs(l2).mean() < 0.75 * np.abs(none).mean()
+
+
+# ------------------------------------------------------------------------------------ 10-13
+
+
+def test_dropout_narrows_the_gap_between_train_and_test(client: TestClient) -> None:
+    def gap(variant: str, seed: int) -> float:
+        run = trained(client, "dropout", 300, variant, seed=seed)
+        return run.metric("test_loss") - run.metric("train_loss")
+
+    without = [gap("no dropout", seed) for seed in (0, 1, 2)]
+    with_dropout = [gap("dropout 0.5", seed) for seed in (0, 1, 2)]
+    assert all(d < w for d, w in zip(with_dropout, without, strict=True)), (with_dropout, without)
+    assert np.mean(with_dropout) < 0.6 * np.mean(without)
+
+
+def test_batch_norm_trains_a_deep_sigmoid_network_that_stalls_without_it(client: TestClient) -> None:
+    for seed in (0, 1, 2):
+        stalled = trained(client, "batch-norm", 300, "no batch norm", seed=seed)
+        assert stalled.metric("train_loss") == pytest.approx(0.5, abs=0.01)  # always answering 0
+        assert stalled.metric("test_accuracy") <= 0.6
+        normed = trained(client, "batch-norm", 150, "batch norm", seed=seed)
+        assert normed.metric("train_loss") < 0.4 * stalled.metric("train_loss")
+        assert normed.metric("test_accuracy") >= 0.85
+
+
+def test_vanishing_gradients_are_measured_and_named_and_relu_he_trains(client: TestClient) -> None:
+    for seed in (0, 1):
+        run = trained(client, "vanishing-gradients", 200, seed=seed)
+        assert run.metric("train_loss") == pytest.approx(run.history("train_loss")[0], abs=0.01)  # it stalls
+        health = run.get("gradients")
+        norms = [layer["grad_norm"] for layer in health["layers"]]
+        assert norms[0] < 1e-6 * norms[-1] and norms[1] < 1e-6 * norms[-1]
+        assert health["diagnosis"] and health["diagnosis"][0]["kind"] == "vanishing"
+        assert health["diagnosis"][0]["layer"] == 0
+        relu = trained(client, "vanishing-gradients", 200, "ReLU + He init", seed=seed)
+        assert relu.metric("train_loss") < 0.5 * relu.history("train_loss")[0]
+        assert all(d["kind"] != "vanishing" for d in relu.get("gradients")["diagnosis"])
+
+
+def test_the_path_runs_downhill_and_small_batches_end_in_a_flatter_minimum(client: TestClient) -> None:
+    sharpness = {}
+    for variant in ("whole batch", "small batches"):
+        run = Run(client, lesson_spec("loss-landscape", variant))
+        for _ in range(10):  # a trajectory point after each call
+            run.train(30)
+        path = run.get("landscape", directions="pca", resolution=21)["trajectory"]
+        loss = np.array(path["true_loss"])
+        assert len(loss) >= 10 and loss[-1] < 0.1 * loss[0]
+        assert np.mean(np.diff(loss) <= 1e-3) >= 0.8  # it runs downhill nearly all the way
+        sharpness[variant] = run.get("sharpness")["top_eigenvalue"]
+    assert sharpness["small batches"] < 0.1 * sharpness["whole batch"], sharpness
