@@ -3,7 +3,7 @@
 // against the slice's, the line from the initial weights and the sharpness, all from the REST views; the
 // gradient-health table is an htmx fragment this refreshes. The optimizer race lives in race.js.
 import { Race } from "./race.js";
-import { drawPath, getJSON, paintSlice, smallChart } from "./slice.js";
+import { decades, drawPath, getJSON, paintSlice, smallChart } from "./slice.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -41,6 +41,26 @@ function pair(a, b) {
   return [a.toPrecision(3), b.toPrecision(3)];
 }
 
+/** A value on the colour bar: short, and exponential where plain digits would not tell small losses apart. */
+function tick(v) {
+  if (v === 0) return "0";
+  return Math.abs(v) < 1e-3 || Math.abs(v) >= 1e4 ? v.toExponential(1) : String(+v.toPrecision(3));
+}
+
+/** The colour bar's values: five places from the lowest loss (bottom) to the top of the scale. */
+function legend(scale) {
+  const ticks = $("ls-ticks");
+  ticks.replaceChildren(
+    ...[0, 0.25, 0.5, 0.75, 1].map((x) => {
+      const s = document.createElement("span");
+      s.textContent = tick(scale.at(x));
+      s.style.bottom = `${100 * x}%`;
+      return s;
+    }),
+  );
+  ticks.dataset.scale = scale.log ? "log" : "linear";
+}
+
 /** The sentence under the slice. */
 function caption(out) {
   const path = out.trajectory;
@@ -48,6 +68,7 @@ function caption(out) {
   const far = Math.max(0, ...path.off_plane.filter((v) => v != null));
   const here = out.center_loss?.toPrecision(4) ?? "off scale";
   const words = [`epoch ${out.epoch}: loss ${here} here (●), from ${least} to ${most} on the plane (±${+out.span.toPrecision(3)})`];
+  words.push(`colours on a ${$("ls-log").checked ? "log" : "linear"} scale`);
   if (out.off_scale) words.push(`${out.off_scale} cells off scale (✕)`);
   if (path.alpha.length > 1) words.push(`the path (white, from ○) is at most ${far.toPrecision(2)} off this plane`);
   if (out.explained_variance) {
@@ -77,6 +98,11 @@ export class Landscape {
       this.shown = "";
     });
     for (const id of ["ls-directions", "ls-span"]) $(id).addEventListener("change", () => this.redo());
+    this.scaleChosen = false; // until the visitor picks one, the log scale is on when the losses span > 2 decades
+    $("ls-log").addEventListener("change", () => {
+      this.scaleChosen = true;
+      if (this.last) this.draw(this.last);
+    });
     // a fix applied (or any change of the spec): the numbers move on at once
     document.body.addEventListener("ng:spec", () => {
       this.redo();
@@ -210,8 +236,10 @@ export class Landscape {
   draw(out) {
     const c = $("landscape");
     const path = out.trajectory;
-    const plane = paintSlice(c, out.loss, out.span);
-    const { ctx, lo, hi, px, py } = plane;
+    this.last = out;
+    if (!this.scaleChosen) $("ls-log").checked = decades(out.loss) > 2;
+    const plane = paintSlice(c, out.loss, out.span, $("ls-log").checked);
+    const { ctx, scale, px, py } = plane;
     drawPath(plane, path.alpha, path.beta, "#fff");
     ctx.strokeStyle = "#000";
     ctx.lineWidth = 2;
@@ -225,7 +253,7 @@ export class Landscape {
     c.dataset.directions = out.directions;
     c.dataset.state = "drawn";
     this.drawn = true;
-    [$("ls-lo").textContent, $("ls-hi").textContent] = pair(Math.exp(lo), Math.exp(hi));
+    legend(scale);
     note("ls-caption", caption(out));
     this.charts.path.setData([path.epochs, path.true_loss, path.plane_loss]);
     note("path-note", "");

@@ -36,28 +36,42 @@ export function smallChart(el, series, xLabel) {
   return u;
 }
 
-/** The slice's colours on a log scale between its lowest loss and a high percentile, β up (row 0 is
-β = −span: the bottom); returns the canvas with them and the scale. */
-function sliceImage(grid) {
-  const n = grid.length;
-  const logs = grid
+/** How many decades the slice's positive losses span (log10 of the largest over the smallest). */
+export function decades(grid) {
+  const v = grid.flat().filter((x) => x != null && x > 0);
+  return v.length ? Math.log10(Math.max(...v) / Math.min(...v)) : 0;
+}
+
+/** The colour scale of a slice: its lowest loss to a high percentile (97 %), on a log or a linear axis;
+`t(v)` is a loss's place on the colour bar (0 bottom, 1 top), `at(t)` the loss at a place. */
+export function sliceScale(grid, log) {
+  const f = log ? Math.log : (v) => v;
+  const g = log ? Math.exp : (v) => v;
+  const vals = grid
     .flat()
-    .filter((v) => v != null && v > 0)
-    .map(Math.log)
+    .filter((v) => v != null && (!log || v > 0))
+    .map(f)
     .sort((a, b) => a - b);
-  const lo = logs.length ? logs[0] : 0;
-  const hi = logs.length ? logs[Math.floor(0.97 * (logs.length - 1))] : 1;
+  const lo = vals.length ? vals[0] : 0;
+  const hi = vals.length ? vals[Math.floor(0.97 * (vals.length - 1))] : 1;
+  const t = (v) => (log && v <= 0 ? 0 : (f(v) - lo) / (hi - lo || 1));
+  return { log, lo: g(lo), hi: g(hi), t, at: (x) => g(lo + x * (hi - lo)) };
+}
+
+/** The slice's colours, β up (row 0 is β = −span: the bottom); returns the canvas with them. */
+function sliceImage(grid, scale) {
+  const n = grid.length;
   const small = new OffscreenCanvas(n, n);
   const sctx = small.getContext("2d");
   const img = sctx.createImageData(n, n);
   grid.forEach((row, i) => {
     row.forEach((v, j) => {
-      const rgb = v == null ? [255, 255, 255] : colour(v > 0 ? (Math.log(v) - lo) / (hi - lo || 1) : 0);
+      const rgb = v == null ? [255, 255, 255] : colour(scale.t(v));
       img.data.set([...rgb, 255], ((n - 1 - i) * n + j) * 4);
     });
   });
   sctx.putImageData(img, 0, 0);
-  return { small, lo, hi };
+  return small;
 }
 
 /** Cross out the cells that are off scale (null). */
@@ -80,9 +94,11 @@ function crossOut(ctx, grid, cw) {
   });
 }
 
-/** Paint a slice (rows β from −span up, columns α) on `c`; returns the scale and the plane → pixel maps. */
-export function paintSlice(c, grid, span) {
-  const { small, lo, hi } = sliceImage(grid);
+/** Paint a slice (rows β from −span up, columns α) on `c`, its colours on a log scale unless `log` is false;
+returns the scale and the plane → pixel maps. */
+export function paintSlice(c, grid, span, log = true) {
+  const scale = sliceScale(grid, log);
+  const small = sliceImage(grid, scale);
   const ctx = c.getContext("2d");
   ctx.imageSmoothingEnabled = true;
   ctx.clearRect(0, 0, c.width, c.height);
@@ -90,7 +106,7 @@ export function paintSlice(c, grid, span) {
   crossOut(ctx, grid, c.width / grid.length);
   const px = (a) => ((a + span) / (2 * span)) * c.width;
   const py = (b) => c.height - ((b + span) / (2 * span)) * c.height;
-  return { ctx, lo, hi, px, py };
+  return { ctx, scale, px, py };
 }
 
 /** A path (alpha, beta lists) as a line from a small disc (its start). */

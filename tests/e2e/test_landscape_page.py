@@ -149,3 +149,65 @@ def test_a_landscape_that_cannot_be_computed_says_why(page: Page) -> None:
     caption = page.locator("#ls-caption")
     expect(caption).to_contain_text("the loss landscape could not be computed: span must be > 0")
     expect(caption).to_have_class(re.compile(r"\berror\b"))
+
+
+# The slice canvas's colours, sampled on a grid: how many distinct ones, and the share of the commonest.
+COLOURS = """c => {
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const seen = new Map();
+  let n = 0;
+  for (let y = 4; y < c.height; y += 8) for (let x = 4; x < c.width; x += 8, n++) {
+    const k = (y * c.width + x) * 4;
+    const key = `${d[k] >> 3},${d[k + 1] >> 3},${d[k + 2] >> 3}`;
+    seen.set(key, (seen.get(key) || 0) + 1);
+  }
+  return {distinct: seen.size, commonest: Math.max(...seen.values()) / n};
+}"""
+
+
+def test_a_slice_over_many_decades_is_coloured_on_a_log_scale(page: Page) -> None:
+    open_spec(page, {"dataset": {"name": "xor"}})
+
+    def many_decades(route) -> None:  # the real slice, its losses replaced by 1e-13 … 1 across the plane
+        response = route.fetch()
+        body = response.json()
+        n = len(body["loss"])
+        body["loss"] = [[10 ** (-13 + 13 * (i + j) / (2 * (n - 1))) for j in range(n)] for i in range(n)]
+        route.fulfill(response=response, json=body)
+
+    page.route("**/landscape?*", many_decades)
+    page.click("#landscape-tab")
+    canvas = page.locator("#landscape")
+    expect(canvas).to_have_attribute("data-state", "drawn", timeout=60_000)
+    toggle = page.locator("#ls-log")
+    expect(toggle).to_be_checked()  # chosen by itself: the losses span 13 decades
+    expect(page.locator("#ls-ticks")).to_have_attribute("data-scale", "log")
+    ticks = page.locator("#ls-ticks span").all_inner_texts()
+    assert len(ticks) == 5 and ticks[0] == "1.0e-13", ticks  # the legend's values, the lowest at the bottom
+    log = canvas.evaluate(COLOURS)
+    assert log["distinct"] > 20 and log["commonest"] < 0.2, log
+    expect(page.locator("#ls-caption")).to_contain_text("log scale")
+    page.get_by_label("log colour scale").uncheck()  # back to linear: the tiny losses are all one colour
+    expect(page.locator("#ls-ticks")).to_have_attribute("data-scale", "linear")
+    linear = canvas.evaluate(COLOURS)
+    assert linear["commonest"] > 0.6, linear  # most of the plane is one colour
+    expect(page.locator("#ls-caption")).to_contain_text("linear scale")
+    expect(page.locator("#ls-ticks span").first).to_have_text("1.0e-13")
+
+
+def test_a_slice_within_two_decades_stays_linear(page: Page) -> None:
+    open_spec(page, {"dataset": {"name": "xor"}})
+
+    def narrow(route) -> None:
+        response = route.fetch()
+        body = response.json()
+        n = len(body["loss"])
+        body["loss"] = [[0.5 + (i + j) / (2 * (n - 1)) for j in range(n)] for i in range(n)]
+        route.fulfill(response=response, json=body)
+
+    page.route("**/landscape?*", narrow)
+    page.click("#landscape-tab")
+    expect(page.locator("#landscape")).to_have_attribute("data-state", "drawn", timeout=60_000)
+    expect(page.locator("#ls-log")).not_to_be_checked()
+    expect(page.locator("#ls-ticks")).to_have_attribute("data-scale", "linear")
+    assert page.locator("#landscape").evaluate(COLOURS)["distinct"] > 20
