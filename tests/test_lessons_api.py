@@ -180,3 +180,12 @@ def test_every_lessons_panels_are_on_its_kinds_page(client):
     for lesson in LESSONS.values():
         unplaced = set(lesson.panels) - set(lesson_routes.PANEL_SELECTORS[lesson.kind])
         assert not unplaced, f"{lesson.slug} points at {unplaced}, which its {lesson.kind} page lacks"
+
+
+@pytest.mark.parametrize("page", ["/", "/presets/cnn-lenet-digits"])
+def test_both_playgrounds_top_bars_list_every_lesson(client, with_coming, page):
+    html = client.get(page, follow_redirects=True).text
+    menu = html[html.index('id="lessons-menu"') :].split("</details>")[0]
+    assert re.findall(r'href="/lessons/([^"]+)"', menu) == list(lesson_routes.LESSONS)
+    assert 'href="/lessons">all lessons<' in menu and "· coming" in menu
+    assert "onchange" not in html and 'id="preset-picker"' not in html
