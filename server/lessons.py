@@ -71,6 +71,8 @@ class Lesson:
 _CIRCLE_SQUARES = ["x1_sq", "x2_sq"]
 _SIGMOID_8 = {"units": 8, "activation": "sigmoid"}
 _RELU_8 = {"units": 8, "activation": "relu"}
+_CONV_4 = {"type": "conv", "filters": 4, "kernel": 3, "padding": "same", "activation": "relu"}
+_CONV_8 = {**_CONV_4, "filters": 8}
 _ALL_FEATURES = ["x1", "x2", "x1_sq", "x2_sq", "x1x2", "sin_x1", "sin_x2"]
 
 _LESSONS: tuple[Lesson, ...] = (
@@ -523,6 +525,103 @@ _LESSONS: tuple[Lesson, ...] = (
             Variant("whole batch", {"training": {"learning_rate": 1.0, "batch_size": 100}}),
             Variant("small batches", {"training": {"learning_rate": 0.1, "batch_size": 1}}),
         ),
+    ),
+    Lesson(
+        slug="cnn-edge-filters",
+        title="Filters become edge detectors; pooling shrugs off small shifts",
+        topic="convolutional networks",
+        kind="cnn",
+        spec={
+            "dataset": {"name": "bars", "n": 400, "noise": 5, "train_percent": 70},
+            "network": {"kind": "cnn", "layers": [_CONV_4, {"type": "pool", "kind": "max", "size": 4}]},
+            "training": {"optimizer": "adam", "learning_rate": 0.01, "batch_size": 20},
+        },
+        todo=(
+            "The images hold horizontal or vertical bars. One layer of four 3×3 filters looks at them, then max"
+            " pooling keeps the strongest answer of each 4×4 window. Press play for a few seconds. Then press"
+            ' "no pooling" and play again; "max pooling" goes back.'
+        ),
+        watch=(
+            "Watch the four filters: from random speckles they turn into stripes, bright on one side and dark on"
+            " the other, lying along the rows or the columns. Then compare each filter's feature map with the"
+            " pooled map after it."
+        ),
+        question="Which filter answers to the top edge of a horizontal bar, and which to its bottom edge?",
+        why=(
+            "A filter slides over the image and at every place adds up the pixels weighted by its 3×3 weights. A"
+            " filter whose top row is positive and bottom row negative gives a large answer exactly where bright"
+            " pixels lie above dark ones: it is an edge detector for horizontal edges, and its turned copy detects"
+            " vertical edges. Training finds such filters by itself, because the edges' direction is what tells the"
+            " two classes apart. Max pooling keeps only the largest answer in each window, so when the bar moves by"
+            " a pixel the pooled map barely changes, and neither does the answer computed from it."
+        ),
+        panels=("filters", "feature-maps", "metrics"),
+        variants=(
+            Variant("max pooling", {"network": {"layers": [_CONV_4, {"type": "pool", "kind": "max", "size": 4}]}}),
+            Variant("no pooling", {"network": {"layers": [_CONV_4]}}),
+        ),
+    ),
+    Lesson(
+        slug="activation-maximization",
+        title="What each filter wants to see",
+        topic="visualizing networks",
+        kind="cnn",
+        spec={
+            "dataset": {"name": "digits", "n": 600, "train_percent": 80},
+            "network": {
+                "kind": "cnn",
+                "layers": [_CONV_8, {"type": "pool", "size": 2}, {"type": "dense", "units": 32, "activation": "relu"}],
+            },
+            "training": {"optimizer": "adam", "learning_rate": 0.01, "batch_size": 32},
+        },
+        todo=(
+            "A small convnet learns real 8×8 handwritten digits. Press play until the test accuracy passes 90 %,"
+            " then pause and open the activation maximization panel for the first layer."
+        ),
+        watch=(
+            "Watch the images in the activation maximization panel, one per filter: each is the input that excites"
+            " that filter most. Compare them with the filters themselves and with the feature maps of a digit."
+        ),
+        question="Which strokes of a digit would make the filter with the brightest diagonal answer most?",
+        why=(
+            "Activation maximization turns the question around: instead of showing the network an image and"
+            " reading a filter's answer, it starts from a grey image and changes the pixels, step by step, in the"
+            " direction that raises that filter's average answer (gradient ascent on the input). Small penalties"
+            " keep the picture smooth and its pixels in range, so it shows a pattern rather than noise. Each"
+            " filter ends with its own picture: strokes at some angle, a blob, an edge; a filter whose weights are"
+            " all positive simply wants ink everywhere. The images show which patterns the network looks for."
+        ),
+        panels=("actmax", "filters", "feature-maps"),
+    ),
+    Lesson(
+        slug="double-descent",
+        title="Double descent: bigger networks, worse then better",
+        topic="generalization",
+        kind="mlp",
+        spec={
+            "dataset": {"name": "gauss", "n": 200, "noise": 50, "train_percent": 30},
+            "network": {"hidden": [{"units": 8, "activation": "relu"}], "init": "he"},
+            "training": {"optimizer": "adam", "learning_rate": 0.01},
+        },
+        todo=(
+            "This lesson comes with sweeps: many networks trained at once, one for each width. Until then you can"
+            " open the noisy data and change the width of the hidden layer by hand, one network at a time."
+        ),
+        watch=(
+            "It will draw the test error against the number of neurons in the hidden layer, for networks trained"
+            " on the same noisy points."
+        ),
+        question="Why would adding neurons first hurt and then help the test error?",
+        why=(
+            "Classic teaching says a model that is too big overfits, so the test error against size is a U. With"
+            " noisy labels, the test error rises up to the size where the network can just barely fit every"
+            " training point, because then it must bend hard around each noisy one. Beyond that size there are many"
+            " ways to fit the points, and training tends to find a smooth one, so the test error falls again: a"
+            " second descent. Seeing it needs dozens of networks of different widths trained the same way, which is"
+            " what sweeps will do."
+        ),
+        panels=("loss-chart", "metrics", "network"),
+        status="coming",
     ),
 )
 

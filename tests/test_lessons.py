@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.lessons import LESSONS, PANELS, Lesson
+from server.ml.images import generate_images
 from server.spec import ExperimentSpec, merge_patch
 from tests.conftest import SESSIONS, create_session
 
@@ -240,3 +241,74 @@ def test_the_path_runs_downhill_and_small_batches_end_in_a_flatter_minimum(clien
         assert np.mean(np.diff(loss) <= 1e-3) >= 0.8  # it runs downhill nearly all the way
         sharpness[variant] = run.get("sharpness")["top_eigenvalue"]
     assert sharpness["small batches"] < 0.1 * sharpness["whole batch"], sharpness
+
+
+# ------------------------------------------------------------------------------------ 14-16
+
+
+def orientation(kernel: np.ndarray) -> float:
+    """How much of a 3×3 filter (mean removed) is stripes along the rows or the columns: 1 for an edge or a
+    line detector, about 0.4 for random weights."""
+    k = kernel - kernel.mean()
+    rows = np.broadcast_to(k.mean(axis=1, keepdims=True), k.shape)
+    cols = np.broadcast_to(k.mean(axis=0, keepdims=True), k.shape)
+    return float(max((rows**2).sum(), (cols**2).sum()) / ((k**2).sum() + 1e-12))
+
+
+def mean_orientation(run: Run) -> float:
+    w = np.array(run.weights()[0]["w"])  # (3, 3, 1, filters)
+    return float(np.mean([orientation(w[:, :, 0, f]) for f in range(w.shape[-1])]))
+
+
+def maps_of(run: Run, images: np.ndarray) -> tuple[list[int], dict[str, np.ndarray]]:
+    """The predicted classes and each spatial layer's feature maps (n, C, H, W) in their own values."""
+    out = run.client.post(f"{run.url}/predict", json={"images": images.tolist(), "feature_maps": True}).json()
+    maps = {}
+    for key, value in out["feature_maps"].items():
+        if key.startswith("maps"):
+            q = np.array(value["data"], float)
+            ranges = np.array(out["feature_maps"][key.replace("maps", "map_ranges")]["data"])
+            lo, hi = ranges[..., :1], ranges[..., 1:]  # (n, C, 1)
+            maps[key] = (lo + q.reshape(*q.shape[:2], -1) / 255.0 * (hi - lo)).reshape(q.shape)
+    return out["classes"], maps
+
+
+def test_bars_filters_become_oriented_and_pooled_maps_barely_move(client: TestClient) -> None:
+    images = generate_images("bars", 32, 0.05, 123)[0][..., 0]
+    moved = np.roll(images, 1, axis=2)  # every image one pixel to the right
+    for seed in (0, 1):
+        run = Run(client, lesson_spec("cnn-edge-filters", extra={"seed": seed}))
+        before = mean_orientation(run)
+        run.train(10)
+        assert run.metric("test_accuracy") >= 0.95
+        after = mean_orientation(run)
+        assert after >= 0.6 and after > before + 0.15, (before, after)
+        classes, maps = maps_of(run, images)
+        moved_classes, moved_maps = maps_of(run, moved)
+        assert np.mean(np.array(classes) == np.array(moved_classes)) >= 0.95  # the answer stays
+        change = {k: np.linalg.norm(moved_maps[k] - maps[k]) / np.linalg.norm(maps[k]) for k in ("maps0", "maps1")}
+        assert change["maps1"] < 0.7 * change["maps0"], change  # the pooled maps move much less than the filters'
+
+
+def test_activation_maximization_climbs_and_each_filter_wants_its_own_image(client: TestClient) -> None:
+    run = trained(client, "activation-maximization", 8)
+    assert run.metric("test_accuracy") >= 0.9
+    out = run.get("actmax", layer=0, steps=30, encoding="list")
+    start, end = np.array(out["start"]["data"]), np.array(out["end"]["data"])
+    alive = start > 1e-6  # a ReLU filter silent on grey has no slope to climb
+    assert alive.sum() >= 6 and np.all(end[alive] > start[alive])
+    images = np.array(out["images"]["data"], float).reshape(len(start), -1)[alive]
+    assert (images.std(axis=1) > 20).sum() >= 3  # pictures with a pattern in them, not just grey or white
+    distinct: list[np.ndarray] = []  # pictures that differ by more than 20 grey levels on average
+    for image in images:
+        if all(np.abs(image - other).mean() > 20 for other in distinct):
+            distinct.append(image)
+    assert len(distinct) >= 4
+
+
+def test_there_are_sixteen_lessons_and_double_descent_is_coming() -> None:
+    assert len(LESSONS) == 16
+    coming = [slug for slug, lesson in LESSONS.items() if lesson.status == "coming"]
+    assert coming == ["double-descent"]
+    assert "sweeps" in LESSONS["double-descent"].todo
+    assert list(LESSONS)[-1] == "double-descent"
