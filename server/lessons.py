@@ -220,6 +220,7 @@ _LESSONS: tuple[Lesson, ...] = (
         topic="gradient descent",
         kind="mlp",
         spec={
+            "speed": 100,
             "problem": "regression",
             "dataset": {"name": "plane", "n": 200},
             "network": {"hidden": [{"units": 4, "activation": "tanh"}]},
@@ -255,6 +256,7 @@ _LESSONS: tuple[Lesson, ...] = (
         topic="optimizers",
         kind="mlp",
         spec={
+            "speed": 100,
             "dataset": {"name": "spiral", "n": 200},
             "network": {"hidden": [{"units": 8, "activation": "tanh"}] * 2},
             "training": {"optimizer": "sgd", "learning_rate": 0.01},
@@ -288,6 +290,7 @@ _LESSONS: tuple[Lesson, ...] = (
         topic="optimizers",
         kind="mlp",
         spec={
+            "speed": 50,
             "dataset": {"name": "gauss", "n": 200, "noise": 50},
             "network": {"hidden": [{"units": 6, "activation": "relu"}], "init": "he"},
             "training": {
@@ -312,7 +315,7 @@ _LESSONS: tuple[Lesson, ...] = (
             " and points in a slightly wrong direction. With a big rate these errors make big jumps, and the weights"
             " keep bouncing around the bottom instead of settling. A schedule lowers the rate over time: big steps"
             " early cover the distance quickly, small steps later average out the noise. Step decay cuts the rate"
-            " at fixed epochs; cosine lowers it smoothly along half a cosine wave."
+            " at fixed epochs; cosine lowers it smoothly along half a cosine wave, here to 0 at epoch 150."
         ),
         panels=("loss-chart", "settings", "metrics"),
         variants=(
@@ -327,6 +330,7 @@ _LESSONS: tuple[Lesson, ...] = (
         topic="generalization",
         kind="mlp",
         spec={
+            "speed": 50,
             "dataset": {"name": "gauss", "n": 200, "noise": 50, "train_percent": 10},
             "features": _ALL_FEATURES,
             "network": {"hidden": [{"units": 8, "activation": "relu"}] * 3, "init": "he"},
@@ -375,15 +379,16 @@ _LESSONS: tuple[Lesson, ...] = (
         ),
         watch=(
             "Watch the lines between the neurons in the network panel: their thickness is the weight's size. With"
-            " L1 many lines fade away completely, and unused inputs are cut off; with L2 all lines get thinner."
+            " L1 many lines fade away completely; with L2 all lines get thinner, but hardly any disappears."
         ),
-        question="Which inputs does the L1 network keep for the circle, and why those?",
+        question="Why does L1 push a weight all the way to 0, while L2 only makes it small?",
         why=(
             "Regularization adds a penalty on the weights to the loss, so the network pays for big weights. L2 adds"
             " the rate times ½ Σ w²: its pull on a weight is proportional to the weight, so it shrinks every weight"
             " but never quite to 0. L1 adds the rate times Σ |w|: its pull is the same size however small the"
             " weight is, so weights the data does not need are pushed all the way to 0. L1 therefore gives a sparse"
-            " network (many weights exactly 0) and chooses inputs for you; L2 gives a network of small weights."
+            " network (many weights exactly 0) that can switch off inputs it does not need; L2 gives a network of small"
+            " weights."
         ),
         panels=("network", "settings", "output"),
         variants=(
@@ -431,6 +436,7 @@ _LESSONS: tuple[Lesson, ...] = (
         topic="batch normalization",
         kind="mlp",
         spec={
+            "speed": 100,
             "dataset": {"name": "circle", "n": 200},
             "network": {"hidden": [{"units": 8, "activation": "sigmoid"}] * 6},
             "training": {"learning_rate": 0.1, "batch_norm": False},
@@ -463,6 +469,7 @@ _LESSONS: tuple[Lesson, ...] = (
         topic="vanishing gradients",
         kind="mlp",
         spec={
+            "speed": 100,
             "dataset": {"name": "spiral", "n": 200},
             "features": _ALL_FEATURES,
             "network": {"hidden": [_SIGMOID_8] * 6, "init": "normal"},
@@ -498,6 +505,7 @@ _LESSONS: tuple[Lesson, ...] = (
         topic="loss surfaces",
         kind="mlp",
         spec={
+            "speed": 100,
             "dataset": {"name": "circle", "n": 200},
             "network": {"hidden": [{"units": 4, "activation": "tanh"}, {"units": 2, "activation": "tanh"}]},
             "training": {"learning_rate": 1.0, "batch_size": 100},
@@ -505,7 +513,7 @@ _LESSONS: tuple[Lesson, ...] = (
         todo=(
             "Each step here uses the whole training set (batch size 100). Press play for a few seconds, pause, and"
             ' open the loss landscape panel with the "PCA" directions; then compute the sharpness. Press "small'
-            ' batches" (one point per step), play, and compute both again. "whole batch" goes back.'
+            ' batches" (one point per step, at the rate 0.1), play, and compute both again. "whole batch" goes back.'
         ),
         watch=(
             "Watch the path in the landscape panel: it runs from the start downhill into the valley where the"
@@ -542,9 +550,9 @@ _LESSONS: tuple[Lesson, ...] = (
             ' "no pooling" and play again; "max pooling" goes back.'
         ),
         watch=(
-            "Watch the four filters: from random speckles they turn into stripes, bright on one side and dark on"
-            " the other, lying along the rows or the columns. Then compare each filter's feature map with the"
-            " pooled map after it."
+            "Watch the four filters: from random speckles they turn into stripes along the rows or the columns,"
+            " bright on one side and dark on the other (an edge) or bright in the middle (a line). Then compare"
+            " each filter's feature map with the pooled map after it."
         ),
         question="Which filter answers to the top edge of a horizontal bar, and which to its bottom edge?",
         why=(

@@ -159,11 +159,10 @@ def test_a_decaying_rate_settles_where_a_constant_one_bounces(client: TestClient
     for seed in (0, 1):
         constant = trained(client, "learning-rate-schedules", 200, "constant", seed=seed)
         assert constant.state["learning_rate_now"] == pytest.approx(1.0)
-        for variant in ("step decay", "cosine") if seed == 0 else ("step decay",):
-            decayed = trained(client, "learning-rate-schedules", 200, variant, seed=seed)
-            assert decayed.state["learning_rate_now"] < 0.01
-            assert end_fluctuation(decayed) < 0.2 * end_fluctuation(constant)
-            assert decayed.metric("train_loss") < constant.metric("train_loss")
+        decayed = trained(client, "learning-rate-schedules", 200, "step decay", seed=seed)
+        assert decayed.state["learning_rate_now"] < 0.01
+        assert end_fluctuation(decayed) < 0.2 * end_fluctuation(constant)
+        assert decayed.metric("train_loss") < constant.metric("train_loss")
 
 
 def test_overfitting_test_loss_rises_while_train_loss_falls(client: TestClient) -> None:
@@ -207,7 +206,7 @@ def test_dropout_narrows_the_gap_between_train_and_test(client: TestClient) -> N
 
 def test_batch_norm_trains_a_deep_sigmoid_network_that_stalls_without_it(client: TestClient) -> None:
     for seed in (0, 1, 2):
-        stalled = trained(client, "batch-norm", 300, "no batch norm", seed=seed)
+        stalled = trained(client, "batch-norm", 150, "no batch norm", seed=seed)
         assert stalled.metric("train_loss") == pytest.approx(0.5, abs=0.01)  # always answering 0
         assert stalled.metric("test_accuracy") <= 0.6
         normed = trained(client, "batch-norm", 150, "batch norm", seed=seed)
@@ -234,7 +233,7 @@ def test_the_path_runs_downhill_and_small_batches_end_in_a_flatter_minimum(clien
     for variant in ("whole batch", "small batches"):
         run = Run(client, lesson_spec("loss-landscape", variant))
         for _ in range(10):  # a trajectory point after each call
-            run.train(30)
+            run.train(20)
         path = run.get("landscape", directions="pca", resolution=21)["trajectory"]
         loss = np.array(path["true_loss"])
         assert len(loss) >= 10 and loss[-1] < 0.1 * loss[0]
@@ -293,7 +292,7 @@ def test_bars_filters_become_oriented_and_pooled_maps_barely_move(client: TestCl
 def test_activation_maximization_climbs_and_each_filter_wants_its_own_image(client: TestClient) -> None:
     run = trained(client, "activation-maximization", 8)
     assert run.metric("test_accuracy") >= 0.9
-    out = run.get("actmax", layer=0, steps=30, encoding="list")
+    out = run.get("actmax", layer=0, steps=20, encoding="list")
     start, end = np.array(out["start"]["data"]), np.array(out["end"]["data"])
     alive = start > 1e-6  # a ReLU filter silent on grey has no slope to climb
     assert alive.sum() >= 6 and np.all(end[alive] > start[alive])
