@@ -368,6 +368,7 @@ _LESSONS: tuple[Lesson, ...] = (
         topic="regularization",
         kind="mlp",
         spec={
+            "speed": 100,
             "dataset": {"name": "circle", "n": 200, "noise": 20},
             "features": _ALL_FEATURES,
             "network": {"hidden": [{"units": 8, "activation": "tanh"}] * 2},
@@ -403,6 +404,7 @@ _LESSONS: tuple[Lesson, ...] = (
         topic="regularization",
         kind="mlp",
         spec={
+            "speed": 100,
             "dataset": {"name": "gauss", "n": 300, "noise": 50, "train_percent": 30},
             "features": _ALL_FEATURES,
             "network": {"hidden": [{"units": 16, "activation": "relu"}] * 2, "init": "he"},
