@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.templates = Jinja2Templates(directory=ROOT / "templates")
     app.state.templates.env.globals["field"] = spec_field  # form bounds and defaults from the spec
     app.state.templates.env.globals["lessons_menu"] = lessons.numbered  # the top bar's lessons menu
+    app.state.templates.env.globals["lesson_view"] = lessons.lesson_view  # the lesson a session was opened from
     app.mount("/static", StaticFiles(directory=ROOT / "static", check_dir=False), name="static")
 
     @app.exception_handler(SessionError)

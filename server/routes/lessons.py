@@ -103,12 +103,20 @@ async def gallery(request: Request) -> HTMLResponse:
     return _gallery(request)
 
 
-def lesson_context(lesson: Lesson) -> dict[str, Any]:
-    """What the aside shows: the lesson, its number, and the selectors of the panels it outlines."""
+# Which lesson each session was opened from (its pages, /s/{id} and /watch/{id} too, show the lesson's text).
+OPENED_FROM: dict[str, str] = {}
+
+
+def lesson_view(s: Session) -> dict[str, Any] | None:
+    """What the aside shows for a session opened from a lesson (None otherwise): the lesson, its number, the
+    selectors of the panels it outlines and their descriptions. A template global (the playground pages)."""
+    lesson = LESSONS.get(OPENED_FROM.get(s.id, ""))
+    if lesson is None:
+        return None
     number = list(LESSONS).index(lesson.slug) + 1
     where = PANEL_SELECTORS[lesson.kind]
     panels = [where[p] for p in lesson.panels if p in where]
-    return {"lesson": lesson, "lesson_number": number, "lesson_panels": panels, "panel_words": PANELS}
+    return {"lesson": lesson, "number": number, "panels": panels, "panel_words": PANELS}
 
 
 @router.get("/lessons/{slug}", response_class=HTMLResponse)
@@ -121,7 +129,10 @@ async def lesson_page(request: Request, slug: str, manager: ManagerDep) -> HTMLR
         notice = f"The lesson “{lesson.title}” is coming, not ready yet: {lesson.todo}"
         return _gallery(request, 200, notice=notice, coming=lesson.slug)
     s = await manager.create(lesson_spec(lesson))
-    response = _page(request, s, readonly=False, **lesson_context(lesson))
+    for gone in [sid for sid in OPENED_FROM if sid not in manager.sessions]:
+        del OPENED_FROM[gone]
+    OPENED_FROM[s.id] = lesson.slug
+    response = _page(request, s, readonly=False, lesson_address=f"/lessons/{lesson.slug}")
     response.set_cookie(token_cookie(s.id), s.token, path="/", httponly=True, samesite="lax")
     return response
 

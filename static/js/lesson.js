@@ -2,7 +2,7 @@
 // it), and a lesson beside the playground (templates/partials/lesson_aside.html): outline the panels the
 // lesson points at (again after htmx swaps a panel in anew), mark the variant being tried, and keep the
 // lesson's address in the address bar (a reload opens the lesson afresh; "link to this experiment" keeps the
-// student's changes).
+// student's changes). The session's own page (/s/{id}) and its watchers' (/watch/{id}) show the lesson too.
 const aside = document.getElementById("lesson-aside");
 const menu = document.getElementById("lessons-menu");
 
@@ -43,8 +43,10 @@ function markVariant(button) {
   }
 }
 
+/** Opened at /lessons/{slug}: the address stays there (a session's own /s/{id} and /watch/{id} keep theirs). */
 function keepAddress() {
-  const here = `/lessons/${aside.dataset.slug}`;
+  const here = aside.dataset.address;
+  if (!here) return;
   const keep = () => history.replaceState(null, "", here);
   document.body.addEventListener("ng:spec", keep);
   keep();
