@@ -126,7 +126,7 @@ async def lesson_page(request: Request, slug: str, manager: ManagerDep) -> HTMLR
     if lesson is None:
         return _gallery(request, 404, notice=f"There is no lesson {slug!r}. Here are all the lessons.")
     if lesson.status == "coming":
-        notice = f"The lesson “{lesson.title}” is coming, not ready yet: {lesson.todo}"
+        notice = f"The lesson “{lesson.title}” is coming, not ready to open yet. {lesson.todo}"
         return _gallery(request, 200, notice=notice, coming=lesson.slug)
     s = await manager.create(lesson_spec(lesson))
     for gone in [sid for sid in OPENED_FROM if sid not in manager.sessions]:
