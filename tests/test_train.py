@@ -436,7 +436,7 @@ def test_the_training_program_records_the_metrics_on_the_way():
     state, h = experiment.init_train_state(spec, cfg), experiment.hyper_for(spec)
     test = (data.x_test, data.y_test)
     done, _, ok, records = train_epochs(cfg, state, data.runs, h, jnp.int32(10), data.padded, 0, test, jnp.int32(4))
-    rows = np.asarray(records)
+    rows = np.asarray(records[0])
     assert int(done) == 10 and bool(ok)
     assert rows[:, 0].tolist()[:4] == [4, 8, 10, -1] and (rows[3:, 0] == -1).all()
     for epoch, *values in rows[:3]:
@@ -446,5 +446,5 @@ def test_the_training_program_records_the_metrics_on_the_way():
         np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-6)
     # without a test set the test columns are NaN, the training columns still measured
     _, _, _, alone = train_epochs(cfg, state, data.runs, h, jnp.int32(3), data.padded, 0, None, jnp.int32(1))
-    alone = np.asarray(alone)
+    alone = np.asarray(alone[0])
     assert np.isnan(alone[:3, [2, 4]]).all() and np.isfinite(alone[:3, [1, 3]]).all()

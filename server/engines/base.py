@@ -36,6 +36,7 @@ class Advance:
     # the metrics recorded on the way, made by the training program itself (MLP): rows of
     # train.RECORD_COLUMNS, epochs counted from the advance's start; None when the engine records none
     records: np.ndarray | None = None
+    points: np.ndarray | None = None  # the weights, flattened, of each record (a trajectory point), or None
 
 
 class Data(Protocol):
@@ -103,9 +104,9 @@ def advance_with(train: Train, state: TrainState, epochs: int) -> Advance:
     over replays (training is deterministic, so any earlier epoch can be replayed; weights can stay finite
     for a few epochs after the loss has overflowed). Rare, off the hot path."""
     done, new, ok, records = train(epochs)
-    records = None if records is None else kept_records(records, done)
+    rows, points = kept_records(records, done)
     if ok:
-        return Advance(new, done, False, records)
+        return Advance(new, done, False, rows, points)
     lo, hi, best = 0, done - 1, state  # epoch lo is healthy (the start state was); look in (lo, hi]
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -114,13 +115,20 @@ def advance_with(train: Train, state: TrainState, epochs: int) -> Advance:
             lo, best = mid, found
         else:
             hi = mid - 1
-    return Advance(best, lo, True, None if records is None else records[records[:, 0] <= lo])
+    rows, points = kept_records(records, lo)
+    return Advance(best, lo, True, rows, points)
 
 
-def kept_records(records: Any, done: int) -> np.ndarray:
-    """A training program's record rows (train.RECORD_COLUMNS) on the host: the used rows of the epochs run."""
-    rows = np.asarray(records, np.float64)
-    return rows[(rows[:, 0] >= 1) & (rows[:, 0] <= done)]
+def kept_records(records: Any, done: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A training program's records on the host — rows of train.RECORD_COLUMNS and, when it made them,
+    the weights of each — keeping the used rows of the first ``done`` epochs."""
+    if records is None:
+        return None, None
+    rows, points = records
+    rows = np.asarray(rows, np.float64)
+    keep = (rows[:, 0] >= 1) & (rows[:, 0] <= done)
+    points = np.asarray(points)
+    return rows[keep], points[keep] if len(points) else None
 
 
 def schedule_for(spec: ExperimentSpec) -> Schedule:

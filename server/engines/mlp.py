@@ -217,6 +217,15 @@ def carry_over(
     return state, report
 
 
+PATH_PARAMS = 5_000  # networks up to this size record their trajectory inside the training program
+
+
+def records_path(state: TrainState) -> bool:
+    """Whether the training program records the weights with each record (one program per architecture:
+    the play loop and REST train use the same)."""
+    return count_params(state.params) <= PATH_PARAMS
+
+
 def advance(
     cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, epochs: int, start: int = 0, every: int | None = None
 ) -> Advance:
@@ -224,21 +233,15 @@ def advance(
     ``start``: the epochs trained so far (where the learning-rate schedule is). The call records the
     metrics after every ``every``-th epoch and after the last (``every`` None: only after the last)."""
     every = epochs if every is None else max(every, record_every(epochs))
+    path = records_path(state)
 
     def train(k: int) -> tuple[int, TrainState, bool, Any]:
         if k == 0:
             return 0, state, True, None
-        done, new, ok, records = train_epochs(
-            cfg,
-            state,
-            data.runs,
-            h,
-            jnp.int32(k),
-            data.padded,
-            jnp.int32(start),
-            (data.x_test, data.y_test),
-            jnp.int32(max(1, every)),
-        )
+        test = (data.x_test, data.y_test)
+        n, at, each = jnp.int32(k), jnp.int32(start), jnp.int32(max(1, every))
+        out = train_epochs(cfg, state, data.runs, h, n, data.padded, at, test, each, path)
+        done, new, ok, records = out
         done, ok, records = jax.device_get((done, ok, records))  # one trip to the host
         return int(done), new, bool(ok), records
 
@@ -249,7 +252,8 @@ def warm(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper) -> None:
     """Compile (or load from the persistent cache) the training program for these shapes by training zero
     epochs: the next real call of the same architecture runs at once."""
     zero, test = jnp.int32(0), (data.x_test, data.y_test)
-    jax.block_until_ready(train_epochs(cfg, state, data.runs, h, zero, data.padded, zero, test, jnp.int32(1)))  # type: ignore[no-untyped-call]
+    out = train_epochs(cfg, state, data.runs, h, zero, data.padded, zero, test, jnp.int32(1), records_path(state))
+    jax.block_until_ready(out)  # type: ignore[no-untyped-call]
 
 
 def metrics(cfg: TrainConfig, state: TrainState, data: Data, problem: str) -> dict[str, float | None]:

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 from jax.typing import ArrayLike
 
 from server.ml.models import ACTIVATIONS, BN_EPS, Arch, BnState, Params, apply_mlp, dense, init_bn_state, output_value
@@ -339,7 +340,36 @@ def _measured(
     return x, y, jnp.stack([jnp.concatenate([w, jnp.zeros(n)]), jnp.concatenate([jnp.zeros_like(w), jnp.ones(n)])])
 
 
-@partial(jax.jit, static_argnames=("cfg", "padded"))
+Records = tuple[jax.Array, jax.Array]  # rows (RECORD_SLOTS, 5) and weights (RECORD_SLOTS or 0, n_params)
+Write = Callable[[TrainState, jax.Array, Records], Records]
+
+
+def _recorder(
+    cfg: TrainConfig,
+    state: TrainState,
+    runs: tuple[Batch, ...],
+    test: tuple[jax.Array, jax.Array] | None,
+    every: jax.Array | int,
+    path: bool,
+) -> tuple[Write, Records]:
+    """How ``train_epochs`` records (inside its loop): the write of epoch i's record, and the empty records."""
+    x, y, w = _measured(runs, test)
+
+    def measure(st: TrainState, i: jax.Array) -> jax.Array:
+        (tr_loss, tr_acc), (te_loss, te_acc) = _fits(cfg, st, x, y, w)
+        return jnp.stack([(i + 1).astype(jnp.float32), tr_loss, te_loss, tr_acc, te_acc]).astype(jnp.float32)
+
+    def write(st: TrainState, i: jax.Array, rec: Records) -> Records:
+        rows, points = rec
+        k = i // every
+        return rows.at[k].set(measure(st, i)), points.at[k].set(ravel_pytree(st.params)[0]) if path else points
+
+    empty = jnp.full((RECORD_SLOTS, len(RECORD_COLUMNS)), jnp.nan, jnp.float32).at[:, 0].set(-1.0)
+    size = ravel_pytree(state.params)[0].size if path else 0
+    return write, (empty, jnp.zeros((RECORD_SLOTS if path else 0, size), jnp.float32))
+
+
+@partial(jax.jit, static_argnames=("cfg", "padded", "path"))
 def train_epochs(
     cfg: TrainConfig,
     state: TrainState,
@@ -350,7 +380,8 @@ def train_epochs(
     start: jax.Array | int = 0,
     test: tuple[jax.Array, jax.Array] | None = None,
     every: jax.Array | int = 1,
-) -> tuple[jax.Array, TrainState, jax.Array, jax.Array]:
+    path: bool = False,
+) -> tuple[jax.Array, TrainState, jax.Array, Records]:
     """Run up to ``n_epochs`` epochs in one compiled call, recording the losses and accuracies on the way.
 
     runs: one epoch from ``epoch_runs`` — whole batches, the last padded, in order; ``padded=False``
@@ -364,21 +395,18 @@ def train_epochs(
     start, the loss and accuracy on the whole training set, then on ``test`` — (x, y), NaN without one)
     after every ``every``-th epoch and after the last, made on the device so a long call needs no trip to
     the host for its history. Unused rows have epoch −1. The caller keeps ``ceil(n_epochs / every) <=
-    RECORD_SLOTS``.
+    RECORD_SLOTS``. With ``path``, the weights too, flattened (``ravel_pytree``: a trajectory point), one
+    row (RECORD_SLOTS, n_params) per record: the records are the pair (rows, points).
     """
     update = _perceptron_update if cfg.algorithm == "perceptron" else _sgd_update
-    x, y, w = _measured(runs, test)
+    write, start_records = _recorder(cfg, state, runs, test, every, path)
 
     def run_steps(st: TrainState, i: jax.Array, he: Hyper) -> tuple[TrainState, None]:
         run = runs[0] if len(runs) == 1 else jax.lax.switch(i, [lambda r=r: r for r in runs])
         st, _ = jax.lax.scan(lambda s, b: (update(s, b, he, cfg, padded)[0], None), st, run, unroll=cfg.unroll)
         return st, None
 
-    def measure(st: TrainState, i: jax.Array) -> jax.Array:
-        (tr_loss, tr_acc), (te_loss, te_acc) = _fits(cfg, st, x, y, w)
-        return jnp.stack([(i + 1).astype(jnp.float32), tr_loss, te_loss, tr_acc, te_acc]).astype(jnp.float32)
-
-    Carry = tuple[jax.Array, TrainState, jax.Array, jax.Array]
+    Carry = tuple[jax.Array, TrainState, jax.Array, Records]
 
     def cond(carry: Carry) -> jax.Array:
         i, _, ok, _ = carry
@@ -389,16 +417,15 @@ def train_epochs(
         he = scheduled(h, cfg.schedule, start + i)
         st, _ = jax.lax.scan(lambda c, r: run_steps(c, r, he), st, jnp.arange(len(runs)))
         due = ((i + 1) % every == 0) | (i + 1 == n_epochs)
-        records = jax.lax.cond(due, lambda r: r.at[i // every].set(measure(st, i)), lambda r: r, records)
+        records = jax.lax.cond(due, lambda r: write(st, i, r), lambda r: r, records)
         # A non-finite loss makes the next gradients, hence the weights, non-finite: checking the weights
         # once per epoch catches both; the last record's training loss is checked below.
         return i + 1, st, finite(st.params), records
 
-    empty = jnp.full((RECORD_SLOTS, len(RECORD_COLUMNS)), jnp.nan, jnp.float32).at[:, 0].set(-1.0)
-    done, state, ok, records = jax.lax.while_loop(cond, body, (jnp.int32(0), state, jnp.bool_(True), empty))
+    done, state, ok, records = jax.lax.while_loop(cond, body, (jnp.int32(0), state, jnp.bool_(True), start_records))
     # Weights can stay finite for a few epochs after the loss has overflowed: the result's training loss
     # (its record, made in the same call) must be finite too.
-    last = records[jnp.maximum(done - 1, 0) // every, 1]
+    last = records[0][jnp.maximum(done - 1, 0) // every, 1]
     return done, state, ok & ((done == 0) | jnp.isfinite(last)), records
 
 

@@ -124,16 +124,19 @@ def row_metrics(s: Session, row: np.ndarray) -> dict[str, float | None]:
     return sanitize(values | {"train_y_var": y_var[0], "test_y_var": y_var[1]}, s.spec.problem)
 
 
-def record_rows(s: Session, rows: np.ndarray, before: int) -> None:
+def record_rows(s: Session, rows: np.ndarray, before: int, points: np.ndarray | None = None) -> None:
     """The history records a training call made on the way (rows of train.RECORD_COLUMNS, epochs counted
-    from ``before``), except one at the session's epoch now: ``record`` makes that one, with a checkpoint.
-    Each row is one tick of the recording, as a chunk trained on the host would be."""
+    from ``before``; ``points``: the weights of each, flattened), except one at the session's epoch now:
+    ``record`` makes that one, with a checkpoint. Each row is one tick of the recording, as a chunk trained
+    on the host would be: a trajectory point too when one is due."""
     steps = s.data.steps_per_epoch
-    for row in rows:
+    for k, row in enumerate(rows):
         epoch = before + int(row[0])
         if epoch >= s.epoch:
             continue
         s.chunks += 1
+        if points is not None and s.trajectory.due(s.chunks) and s.init_params is not None:
+            s.trajectory.add((epoch, points[k]), force=True, replace=True)
         if not s.history.due(s.chunks):
             continue  # the history is thinned this far already: skip the work of a record it drops
         rate = s.cfg.schedule.rate(s.spec.training.learning_rate, epoch)

@@ -27,7 +27,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-CALL_EPOCHS = 1000  # epochs per compiled call of a REST train (a checkpoint and a trajectory point after each)
+CALL_EPOCHS = 1000  # epochs per compiled call of a REST train (a checkpoint after each)
 MAX_CALLS = 10  # compiled calls per REST train at most
 
 
@@ -115,7 +115,7 @@ class Runner:
             result = self.advance(s, n, every)
             rows = result.records
             if rows is not None and len(rows) and before + int(rows[-1, 0]) == s.epoch:
-                record_rows(s, rows, before)
+                record_rows(s, rows, before, result.points)
                 s.metrics = row_metrics(s, rows[-1])
             else:
                 s.metrics = s.engine.metrics(s.cfg, s.state, s.data, s.spec.problem)
