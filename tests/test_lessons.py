@@ -232,12 +232,15 @@ def test_the_path_runs_downhill_and_small_batches_end_in_a_flatter_minimum(clien
     sharpness = {}
     for variant in ("whole batch", "small batches"):
         run = Run(client, lesson_spec("loss-landscape", variant))
-        for _ in range(10):  # a trajectory point after each call
+        for _ in range(10):
             run.train(20)
         path = run.get("landscape", directions="pca", resolution=21)["trajectory"]
         loss = np.array(path["true_loss"])
         assert len(loss) >= 10 and loss[-1] < 0.1 * loss[0]
-        assert np.mean(np.diff(loss) <= 1e-3) >= 0.8  # it runs downhill nearly all the way
+        # it runs downhill nearly all the way: looked at every tenth of the run (the path has a point per
+        # epoch, and single-point steps bounce a little from one epoch to the next)
+        coarse = loss[np.linspace(0, len(loss) - 1, 11).astype(int)]
+        assert np.mean(np.diff(coarse) <= 1e-3) >= 0.8
         sharpness[variant] = run.get("sharpness")["top_eigenvalue"]
     assert sharpness["small batches"] < 0.1 * sharpness["whole batch"], sharpness
 
