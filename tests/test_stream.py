@@ -20,11 +20,14 @@ def _new(client, spec=None):
 
 
 def _next_text(ws, limit=500):
-    """The next JSON text message, skipping binary frames."""
+    """The next JSON text message, skipping binary frames and status notes (a "compiling" note may come
+    whenever a new network's program compiles, before or after the answer to an action)."""
     for _ in range(limit):
         message = ws.receive()
         if message.get("text") is not None:
-            return json.loads(message["text"])
+            body = json.loads(message["text"])
+            if body.get("type") != "status":
+                return body
     raise AssertionError("no text message arrived")
 
 
