@@ -2,10 +2,13 @@
 # Neuroglass server image.
 #   CPU (default):  docker build -t neuroglass .
 #   NVIDIA GPU:     docker build --build-arg JAX_EXTRA=cuda13 -t neuroglass:gpu .
+#   Ray sweeps:     docker build --build-arg EXTRAS=ray -t neuroglass:ray .   (the app, and a cluster's nodes)
 FROM python:3.11-slim
 
 # Empty -> plain CPU `jax` from pyproject.toml; e.g. `cuda13` -> jax[cuda13] in the same pin range.
 ARG JAX_EXTRA=""
+# The project's optional extras to install (comma-separated, from pyproject.toml), e.g. `ray`.
+ARG EXTRAS=""
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -27,10 +30,12 @@ RUN groupadd --system --gid 10001 neuroglass \
 
 WORKDIR /app
 
-# Heavy runtime dependencies (jax, jaxlib, ...) in their own layer, redone only when
+# Heavy runtime dependencies (jax, jaxlib, those of EXTRAS, ...) in their own layer, redone only when
 # pyproject.toml changes, not on every source edit.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+RUN python -c "import os, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+extras = [e.strip() for e in os.environ.get('EXTRAS', '').split(',') if e.strip()]; \
+print('\n'.join(p['dependencies'] + [d for e in extras for d in p['optional-dependencies'][e]]))" \
         > /tmp/requirements.txt \
  && pip install -r /tmp/requirements.txt \
  && rm /tmp/requirements.txt
@@ -40,7 +45,7 @@ COPY . .
 # Front-end packages: only once package.json (and its package-lock.json) is committed.
 RUN if [ -f package.json ]; then npm ci --no-audit --no-fund; fi
 
-RUN pip install . \
+RUN if [ -n "${EXTRAS}" ]; then pip install ".[${EXTRAS}]"; else pip install .; fi \
  && if [ -n "${JAX_EXTRA}" ]; then pip install "jax[${JAX_EXTRA}]>=0.10,<0.11"; fi
 
 USER neuroglass

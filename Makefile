@@ -16,9 +16,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e .
 	@touch $@
 
-# Test and lint tools on top.
+# Test and lint tools on top, and the Ray extra (the sweep backend's tests run on a local Ray).
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,ray]'
 	@touch $@
 
 # The page's front-end packages, pinned in package-lock.json, copied into static/vendor/ (git-ignored) by
@@ -33,8 +33,8 @@ run: install
 	$(PY) -m server --host $(HOST) --port $(PORT)
 
 test: install
-	$(PY) -m ruff check server tests bench
-	$(PY) -m ruff format --check server tests bench
+	$(PY) -m ruff check server tests bench examples
+	$(PY) -m ruff format --check server tests bench examples
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 	npx --no-install biome lint static/js
@@ -44,8 +44,8 @@ bench: install
 	@$(PY) -m bench.bench
 
 lint: install
-	$(PY) -m ruff check server tests bench
-	$(PY) -m ruff format --check server tests bench
+	$(PY) -m ruff check server tests bench examples
+	$(PY) -m ruff format --check server tests bench examples
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 	npx --no-install biome lint static/js

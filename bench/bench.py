@@ -21,8 +21,10 @@ import psutil
 
 from bench.cnn import cnn_figures
 from bench.landscape import landscape_figures
+from bench.load import load_figures
 from bench.rest import rest_figures
 from bench.store import store_figures
+from bench.sweep import sweep_figures
 from bench.timing import best as _best
 from bench.ws import ws_figures
 from server.engines import mlp as ex
@@ -154,6 +156,8 @@ def main() -> None:
         figures.update(ws_figures(cache))
     figures.update(store_figures())
     figures.update(rest_figures())
+    figures.update(sweep_figures())
+    figures.update(load_figures())
     for net in ("default", "biggest"):  # the target: at least 70 % of the engine's speed
         share = figures[f"rest_train_{net}_epochs_per_s"] / figures[f"mlp_{net}_epochs_per_s"]
         figures[f"rest_train_{net}_pct_of_engine"] = round(100 * share, 1)

@@ -14,11 +14,13 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.config import Settings, enable_compile_cache
 from server.routes import (
     catalog,
     checkpoints,
+    classes,
     cnn_pages,
     experiment_pages,
     experiments,
@@ -28,11 +30,14 @@ from server.routes import (
     pages,
     sessions,
     stream,
+    sweep_pages,
+    sweeps,
     timeline_pages,
     views,
 )
 from server.routes.fields import spec_field
 from server.sessions import Invalid, SessionError, SessionManager
+from server.sessions.registry import CLIENT
 from server.store import Store, StoreError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,13 +53,33 @@ ROUTERS = (
     views.router,
     optimization.router,
     stream.router,
+    sweeps.router,
+    sweeps.stream,
+    classes.router,
+    classes.stream,
     pages.router,
     cnn_pages.router,
     landscape_pages.router,
     experiment_pages.router,
+    sweep_pages.router,
     lessons.api,
     lessons.router,
 )  # templates/ and static/ live beside server/
+
+
+class ClientAddress:
+    """Every request runs knowing its client's address (``registry.CLIENT``): sessions count against it."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client") if scope["type"] in ("http", "websocket") else None
+        token = CLIENT.set(client[0] if client else "")
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            CLIENT.reset(token)
 
 
 async def _reaper(manager: SessionManager, every: float) -> None:
@@ -91,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for router in ROUTERS:
         app.include_router(router)
+    app.add_middleware(ClientAddress)
     app.state.templates = Jinja2Templates(directory=ROOT / "templates")
     app.state.templates.env.globals["field"] = spec_field  # form bounds and defaults from the spec
     app.state.templates.env.globals["lessons_menu"] = lessons.numbered  # the top bar's lessons menu

@@ -15,13 +15,16 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="NEUROGLASS_", env_file=".env", extra="ignore")
 
-    max_sessions: int = Field(200, ge=1)  # live sessions at once; more → 429
+    max_sessions: int = Field(200, ge=1)  # live sessions at once; more → the oldest idle one goes, or 429
+    # live sessions one client address holds (a class behind one school NAT shares an address: keep it high)
+    max_sessions_per_client: int = Field(100, ge=1)
     max_points: int = Field(5000, ge=10, le=5000)  # dataset.n cap; more → 422
     max_image_pixels: int = Field(5000 * 28 * 28, ge=1)  # CNN: images × pixels per session (float32: ×4 bytes)
     max_cnn_parameters: int = Field(2_000_000, ge=1)  # CNN: weights and biases per network
     max_train_epochs: int = Field(100_000, ge=1)  # epochs per POST .../train; more → 422
     max_predict_points: int = Field(10_000, ge=1)  # inputs per POST .../predict
     session_idle_seconds: float = Field(3600.0, gt=0)  # untouched and unwatched this long → removed
+    unwatched_pause_seconds: float = Field(60.0, gt=0)  # a page's playing session with no socket this long → paused
     frame_rate: float = Field(30.0, gt=0, le=120)  # target frames per second while playing
     history_limit: int = Field(4000, ge=100)  # history records kept per session (older ones thinned)
     max_checkpoints: int = Field(100, ge=0, le=10_000)  # moments kept per session to go back to (thinned); 0: off
@@ -36,6 +39,21 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///data/neuroglass.sqlite"
     live_write_seconds: float = Field(30.0, gt=0)  # a changed live session is written to the store this often
     max_upload_bytes: int = Field(50_000_000, ge=1000)  # an imported file; bigger → 413
+    # sweeps (POST /api/v1/sweeps)
+    max_sweep_configurations: int = Field(1024, ge=1)  # configurations per sweep; more → 422
+    max_sweep_work: int = Field(10_000_000, ge=1)  # configurations × epochs per sweep; more → 422
+    max_sweeps_per_client: int = Field(2, ge=1)  # sweeps one client address has running at once; more → 429
+    sweep_worker_share: float = Field(0.5, gt=0, le=1)  # of worker_threads a sweep's compiled calls may hold
+    sweep_chunk_seconds: float = Field(0.5, gt=0)  # compiled calls about this long: cancel and yield between
+    kept_sweeps: int = Field(20, ge=1)  # finished sweeps kept in memory (their weights, to open); all are stored
+    sweep_state_bytes: int = Field(256_000_000, ge=0)  # weights a sweep keeps to open its configurations
+    sweep_backend: str = Field("local", pattern="^(local|ray)$")  # ray: each group as a Ray task
+    ray_address: str | None = None  # the Ray cluster's address (ray://host:10001, or "auto"); None: a local Ray
+    # classes (a presenter and their students: /api/v1/classes)
+    class_hours: float = Field(12.0, gt=0, le=24 * 30)  # a class's join code expires this long after it opens
+    max_class_students: int = Field(200, ge=1)  # students one class holds; more → 409
+    max_classes_per_client: int = Field(5, ge=1)  # open classes one client address runs at once; more → 429
+    joins_per_minute: int = Field(30, ge=1)  # join attempts one client address makes per minute; more → 429
 
 
 def enable_compile_cache(path: Path | None) -> None:

@@ -52,6 +52,7 @@ class Lesson:
     panels: tuple[str, ...]  # keys of PANELS it highlights
     variants: tuple[Variant, ...] = field(default_factory=tuple)
     status: Literal["ready", "coming"] = "ready"  # "coming": listed, not yet openable (say why in ``todo``)
+    sweep: dict[str, Any] | None = None  # a SweepSpec the lesson runs (its page's "run the sweep" button)
 
     def public(self) -> dict[str, Any]:
         """The lesson as ``GET /api/v1/lessons`` lists it."""
@@ -65,10 +66,26 @@ class Lesson:
             "text": {"todo": self.todo, "watch": self.watch, "question": self.question, "why": self.why},
             "panels": list(self.panels),
             "variants": [{"label": v.label, "patch": v.patch, "reset": v.reset} for v in self.variants],
+            "sweep": self.sweep,
         }
 
 
 _CIRCLE_SQUARES = ["x1_sq", "x2_sq"]
+_ALL_FEATURES = ["x1", "x2", "x1_sq", "x2_sq", "x1x2", "sin_x1", "sin_x2"]
+# The width sweep of the double-descent lesson (and of examples/double_descent.py, the README's example).
+_DOUBLE_DESCENT: dict[str, Any] = {
+    "name": "double descent: test loss against width",
+    "base": {
+        "problem": "regression",
+        "dataset": {"name": "plane", "n": 60, "noise": 50},
+        "features": _ALL_FEATURES,
+        "network": {"hidden": [{"units": 12, "activation": "tanh"}]},
+        "training": {"optimizer": "adam", "learning_rate": 0.01, "batch_size": 30},
+    },
+    "grid": {"network.hidden": [[w] for w in (1, 2, 4, 8, 12, 16, 32, 64)], "seed": list(range(8))},
+    "epochs": 2000,
+    "record_every": 100,
+}
 _SIGMOID_8 = {"units": 8, "activation": "sigmoid"}
 _RELU_8 = {"units": 8, "activation": "relu"}
 _CONV_4 = {"type": "conv", "filters": 4, "kernel": 3, "padding": "same", "activation": "relu"}
@@ -608,30 +625,33 @@ _LESSONS: tuple[Lesson, ...] = (
         title="Double descent: bigger networks, worse then better",
         topic="generalization",
         kind="mlp",
-        spec={
-            "dataset": {"name": "gauss", "n": 200, "noise": 50, "train_percent": 30},
-            "network": {"hidden": [{"units": 8, "activation": "relu"}], "init": "he"},
-            "training": {"optimizer": "adam", "learning_rate": 0.01},
-        },
+        spec=_DOUBLE_DESCENT["base"],
         todo=(
-            "This lesson comes with sweeps: many networks trained at once, one for each width. Until then you can"
-            " open the noisy data and change the width of the hidden layer by hand, one network at a time."
+            "Run the sweep: 64 networks, eight widths of the hidden layer from 1 to 64 neurons, each width with"
+            " eight seeds, all trained 2,000 epochs on the same 30 noisy points. Here beside it, the width-12"
+            " network trains on its own: press play and watch it fit the noise."
         ),
         watch=(
-            "It will draw the test error against the number of neurons in the hidden layer, for networks trained"
-            " on the same noisy points."
+            "On the sweep's page, the final test loss against the width (choose network.hidden), the seeds as a"
+            " band around the mean: it climbs from 1 neuron to about 12, then falls again, and the widest"
+            " networks end below the narrowest. Here, the width-12 network's test loss rising while its"
+            " training loss goes to nearly zero."
         ),
         question="Why would adding neurons first hurt and then help the test error?",
         why=(
             "Classic teaching says a model that is too big overfits, so the test error against size is a U. With"
-            " noisy labels, the test error rises up to the size where the network can just barely fit every"
+            " noisy targets, the test error rises up to the size where the network can just barely fit every"
             " training point, because then it must bend hard around each noisy one. Beyond that size there are many"
-            " ways to fit the points, and training tends to find a smooth one, so the test error falls again: a"
-            " second descent. Seeing it needs dozens of networks of different widths trained the same way, which is"
-            " what sweeps will do."
+            " ways to fit the points, and training (starting from small random weights) tends to find a smooth"
+            " one, so the test error falls again: a second descent. Seeing it needs dozens of networks of"
+            " different widths trained the same way, which is what a sweep does."
         ),
         panels=("loss-chart", "metrics", "network"),
-        status="coming",
+        variants=(
+            Variant("2 neurons", {"network": {"hidden": [{"units": 2, "activation": "tanh"}]}}),
+            Variant("64 neurons", {"network": {"hidden": [{"units": 64, "activation": "tanh"}]}}),
+        ),
+        sweep=_DOUBLE_DESCENT,
     ),
 )
 

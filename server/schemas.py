@@ -276,7 +276,95 @@ class LessonPublic(BaseModel):
     text: LessonText
     panels: list[str] = Field(description="the panels the page outlines")
     variants: list[LessonVariant]
+    sweep: dict[str, Any] | None = Field(None, description="a SweepSpec the lesson runs (POST it to /api/v1/sweeps)")
 
 
 class LessonList(BaseModel):
     lessons: list[LessonPublic] = Field(description="in the lectures' order")
+
+
+# ----------------------------------------------------------------------------------------------- sweeps
+
+
+class SweepFinal(BaseModel):
+    train_loss: float | None
+    test_loss: float | None
+    train_accuracy: float | None
+    test_accuracy: float | None
+
+
+class SweepRecordRow(BaseModel):
+    epoch: float
+    train_loss: float | None
+    test_loss: float | None
+    train_accuracy: float | None
+    test_accuracy: float | None
+
+
+class SweepConfigurationPublic(BaseModel):
+    index: int
+    params: dict[str, Any] = Field(description="the swept values, by their dotted paths as given")
+    status: Literal["queued", "running", "done", "diverged", "stopped", "cancelled"]
+    group: int = Field(description="the compiled program (architecture group) it trains in")
+    epochs: int = Field(description="epochs trained with finite weights and losses")
+    final: SweepFinal | None
+    history: list[SweepRecordRow] | None = None
+
+
+class SweepProgress(BaseModel):
+    done: int = Field(description="configuration·epochs trained (stopped and diverged ones count whole)")
+    total: int
+    fraction: float
+    eta_seconds: float | None
+    configurations: dict[str, int] = Field(description="how many configurations are in each status")
+
+
+class SweepPublic(BaseModel):
+    id: str
+    name: str
+    status: Literal["queued", "running", "done", "cancelled", "failed", "interrupted"]
+    error: str | None
+    total: int = Field(description="configurations")
+    epochs: int
+    record_every: int
+    groups: int
+    progress: SweepProgress
+    swept: list[str]
+    request: dict[str, Any]
+    configurations: list[SweepConfigurationPublic]
+
+
+class SweepCreated(BaseModel):
+    id: str
+    token: str = Field(description="send as 'Authorization: Bearer <token>' to cancel or delete the sweep")
+    total: int
+    status: str
+    progress: SweepProgress
+    url: str
+    stream: str
+
+
+class SweepMaps(BaseModel):
+    resolution: int = Field(description="cells per side; bytes row by row, the top row first")
+    kind: Literal["values", "classes"] = Field(
+        description="values: a byte 0-255 is the output on the ±1 scale; classes: the most probable class"
+    )
+    items: dict[str, str] = Field(description="configuration index → base64 bytes")
+
+
+class SweepListItem(BaseModel):
+    id: str
+    name: str
+    status: str
+    total: int = Field(description="configurations")
+    epochs: int
+    created_at: datetime | None
+    updated_at: datetime | None
+    url: str
+
+
+class SweepList(BaseModel):
+    items: list[SweepListItem]
+    total: int
+    limit: int
+    offset: int

@@ -164,6 +164,20 @@ class NetworkSpec(_Strict):
     # (MLP; CNN layers use He/Xavier)
     init: InitName = "xavier"
 
+    @property
+    def neurons(self) -> int:
+        """Hidden neurons: an MLP's hidden units; a CNN's filters and dense units (a challenge's limit)."""
+        if self.kind == "mlp":
+            return sum(layer.units for layer in self.hidden)
+        return sum(getattr(layer, "filters", 0) + getattr(layer, "units", 0) for layer in self.layers)
+
+    @property
+    def depth(self) -> int:
+        """Hidden layers with weights: an MLP's hidden layers; a CNN's conv and dense layers."""
+        if self.kind == "mlp":
+            return len(self.hidden)
+        return sum(layer.type in ("conv", "dense") for layer in self.layers)
+
 
 class ScheduleSpec(_Strict):
     """How the learning rate changes over the epochs (optax schedules; the rate changes once per epoch).

@@ -27,6 +27,7 @@ BASE_SETTINGS: dict[str, Any] = {
     "compile_cache_dir": None,
     "allow_download": False,  # tests never reach for the network
     "max_sessions": 1000,
+    "max_sessions_per_client": 1000,  # every TestClient request comes from one address ("testclient")
     "max_points": 5000,
     "max_train_epochs": 100_000,
     "max_predict_points": 10_000,

@@ -807,13 +807,37 @@ def test_export_reproduces_the_initial_weights(client, new_session):
 
 
 def test_max_sessions(make_client):
+    """At the limit the oldest idle session makes room (its watchers are told, its socket closes with
+    4410); when every session is training, the answer is 429."""
     small = make_client(max_sessions=2)
-    first, auth = create_session(small)
-    create_session(small)
+    first, _ = create_session(small)
+    second, auth = create_session(small)
+    assert small.post(f"{url(second)}/play", headers=auth).status_code == 200  # training: not idle
+    with small.websocket_connect(f"/ws/sessions/{first}") as ws:
+        assert ws.receive_json()["type"] == "hello"
+        third, third_auth = create_session(small)  # the first is the only idle one: it goes, watched or not
+        assert small.get(url(first)).status_code == 404, "the idle session made room"
+        texts = []
+        while (message := ws.receive())["type"] != "websocket.close":
+            texts.append(message.get("text") or "")
+        assert message["code"] == 4410
+        assert any('"closed"' in t and "make room" in t for t in texts), texts
+    assert small.post(f"{url(third)}/play", headers=third_auth).status_code == 200
     r = small.post(SESSIONS)
-    assert r.status_code == 429, r.text
-    assert small.delete(url(first), headers=auth).status_code == 204
+    assert r.status_code == 429 and "all playing" in r.text, r.text
+    assert small.delete(url(second), headers=auth).status_code == 204
     assert small.post(SESSIONS).status_code == 201
+    small.post(f"{url(third)}/pause", headers=third_auth)
+
+
+def test_sessions_per_client(make_client):
+    """One client's sessions have a share of their own: past it, the client's own oldest idle one goes."""
+    small = make_client(max_sessions_per_client=2)
+    a, _ = create_session(small)
+    b, _ = create_session(small)
+    c, _ = create_session(small)
+    assert small.get(url(a)).status_code == 404
+    assert small.get(url(b)).status_code == 200 and small.get(url(c)).status_code == 200
 
 
 def test_max_points(make_client):

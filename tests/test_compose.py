@@ -22,11 +22,15 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 PYPROJECT = ROOT / "pyproject.toml"
+MAKEFILE = ROOT / "Makefile"
 
 CPU_SERVICE = "neuroglass"
 GPU_SERVICE = "neuroglass-gpu"
 PG_APP = "neuroglass-postgres"
 PG_SERVICE = "postgres"
+RAY_APP = "neuroglass-ray"
+RAY_HEAD = "ray-head"
+RAY_WORKER = "ray-worker"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -174,7 +178,7 @@ def test_default_service_publishes_8000(services: dict) -> None:
     assert 8000 in container_ports(services[CPU_SERVICE]), "container port 8000 is not published"
 
 
-@pytest.mark.parametrize("name", [CPU_SERVICE, GPU_SERVICE, PG_APP])
+@pytest.mark.parametrize("name", [CPU_SERVICE, GPU_SERVICE, PG_APP, RAY_APP])
 def test_healthcheck_hits_healthz(services: dict, name: str) -> None:
     words = healthcheck_words(services[name])
     assert words[0] in {"CMD", "CMD-SHELL"}, f"healthcheck test must start with CMD/CMD-SHELL: {words}"
@@ -183,7 +187,7 @@ def test_healthcheck_hits_healthz(services: dict, name: str) -> None:
     )
 
 
-@pytest.mark.parametrize("name", [CPU_SERVICE, GPU_SERVICE, PG_APP, PG_SERVICE])
+@pytest.mark.parametrize("name", [CPU_SERVICE, GPU_SERVICE, PG_APP, PG_SERVICE, RAY_APP, RAY_HEAD, RAY_WORKER])
 def test_restart_policy(services: dict, name: str) -> None:
     assert services[name].get("restart") == "unless-stopped"
 
@@ -210,7 +214,7 @@ def test_gpu_service_reserves_nvidia_gpu(services: dict) -> None:
 
 def test_services_do_not_share_a_host_port(services: dict) -> None:
     host_ports: dict[str, str] = {}
-    for name in (CPU_SERVICE, GPU_SERVICE, PG_APP):
+    for name in (CPU_SERVICE, GPU_SERVICE, PG_APP, RAY_APP):
         for entry in services[name].get("ports") or []:
             published = str(entry["published"]) if isinstance(entry, dict) else str(entry).split(":")[-2]
             assert published not in host_ports, (
@@ -239,6 +243,74 @@ def test_postgres_profile_points_the_app_at_a_healthy_postgres(services: dict) -
     assert not args.get("JAX_EXTRA"), "the PostgreSQL app is the CPU image"
 
 
+def flag(words: list[str], name: str) -> str | None:
+    """The value of ``--name=value`` (or ``--name value``) among a command's words."""
+    for i, word in enumerate(words):
+        if word.startswith(f"{name}="):
+            return word.split("=", 1)[1]
+        if word == name and i + 1 < len(words):
+            return words[i + 1]
+    return None
+
+
+def test_ray_profile_is_a_head_a_worker_and_the_app(services: dict) -> None:
+    """The ray profile: a head and a worker from the app's image (with the ray extra), the app pointed at the
+    head's client server and training its sweeps there."""
+    for name in (RAY_APP, RAY_HEAD, RAY_WORKER):
+        assert name in services, f"no {name!r} service"
+        assert services[name].get("profiles") == ["ray"], f"{name} is not (only) in the ray profile"
+        context, dockerfile_name, args = build_of(services[name])
+        assert (context / dockerfile_name).resolve() == DOCKERFILE, f"{name} builds from {dockerfile_name!r}"
+        assert "ray" in args.get("EXTRAS", "").split(","), f"{name} is not built with the ray extra: {args}"
+        assert not args.get("JAX_EXTRA"), f"{name} is the CPU image"
+    images = {services[name].get("image") for name in (RAY_APP, RAY_HEAD, RAY_WORKER)}
+    assert len(images) == 1 and None not in images, f"the ray profile's services must share one image: {images}"
+
+    head = command_words(services[RAY_HEAD]["command"])
+    assert head[:3] == ["ray", "start", "--head"] and "--block" in head, f"head command is {head}"
+    worker = command_words(services[RAY_WORKER]["command"])
+    assert worker[:2] == ["ray", "start"] and "--block" in worker, f"worker command is {worker}"
+    assert flag(worker, "--address") == f"{RAY_HEAD}:{flag(head, '--port')}", f"worker joins {worker}"
+
+    env = env_of(services[RAY_APP])
+    assert env.get("NEUROGLASS_SWEEP_BACKEND") == "ray"
+    url = urlparse(env.get("NEUROGLASS_RAY_ADDRESS", ""))
+    assert (url.scheme, url.hostname) == ("ray", RAY_HEAD), f"NEUROGLASS_RAY_ADDRESS is {url.geturl()!r}"
+    assert str(url.port) == flag(head, "--ray-client-server-port"), "the app must reach the head's client server"
+    modes = {name: env_of(services[name]).get("RAY_AUTH_MODE") for name in (RAY_APP, RAY_HEAD, RAY_WORKER)}
+    assert len(set(modes.values())) == 1, f"the app and the nodes must agree on Ray's authentication: {modes}"
+    for name in (RAY_HEAD, RAY_WORKER):
+        assert not container_ports(services[name]), f"{name} publishes Ray's ports beyond the project's network"
+    for name in (RAY_APP, RAY_WORKER):
+        needs = (services[name].get("depends_on") or {}).get(RAY_HEAD, {})
+        assert needs.get("condition") == "service_healthy", f"{name} must wait for a healthy head"
+    for name in (RAY_HEAD, RAY_WORKER):
+        words = healthcheck_words(services[name])
+        assert words[0] == "CMD" and words[1:3] == ["ray", "status"], f"{name}'s health check is {words}"
+
+
+def test_ray_nodes_share_the_apps_data_and_compile_cache(services: dict) -> None:
+    """The actors build the data and compile on the nodes: at the app's paths, on the same volumes."""
+    env = env_of(services[RAY_APP])
+    app = {target: source for kind, source, target in mounts_of(services[RAY_APP]) if kind == "volume"}
+    for path in (env["NEUROGLASS_DATA_DIR"], env["NEUROGLASS_COMPILE_CACHE_DIR"]):
+        (target,) = [t for t in app if is_under(path, t)]
+        for name in (RAY_HEAD, RAY_WORKER):
+            node = {t: source for kind, source, t in mounts_of(services[name]) if kind == "volume"}
+            assert node.get(target) == app[target], f"{name} does not mount {app[target]} at {target}"
+    default = {source for kind, source, _ in mounts_of(services[CPU_SERVICE]) if kind == "volume"}
+    assert not default & set(app.values()), "the ray app must not share the default app's store"
+
+
+def test_the_ray_extra_is_pinned_and_installed_for_tests() -> None:
+    """pyproject's ray extra pins Ray (the cluster's nodes must run the same version); make test installs it."""
+    extras = tomllib.loads(PYPROJECT.read_text())["project"]["optional-dependencies"]
+    (ray,) = extras["ray"]
+    assert re.fullmatch(r"ray(\[[a-z,]+\])?==\d+\.\d+\.\d+", ray), f"ray is not pinned: {ray!r}"
+    installs = re.findall(r"pip install[^\n]*-e '\.\[([^\]]*)\]'", MAKEFILE.read_text())
+    assert any({"test", "ray"} <= set(group.split(",")) for group in installs), f"make installs {installs}"
+
+
 # -------------------------------------------------------------- compose: volumes & env
 
 
@@ -251,7 +323,7 @@ def test_named_volumes_are_declared(compose: dict, services: dict) -> None:
     assert used <= declared, f"named volumes used but not declared at top level: {sorted(used - declared)}"
 
 
-@pytest.mark.parametrize("name", [CPU_SERVICE, GPU_SERVICE])
+@pytest.mark.parametrize("name", [CPU_SERVICE, GPU_SERVICE, RAY_APP])
 def test_database_and_compile_cache_are_on_named_volumes(services: dict, name: str) -> None:
     service = services[name]
     env = env_of(service)
@@ -314,6 +386,14 @@ def test_dockerfile_healthcheck_hits_healthz(dockerfile: list[tuple[str, str]]) 
     assert "urllib" in checks[-1] and re.search(r"https?://[^/\s'\"]+:8000/healthz\b", checks[-1]), (
         f"HEALTHCHECK does not fetch :8000/healthz with urllib: {checks[-1]}"
     )
+
+
+def test_dockerfile_installs_the_chosen_extras(dockerfile: list[tuple[str, str]]) -> None:
+    names = {arg.split("=", 1)[0].strip() for arg in args_of(dockerfile, "ARG")}
+    assert "EXTRAS" in names, f"ARG EXTRAS missing (ARGs: {sorted(names)})"
+    runs = " ".join(args_of(dockerfile, "RUN"))
+    assert re.search(r"pip install \"?\.\[\$\{?EXTRAS\}?\]", runs), "no `pip install .[${EXTRAS}]` in any RUN"
+    assert "optional-dependencies" in runs, "the dependency layer must hold the extras' requirements too"
 
 
 def test_dockerfile_cuda_jax_range_matches_pyproject(dockerfile: list[tuple[str, str]]) -> None:

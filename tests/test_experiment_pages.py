@@ -13,6 +13,7 @@ from sqlalchemy import text
 from server.deps import token_cookie
 from server.routes import experiment_pages
 from server.routes.experiments import owner_cookie
+from tests.pages import start
 
 SPIRAL = {"dataset": {"name": "spiral", "n": 200}, "network": {"hidden": [{"units": 5, "activation": "tanh"}]}}
 
@@ -39,7 +40,7 @@ def visitor(client: TestClient) -> TestClient:
 def trained(client: TestClient) -> tuple[TestClient, str]:
     """A browser holding a fresh page's session, trained 7 epochs."""
     client.cookies.clear()
-    sid = session_of(client.get("/", params={}).text)
+    sid = start(client, client.get("/", params={}).text)
     auth = {"Authorization": f"Bearer {client.cookies.get(token_cookie(sid))}"}
     assert client.post(f"/api/v1/sessions/{sid}/train", json={"epochs": 7}, headers=auth).status_code == 200
     return client, sid
@@ -105,7 +106,7 @@ def test_saving_needs_this_browsers_session_cookie(trained) -> None:
 
 def test_a_store_that_fails_is_503_in_words_not_a_crash(make_client: Callable[..., TestClient]) -> None:
     client = make_client()
-    sid = session_of(client.get("/").text)
+    sid = start(client, client.get("/").text)
     store = client.app.state.sessions.library.store
 
     async def refuse_writes() -> None:
@@ -139,7 +140,7 @@ def test_the_experiments_page_says_when_nothing_is_saved(make_client: Callable[.
 
 def test_cards_search_and_pages_newest_first(make_client, monkeypatch: pytest.MonkeyPatch) -> None:
     client = make_client()
-    sid = session_of(client.get("/").text)
+    sid = start(client, client.get("/").text)
     for name in ("alpha one", "beta", "Alpha two", "alpha three"):
         save(client, sid, name)
     monkeypatch.setattr(experiment_pages, "PER_PAGE", 2)

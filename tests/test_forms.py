@@ -9,6 +9,7 @@ import pytest
 from server.presets import PRESETS
 from server.routes.fields import spec_field
 from server.spec import DropoutLayerSpec, ExperimentSpec
+from tests.pages import start
 
 INPUT = re.compile(r"<input\b[^>]*>")
 
@@ -58,7 +59,7 @@ def test_learning_rate_and_batch_size_inputs_exist_with_bounds(client):
 def test_added_dropout_layer_takes_the_specs_default_rate(client):
     r = client.get("/presets/cnn-lenet-digits", follow_redirects=True)
     assert 'title="add dropout (rate 0.5) at the end' in r.text  # the button says what it adds
-    sid = re.search(r'data-session="([^"]+)"', r.text).group(1)
+    sid = start(client, r.text)
     n = len(PRESETS["cnn-lenet-digits"]["spec"]["network"]["layers"])
     client.patch(f"/ui/sessions/{sid}/cnn/layers", data={"op": "add_dropout"})
     layers = client.get(f"/api/v1/sessions/{sid}").json()["spec"]["network"]["layers"]
@@ -70,8 +71,8 @@ def test_added_dropout_layer_takes_the_specs_default_rate(client):
 
 
 def _open(client, page: str = "/") -> str:
-    r = client.get(page, follow_redirects=True)
-    return re.search(r'data-session="([^"]+)"', r.text).group(1)
+    """A page and its first action: its session."""
+    return start(client, client.get(page, follow_redirects=True).text)
 
 
 def _spec(client, sid: str) -> dict:

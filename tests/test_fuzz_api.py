@@ -9,9 +9,18 @@ from schemathesis.checks import not_a_server_error
 
 from server.app import create_app
 from server.config import Settings
+from tests.conftest import fresh_database_url
 
 # no background compiles: the fuzzer makes hundreds of short-lived sessions of random architectures
-app = create_app(Settings(compile_cache_dir=None, max_sessions=10_000, warm_start=False))
+app = create_app(
+    Settings(
+        compile_cache_dir=None,
+        database_url=fresh_database_url(),  # a database of its own, whichever worker collects this file
+        max_sessions=10_000,
+        max_sessions_per_client=10_000,
+        warm_start=False,
+    )
+)
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 

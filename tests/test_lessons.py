@@ -308,9 +308,7 @@ def test_activation_maximization_climbs_and_each_filter_wants_its_own_image(clie
     assert len(distinct) >= 4
 
 
-def test_there_are_sixteen_lessons_and_double_descent_is_coming() -> None:
+def test_there_are_sixteen_lessons_all_ready() -> None:
     assert len(LESSONS) == 16
-    coming = [slug for slug, lesson in LESSONS.items() if lesson.status == "coming"]
-    assert coming == ["double-descent"]
-    assert "sweeps" in LESSONS["double-descent"].todo
-    assert list(LESSONS)[-1] == "double-descent"
+    assert [slug for slug, lesson in LESSONS.items() if lesson.status == "coming"] == []
+    assert list(LESSONS)[-1] == "double-descent" and LESSONS["double-descent"].sweep is not None

@@ -12,6 +12,7 @@ from server import lessons as lessons_module
 from server.lessons import LESSONS, Lesson, Variant
 from server.routes import lessons as lesson_routes
 from server.spec import ExperimentSpec, merge_patch
+from tests.pages import start
 
 COMING = Lesson(
     slug="test-coming",
@@ -103,7 +104,7 @@ def test_every_lesson_page_opens_a_session_with_its_spec(client, slug):
     assert 'id="lesson-aside"' in html and "show why" in html and f'data-address="/lessons/{slug}"' in html
     for v in lesson.variants:
         assert f">try: {v.label}<" in html.replace("&#39;", "'")
-    sid = _session_id(html)
+    sid = start(client, html)
     state = client.get(f"/api/v1/sessions/{sid}").json()
     assert state["spec"] == ExperimentSpec.model_validate(lesson.spec).model_dump(mode="json")
 
@@ -114,7 +115,7 @@ def _lesson_with_variants() -> Lesson:
 
 def test_variant_merges_into_the_lessons_spec_and_start_over_restores_it(client):
     lesson = _lesson_with_variants()
-    sid = _session_id(client.get(f"/lessons/{lesson.slug}").text)
+    sid = start(client, client.get(f"/lessons/{lesson.slug}").text)
     cookie_token = client.cookies.get(f"neuroglass_{sid}")
     auth = {"Authorization": f"Bearer {cookie_token}"}
     client.patch(f"/api/v1/sessions/{sid}", json={"training": {"learning_rate": 0.003}}, headers=auth)
@@ -138,7 +139,7 @@ def test_variant_keeps_the_weights_when_it_says_so(client, monkeypatch):
     lesson = _lesson_with_variants()
     keep = Lesson(**{**lesson.__dict__, "slug": "test-keep", "variants": (Variant("faster", {}, reset=False),)})
     monkeypatch.setitem(LESSONS, keep.slug, keep)
-    sid = _session_id(client.get(f"/lessons/{keep.slug}").text)
+    sid = start(client, client.get(f"/lessons/{keep.slug}").text)
     auth = {"Authorization": f"Bearer {client.cookies.get(f'neuroglass_{sid}')}"}
     client.post(f"/api/v1/sessions/{sid}/train", json={"epochs": 4}, headers=auth)
     assert client.post(f"/ui/sessions/{sid}/lessons/{keep.slug}/variants/0").status_code == 200
@@ -147,7 +148,7 @@ def test_variant_keeps_the_weights_when_it_says_so(client, monkeypatch):
 
 def test_buttons_refuse_other_browsers_and_unknown_variants(client):
     lesson = _lesson_with_variants()
-    sid = _session_id(client.get(f"/lessons/{lesson.slug}").text)
+    sid = start(client, client.get(f"/lessons/{lesson.slug}").text)
     token = client.cookies.pop(f"neuroglass_{sid}")
     for path in ("start-over", "variants/0"):
         r = client.post(f"/ui/sessions/{sid}/lessons/{lesson.slug}/{path}")
@@ -191,7 +192,7 @@ def test_both_playgrounds_top_bars_list_every_lesson(client, with_coming, page):
 
 def test_the_sessions_own_page_and_its_watchers_show_the_lesson(client):
     lesson = _lesson_with_variants()
-    sid = _session_id(client.get(f"/lessons/{lesson.slug}").text)
+    sid = start(client, client.get(f"/lessons/{lesson.slug}").text)
     own = client.get(f"/s/{sid}").text
     assert 'id="lesson-aside"' in own and 'id="lesson-start-over"' in own
     assert "data-address=" not in own  # the address bar keeps /s/{id} (the lesson page itself keeps its own)

@@ -97,18 +97,24 @@ def test_session_limit_and_idle_reaping():
         manager = SessionManager(Settings(compile_cache_dir=None, max_sessions=2, session_idle_seconds=0.05))
         a = await manager.create(ExperimentSpec())
         b = await manager.create(ExperimentSpec())
+        for s in (a, b):
+            await manager.play(s, watched=False)
         try:
             await manager.create(ExperimentSpec())
             refused = False
         except Exception as exc:  # noqa: BLE001 - the type is checked below
             refused = type(exc).__name__ == "TooMany" and exc.status_code == 429
+        for s in (a, b):
+            await manager.pause(s)
         manager.subscribe(b)  # b has a watcher: it stays
         await asyncio.sleep(0.1)
         removed = await manager.reap_idle()
-        return refused, removed, set(manager.sessions), a.id, b.id
+        left = set(manager.sessions)
+        await manager.close()
+        return refused, removed, left, a.id, b.id
 
     refused, removed, left, a_id, b_id = run(scenario())
-    assert refused
+    assert refused, "every session training: no room"
     assert removed == 1 and left == {b_id}
 
 

@@ -96,7 +96,7 @@ def test_the_tables_are_what_the_migrations_make(database_url):
                 version = (await conn.execute(text("select version_num from alembic_version"))).scalar_one()
         finally:
             await store.close()
-        assert diff == [] and version == "0001"
+        assert diff == [] and version == "0003"
 
     run(go())
 

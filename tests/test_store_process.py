@@ -182,3 +182,17 @@ def test_a_kill_minus_9_loses_at_most_the_last_write_period_of_a_live_session(tm
         back = c.get(f"{SESSIONS}/{sid}").json()
         assert back["status"] == "paused" and back["epoch"] in (40, 45)
         assert c.post(f"{SESSIONS}/{sid}/train", json={"epochs": 1}, headers=auth).status_code == 200
+
+
+MIGRATE = "import asyncio, sys\nfrom server.store import Store\nasyncio.run(Store(sys.argv[1]).start())\n"
+
+
+def test_servers_starting_together_on_a_fresh_database_migrate_it_once(database_url: str) -> None:
+    """Replicas (or test workers) that start at the same moment on one new database all come up: the
+    schema is created by one of them while the others wait, never twice."""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", MIGRATE, database_url], cwd=ROOT, stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=120)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors

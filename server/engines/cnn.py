@@ -40,7 +40,7 @@ from server.engines.cnn_views import (
     saliency_maps,
 )
 from server.errors import Invalid
-from server.ml import cnn, cnn_frames, images
+from server.ml import cnn, cnn_frames, images, sweep
 from server.ml.models import OUTPUTS, count_params
 from server.ml.probes import gradient_health
 from server.ml.train import Hyper, TrainState, hyper, init_opt_state
@@ -405,6 +405,11 @@ def thumbnail(spec: ExperimentSpec, cfg: cnn.CnnTrainConfig, state: TrainState) 
     return picture
 
 
+def sweep_data(cfg: cnn.CnnTrainConfig, data: ImageData) -> tuple[sweep.GroupData, int]:
+    """What a sweep's group trains on, and configurations per block: one (a CNN's step is big already)."""
+    return sweep.cnn_group_data(data.batches, (data.x_train, data.y_train), (data.x_test, data.y_test)), 1
+
+
 class CnnEngine:
     """The CNN engine (``base.Engine``)."""
 
@@ -437,6 +442,11 @@ class CnnEngine:
     data_public = staticmethod(data_public)
     activation_patch = staticmethod(activation_patch)
     thumbnail = staticmethod(thumbnail)
+    sweep_data = staticmethod(sweep_data)
+
+    @staticmethod
+    def sweep_maps(cfg: Any, states: TrainState, data: list[ImageData], shared: bool) -> np.ndarray | None:
+        return None  # an image classifier has no decision map over the plane
 
     @staticmethod
     def weight_inputs(spec: ExperimentSpec) -> list[str]:

@@ -31,7 +31,7 @@ from server.engines.base import (
     weight_arrays,
 )
 from server.errors import Invalid
-from server.ml import datasets
+from server.ml import datasets, sweep
 from server.ml.inspect import NEURON_RESOLUTION, OUTPUT_RESOLUTION, compute_frame, predict
 from server.ml.models import ACTIVATIONS, OUTPUTS, Arch, count_params, init_mlp, output_kind, transfer_params
 from server.ml.train import (
@@ -386,6 +386,23 @@ def thumbnail(spec: ExperimentSpec, cfg: TrainConfig, state: TrainState) -> np.n
     return rgb.reshape(THUMBNAIL, THUMBNAIL, 3)
 
 
+def sweep_data(cfg: TrainConfig, data: Data) -> tuple[sweep.GroupData, int]:
+    """What a sweep's group trains on (``sweep.GroupData``) and how many configurations go in a block."""
+    block = sweep.block_size(int(data.batches[0].shape[1]), cfg.arch.sizes)
+    return sweep.mlp_group_data(data.runs, (data.x_test, data.y_test)), block
+
+
+def sweep_maps(cfg: TrainConfig, states: TrainState, grids: jax.Array, shared: bool) -> np.ndarray:
+    """Each configuration's small decision map (NEURON_RESOLUTION² cells) as bytes: the output on the ±1
+    scale mapped to 0-255, or the class with the highest probability (0, 1, 2)."""
+    out = np.asarray(sweep.population_outputs(cfg, states, grids, shared))
+    if out.ndim == 3:
+        classes: np.ndarray = np.argmax(np.nan_to_num(out), axis=-1).astype(np.uint8)
+        return classes
+    values: np.ndarray = np.round((np.clip(np.nan_to_num(out), -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+    return values
+
+
 class MlpEngine:
     """The MLP engine (``base.Engine``)."""
 
@@ -413,6 +430,12 @@ class MlpEngine:
     data_public = staticmethod(data_public)
     activation_patch = staticmethod(activation_patch)
     thumbnail = staticmethod(thumbnail)
+    sweep_data = staticmethod(sweep_data)
+
+    @staticmethod
+    def sweep_maps(cfg: TrainConfig, states: TrainState, data: list[Data], shared: bool) -> np.ndarray | None:
+        grids = data[0].grid_neurons if shared else jnp.stack([d.grid_neurons for d in data])
+        return sweep_maps(cfg, states, grids, shared)
 
     @staticmethod
     def weight_inputs(spec: ExperimentSpec) -> list[str]:

@@ -562,6 +562,19 @@ def augmented(cfg: CnnTrainConfig, key: jax.Array, x: jax.Array) -> jax.Array:
     return augment.augment(key, flat, shift, rotate, erase).reshape(x.shape)
 
 
+def cnn_epoch(
+    cfg: CnnTrainConfig, state: TrainState, batches: Batch, h: Hyper, padded: bool
+) -> tuple[TrainState, jax.Array]:
+    """One epoch over ``batches`` with this epoch's hyperparameters (augmented afresh when the config says
+    so) → (state, each batch's loss): the body of ``train_cnn_epochs``, and what a sweep vmaps."""
+    epoch = batches
+    if any(cfg.augment):  # a fresh random variant of every training image, each epoch
+        key, sub = jax.random.split(state.key)
+        state = state._replace(key=key)
+        epoch = (augmented(cfg, sub, batches[0]), *batches[1:])
+    return jax.lax.scan(lambda s, b: cnn_step(s, b, h, cfg, padded), state, epoch, unroll=cfg.unroll)
+
+
 @partial(jax.jit, static_argnames=("cfg", "padded"))
 def train_cnn_epochs(
     cfg: CnnTrainConfig,
@@ -586,13 +599,7 @@ def train_cnn_epochs(
 
     def body(carry: tuple[jax.Array, TrainState, jax.Array]) -> tuple[jax.Array, TrainState, jax.Array]:
         i, st, _ = carry
-        epoch = batches
-        if any(cfg.augment):  # a fresh random variant of every training image, each epoch
-            key, sub = jax.random.split(st.key)
-            st = st._replace(key=key)
-            epoch = (augmented(cfg, sub, batches[0]), *batches[1:])
-        he = scheduled(h, cfg.schedule, start + i)
-        st, losses = jax.lax.scan(lambda s, b: cnn_step(s, b, he, cfg, padded), st, epoch, unroll=cfg.unroll)
+        st, losses = cnn_epoch(cfg, st, batches, scheduled(h, cfg.schedule, start + i), padded)
         return i + 1, st, finite(st.params) & jnp.isfinite(losses.sum())
 
     return jax.lax.while_loop(cond, body, (jnp.int32(0), state, jnp.bool_(True)))

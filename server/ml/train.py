@@ -309,6 +309,19 @@ def epoch_runs(batches: Sequence[ArrayLike]) -> tuple[Batch, ...]:
     )
 
 
+def mlp_epoch(cfg: TrainConfig, state: TrainState, runs: tuple[Batch, ...], h: Hyper, padded: bool) -> TrainState:
+    """One epoch over ``runs`` (``epoch_runs``) with this epoch's hyperparameters: the body of
+    ``train_epochs``, and what a sweep vmaps over its configurations (server.ml.sweep)."""
+    update = _perceptron_update if cfg.algorithm == "perceptron" else _sgd_update
+
+    def run_steps(st: TrainState, i: jax.Array) -> tuple[TrainState, None]:
+        run = runs[0] if len(runs) == 1 else jax.lax.switch(i, [lambda r=r: r for r in runs])
+        st, _ = jax.lax.scan(lambda s, b: (update(s, b, h, cfg, padded)[0], None), st, run, unroll=cfg.unroll)
+        return st, None
+
+    return jax.lax.scan(run_steps, state, jnp.arange(len(runs)))[0]
+
+
 RECORD_SLOTS = 100  # history records one call of train_epochs can return (the host picks ``every`` to fit)
 RECORD_COLUMNS = ("epoch", "train_loss", "test_loss", "train_accuracy", "test_accuracy")
 
@@ -398,14 +411,7 @@ def train_epochs(
     RECORD_SLOTS``. With ``path``, the weights too, flattened (``ravel_pytree``: a trajectory point), one
     row (RECORD_SLOTS, n_params) per record: the records are the pair (rows, points).
     """
-    update = _perceptron_update if cfg.algorithm == "perceptron" else _sgd_update
     write, start_records = _recorder(cfg, state, runs, test, every, path)
-
-    def run_steps(st: TrainState, i: jax.Array, he: Hyper) -> tuple[TrainState, None]:
-        run = runs[0] if len(runs) == 1 else jax.lax.switch(i, [lambda r=r: r for r in runs])
-        st, _ = jax.lax.scan(lambda s, b: (update(s, b, he, cfg, padded)[0], None), st, run, unroll=cfg.unroll)
-        return st, None
-
     Carry = tuple[jax.Array, TrainState, jax.Array, Records]
 
     def cond(carry: Carry) -> jax.Array:
@@ -414,8 +420,7 @@ def train_epochs(
 
     def body(carry: Carry) -> Carry:
         i, st, _, records = carry
-        he = scheduled(h, cfg.schedule, start + i)
-        st, _ = jax.lax.scan(lambda c, r: run_steps(c, r, he), st, jnp.arange(len(runs)))
+        st = mlp_epoch(cfg, st, runs, scheduled(h, cfg.schedule, start + i), padded)
         due = ((i + 1) % every == 0) | (i + 1 == n_epochs)
         records = jax.lax.cond(due, lambda r: write(st, i, r), lambda r: r, records)
         # A non-finite loss makes the next gradients, hence the weights, non-finite: checking the weights

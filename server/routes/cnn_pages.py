@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from server.deps import ManagerDep
 from server.ml.images import IMAGE_DATASETS
 from server.routes.fields import spec_field
-from server.routes.pages import FormDep, OwnedDep, apply, context, first, fragment, more_settings, respond
+from server.routes.pages import FormDep, OwnedDep, apply, context, first, fragment, more_settings, respond, viewed
 from server.sessions import SessionError
 from server.spec import ConvLayerSpec, merge_patch
 
@@ -276,8 +276,9 @@ def _paren(v: float) -> str:
 @router.get("/ui/sessions/{session_id}/cnn/convolution", response_class=HTMLResponse)
 async def convolution(request: Request, session_id: str, manager: ManagerDep, form: FormDep) -> HTMLResponse:
     """The worked example fragment (anyone watching may step through it: it changes nothing). Query:
-    layer, filter, channel, example, row, col, step (and was, was_layer, picked: what the form showed)."""
-    s = manager.get(session_id)
+    layer, filter, channel, example, row, col, step (and was, was_layer, picked: what the form showed). A page's
+    preview (``draft-<key>``) shows its own: stepping through it creates no session."""
+    s = viewed(manager, session_id)
     convs = [(i, layer) for i, layer in enumerate(s.spec.network.layers) if layer.type == "conv"]
     ctx = context(request, s, readonly=True, convs=convs, walk=None, view=None, walk_error=None)
     if not convs:

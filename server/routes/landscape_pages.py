@@ -45,12 +45,14 @@ def _sci(v: float | None) -> str:
 
 @router.get("/ui/sessions/{session_id}/gradients", response_class=HTMLResponse)
 async def gradients(request: Request, session_id: str, manager: ManagerDep) -> HTMLResponse:
-    """Gradient health per layer and the diagnosis, with fixes (buttons only for the owner)."""
+    """Gradient health per layer and the diagnosis, with fixes (buttons only for the owner): the landscape
+    feed's latest while a socket watches it (the panel asks for this fragment when a snapshot brings new
+    numbers: one computation for every viewer), else computed now."""
     s = manager.get(session_id)
     readonly = not owns(s, request)
     ctx = context(request, s, readonly, health=None, health_error=None)
     try:
-        out = await manager.gradients(s)
+        out = manager.landscape_feed.gradients(s) or await manager.gradients(s)
     except SessionError as exc:
         ctx["health_error"] = exc.message
         return HTMLResponse(fragment(request, "partials/gradients.html", ctx))

@@ -1,6 +1,7 @@
-"""The lessons: ``GET /api/v1/lessons`` (and one by slug), the ``/lessons`` gallery, a lesson's page (a new live
-session from its spec, the playground of its kind with the lesson's text beside it), and the lesson page's
-buttons: a variant (its patch merged into the lesson's spec) and "start over" (the lesson's spec, fresh weights).
+"""The lessons: ``GET /api/v1/lessons`` (and one by slug), the ``/lessons`` gallery, a lesson's page (the preview
+of its spec — its session is created at the student's first action — on the playground of its kind with the
+lesson's text beside it), and the lesson page's buttons: a variant (its patch merged into the lesson's spec) and
+"start over" (the lesson's spec, fresh weights).
 """
 
 from __future__ import annotations
@@ -9,14 +10,27 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
-from server.deps import ManagerDep, token_cookie
+from server.deps import ManagerDep
 from server.lessons import LESSONS, PANELS, Lesson
-from server.routes.pages import OwnedDep, _page, context, fragment, panels_for, spec_url, templates
+from server.routes.pages import (
+    OwnedDep,
+    PageSession,
+    _page,
+    context,
+    create_for_page,
+    embedded,
+    fragment,
+    panels_for,
+    spec_url,
+    templates,
+)
+from server.routes.sweeps import sweep_cookie
 from server.schemas import LessonList, LessonPublic
 from server.sessions import Session
 from server.spec import ExperimentSpec, merge_patch
+from server.sweepspec import SweepSpec
 
 api = APIRouter(prefix="/api/v1/lessons", tags=["lessons"])
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -107,10 +121,11 @@ async def gallery(request: Request) -> HTMLResponse:
 OPENED_FROM: dict[str, str] = {}
 
 
-def lesson_view(s: Session) -> dict[str, Any] | None:
-    """What the aside shows for a session opened from a lesson (None otherwise): the lesson, its number, the
-    selectors of the panels it outlines and their descriptions. A template global (the playground pages)."""
-    lesson = LESSONS.get(OPENED_FROM.get(s.id, ""))
+def lesson_view(s: Session, slug: str | None = None) -> dict[str, Any] | None:
+    """What the aside shows for a session opened from a lesson (or a lesson's preview: ``slug``; None
+    otherwise): the lesson, its number, the selectors of the panels it outlines and their descriptions. A
+    template global (the playground pages)."""
+    lesson = LESSONS.get(slug or OPENED_FROM.get(s.id, ""))
     if lesson is None:
         return None
     number = list(LESSONS).index(lesson.slug) + 1
@@ -121,19 +136,49 @@ def lesson_view(s: Session) -> dict[str, Any] | None:
 
 @router.get("/lessons/{slug}", response_class=HTMLResponse)
 async def lesson_page(request: Request, slug: str, manager: ManagerDep) -> HTMLResponse:
-    """A new session from the lesson's spec, on its kind's playground page with the lesson's text beside it."""
+    """The lesson's spec as a preview (its session comes at the first action, POST /ui/lessons/{slug}/session),
+    on its kind's playground page with the lesson's text beside it."""
     lesson = LESSONS.get(slug)
     if lesson is None:
         return _gallery(request, 404, notice=f"There is no lesson {slug!r}. Here are all the lessons.")
     if lesson.status == "coming":
         notice = f"The lesson “{lesson.title}” is coming, not ready to open yet. {lesson.todo}"
         return _gallery(request, 200, notice=notice, coming=lesson.slug)
-    s = await manager.create(lesson_spec(lesson))
+    preview = await manager.previews.of(lesson_spec(lesson))
+    view = embedded(request, preview.session, spec_url(preview.session.spec))
+    address = f"/lessons/{lesson.slug}" + ("?" + view["embed"].query()[1:] if view["embed"].query() else "")
+    return _page(
+        request,
+        preview.session,
+        readonly=False,
+        lesson_address=address,
+        lesson_slug=lesson.slug,
+        create_url=f"/ui/lessons/{lesson.slug}/session",
+        **view,
+    )
+
+
+@router.post("/ui/lessons/{slug}/session", response_model=PageSession, status_code=201)
+async def start_lesson_session(slug: str, manager: ManagerDep) -> JSONResponse:
+    """A lesson page's first action: the session of the lesson's spec, the lesson's text following it."""
+    lesson = lesson_or_404(slug)
+    s, response = await create_for_page(manager, lesson_spec(lesson))
     for gone in [sid for sid in OPENED_FROM if sid not in manager.sessions]:
         del OPENED_FROM[gone]
     OPENED_FROM[s.id] = lesson.slug
-    response = _page(request, s, readonly=False, lesson_address=f"/lessons/{lesson.slug}")
-    response.set_cookie(token_cookie(s.id), s.token, path="/", httponly=True, samesite="lax")
+    return response
+
+
+@router.post("/ui/lessons/{slug}/sweep", response_class=RedirectResponse, status_code=303)
+async def run_lesson_sweep(request: Request, slug: str, manager: ManagerDep) -> RedirectResponse:
+    """Start the lesson's sweep and go to its page (the sweep's token in a cookie, as POST /api/v1/sweeps)."""
+    lesson = lesson_or_404(slug)
+    if lesson.sweep is None:
+        raise HTTPException(404, f"the lesson {slug!r} has no sweep")
+    client = request.client.host if request.client is not None else "unknown"
+    sweep = await manager.sweeps.create(SweepSpec.model_validate(lesson.sweep), client)
+    response = RedirectResponse(f"/sweeps/{sweep.id}", status_code=303)
+    response.set_cookie(sweep_cookie(sweep.id), sweep.token, httponly=True, samesite="strict")
     return response
 
 

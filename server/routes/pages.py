@@ -1,4 +1,8 @@
-"""The page: GET / (a new session from ?spec=...), GET /watch/{id} (read-only), and htmx form endpoints.
+"""The page: GET / (the preview of ?spec=...), GET /watch/{id} (read-only), and htmx form endpoints.
+
+A visit creates no session: the page shows the spec's preview (server/sessions/previews.py, its stand-in id
+``draft-<key>`` in the page's URLs) until the visitor's first action, when the page posts ``/ui/sessions`` (the
+new session, its token in the cookie) and then sends the action to it (static/js/session.js).
 
 Every form endpoint turns form fields into a partial spec, calls the same SessionManager methods as the REST
 API (the token cookie must match), and answers with re-rendered fragments: the sending panel (errors beside
@@ -14,12 +18,12 @@ import functools
 import json
 import secrets
 from typing import Annotated, Any, Literal, overload
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from server.csvdata import parse_csv
 from server.deps import ManagerDep, PageSessionDep, owns, token_cookie
@@ -28,10 +32,14 @@ from server.ml.images import IMAGE_DATASETS
 from server.ml.models import ACTIVATIONS
 from server.ml.train import OPTIMIZERS
 from server.presets import PRESETS
+from server.routes.embed import embed_of, hide_css
 from server.routes.experiments import owner_cookie
 from server.routes.kinds import page_kind
-from server.sessions import Session, SessionError
+from server.routes.views import get_saliency
+from server.sessions import NotFound, Session, SessionError
+from server.sessions.previews import DRAFT, Preview
 from server.spec import MAX_CNN_LAYERS, MAX_HIDDEN_LAYERS, MAX_UNITS, ExperimentSpec, merge_patch
+from server.view_schemas import DataPublic, SaliencyPublic
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -266,6 +274,8 @@ def context(request: Request, s: Session, readonly: bool, **extra: Any) -> dict[
         "errs": {},
         "form": {},
         "oob": False,
+        "draft": s.id.startswith(DRAFT),  # a preview: the first action creates the session
+        "lesson_slug": None,
         **extra,
     }
 
@@ -387,23 +397,35 @@ async def apply(
 
 
 def _page(request: Request, s: Session, readonly: bool, page_error: str | None = None, **extra: Any) -> HTMLResponse:
-    ctx = context(request, s, readonly, page_error=page_error, url=spec_url(s.spec), **extra)
+    extra = {"url": spec_url(s.spec), **extra}
+    ctx = context(request, s, readonly, page_error=page_error, **extra)
     ctx["mlp_url"] = spec_url(ExperimentSpec())
     ctx["cnn_url"] = spec_url(ExperimentSpec.model_validate(PRESETS["cnn-lenet-digits"]["spec"]))
+    ctx["spec_text"] = encode_spec(s.spec)  # what a preview page posts to create its session
     return templates(request).TemplateResponse(request, page_kind(s).template, ctx)
 
 
+def embedded(request: Request, s: Session, address: str) -> dict[str, Any]:
+    """What ``?embed=1&hide=...`` asks of this page (server/routes/embed.py): the template's ``embed``, the
+    style that hides, the names it does not know, and the page's ``url`` keeping them."""
+    kind = page_kind(s).name
+    e = embed_of(request.query_params.get("embed"), request.query_params.get("hide"), kind)
+    return {"embed": e, "hide_css": hide_css(e, kind), "url": address + e.query()}
+
+
 @router.get("/presets/{name}")
-async def open_preset(name: str) -> RedirectResponse:
-    """A lesson's experiment: the page of a new session from that preset."""
+async def open_preset(request: Request, name: str) -> RedirectResponse:
+    """A lesson's experiment: the page of that preset (``embed`` and ``hide`` go along)."""
     if name not in PRESETS:
         raise HTTPException(404, f"no preset {name!r}")
-    return RedirectResponse(spec_url(ExperimentSpec.model_validate(PRESETS[name]["spec"])), status_code=303)
+    keep = {k: v for k, v in request.query_params.items() if k in ("embed", "hide")}
+    more = "&" + urlencode(keep) if keep else ""
+    return RedirectResponse(spec_url(ExperimentSpec.model_validate(PRESETS[name]["spec"])) + more, status_code=303)
 
 
 @router.get("/", response_class=HTMLResponse)
 async def index(request: Request, manager: ManagerDep, spec: Annotated[str | None, Query()] = None) -> HTMLResponse:
-    """A new session from the link's spec (or the defaults, with the reason shown), owned by this browser."""
+    """The link's spec (or the defaults, with the reason shown) as a preview: no session until the visitor acts."""
     page_error = None
     try:
         wanted = decode_spec(spec) if spec else ExperimentSpec()
@@ -412,7 +434,7 @@ async def index(request: Request, manager: ManagerDep, spec: Annotated[str | Non
         page_error = f"This link's experiment could not be opened: {why}. Showing the default experiment instead."
         wanted = ExperimentSpec()
     try:
-        s = await manager.create(wanted)
+        preview = await manager.previews.of(wanted)
     except SessionError as exc:
         if exc.status_code != 422:
             ctx = {"request": request, "message": exc.message}
@@ -420,14 +442,80 @@ async def index(request: Request, manager: ManagerDep, spec: Annotated[str | Non
         page_error = (
             f"This link's experiment could not be opened: {exc.message}. Showing the default experiment instead."
         )
-        s = await manager.create(ExperimentSpec())
-    response = _page(request, s, readonly=False, page_error=page_error)
-    response.set_cookie(token_cookie(s.id), s.token, path="/", httponly=True, samesite="lax")  # for the browser session
+        preview = await manager.previews.of(ExperimentSpec())
+    view = embedded(request, preview.session, spec_url(preview.session.spec))
+    response = _page(request, preview.session, readonly=False, page_error=page_error, create_url="/ui/sessions", **view)
     for name in request.cookies:  # forget the keys of sessions that are gone; saved experiments' owner keys stay
         session_id = name.removeprefix("neuroglass_")
         if name != session_id and not name.startswith(owner_cookie("")) and session_id not in manager.sessions:
             response.delete_cookie(name, path="/")
     return response
+
+
+class PageSession(BaseModel):
+    """The session a page's first action created (its token is in the cookie, not here)."""
+
+    id: str
+
+
+async def create_for_page(manager: Any, spec: ExperimentSpec, status: int = 201) -> tuple[Session, JSONResponse]:
+    """A new session of ``spec`` owned by this browser: the answer ``{id}`` with the token cookie set."""
+    s = await manager.create(spec)
+    response = JSONResponse(PageSession(id=s.id).model_dump(), status_code=status)
+    response.set_cookie(token_cookie(s.id), s.token, path="/", httponly=True, samesite="lax")  # for the browser session
+    return s, response
+
+
+@router.post("/ui/sessions", response_model=PageSession, status_code=201)
+async def start_session(manager: ManagerDep, form: FormDep) -> JSONResponse:
+    """A preview page's first action: the session of the spec it shows (``spec``: what ?spec= carries)."""
+    try:
+        spec = decode_spec(first(form, "spec", ""))
+    except LinkError as exc:
+        raise HTTPException(422, str(exc)) from None
+    _, response = await create_for_page(manager, spec)
+    return response
+
+
+def preview_or_404(manager: Any, key: str) -> Preview:
+    preview: Preview | None = manager.previews.find(key)
+    if preview is None:
+        raise HTTPException(404, "this page's preview is no longer kept: reload the page")
+    return preview
+
+
+def viewed(manager: Any, session_id: str) -> Session:
+    """The session a read-only fragment shows: a live one, or a page's preview (``draft-<key>``)."""
+    if session_id.startswith(DRAFT):
+        preview: Preview | None = manager.previews.find(session_id)
+        if preview is None:
+            raise NotFound("this page's preview is no longer kept: reload the page")
+        return preview.session
+    s: Session = manager.get(session_id)
+    return s
+
+
+@router.get("/ui/previews/{key}/frame")
+async def preview_frame(manager: ManagerDep, key: str) -> Response:
+    """A preview's frame at epoch 0, in the websocket's binary envelope (computed once per spec)."""
+    return Response(preview_or_404(manager, key).frame, media_type="application/octet-stream")
+
+
+@router.get("/ui/previews/{key}/data", response_model=DataPublic, response_model_exclude_unset=True)
+async def preview_data(manager: ManagerDep, key: str) -> dict[str, Any]:
+    """A preview's data, as GET /api/v1/sessions/{id}/data answers it."""
+    return manager.data(preview_or_404(manager, key).session)
+
+
+@router.get("/ui/previews/{key}/saliency", response_model=SaliencyPublic)
+async def preview_saliency(
+    manager: ManagerDep,
+    key: str,
+    examples: Annotated[list[int], Query(max_length=64)] = [0],  # noqa: B006
+    encoding: Annotated[Literal["base64", "list"], Query()] = "base64",
+) -> dict[str, Any]:
+    """A CNN preview's saliency maps, as GET /api/v1/sessions/{id}/saliency answers them."""
+    return await get_saliency(preview_or_404(manager, key).session, manager, examples, encoding)
 
 
 @router.get("/watch/{session_id}", response_class=HTMLResponse)
@@ -463,7 +551,7 @@ def _previews() -> dict[str, Any]:
 @router.get("/copy/{session_id}")
 async def copy(session_id: str, manager: ManagerDep) -> RedirectResponse:
     """A watcher's way to experiment: a new session of their own from the session's current spec."""
-    return RedirectResponse(spec_url(manager.get(session_id).spec), status_code=303)
+    return RedirectResponse(spec_url(viewed(manager, session_id).spec), status_code=303)
 
 
 @router.get("/ui/datasets/preview")

@@ -71,8 +71,9 @@ async def train_session(s: OwnedSessionDep, manager: ManagerDep, body: TrainIn) 
 
 @router.post("/{session_id}/play", response_model=SessionPublic)
 async def play_session(s: OwnedSessionDep, manager: ManagerDep) -> dict[str, Any]:
-    """Train continuously in the background (frames go to websocket watchers) until pause."""
-    await manager.play(s)
+    """Train continuously in the background (frames go to websocket watchers) until pause: a session played
+    over REST keeps running unwatched (one played from a page pauses when nobody has watched it a while)."""
+    await manager.play(s, watched=False)
     return manager.public(s)
 
 

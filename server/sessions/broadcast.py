@@ -1,5 +1,6 @@
 """Frames to watchers: each subscriber has a latest-only mailbox (a slow client skips stale frames and never
-slows training or other clients); a frame message is built once and handed to every mailbox."""
+slows training or other clients); a frame message is built once, handed to every mailbox, and encoded once
+for every socket (``Frame.wire``)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,28 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from server.engines.base import sanitize
+from server.frames import encode_binary
 
 if TYPE_CHECKING:
     from server.sessions.session import Session, Snapshot
 
 Message = tuple[dict[str, Any], dict[str, np.ndarray]]  # header (JSON-able) and arrays
+
+
+class Frame(tuple[dict[str, Any], dict[str, np.ndarray]]):
+    """A published frame: unpacks as (header, arrays) like any message; its binary envelope is made by the
+    first socket that sends it, and every other socket sends the same bytes."""
+
+    def wire(self) -> bytes:
+        data: bytes | None = self.__dict__.get("wire_bytes")
+        if data is None:
+            data = self.__dict__["wire_bytes"] = encode_binary(*self)
+        return data
+
+
+def wire(message: Message) -> bytes:
+    """The binary envelope of a message: made once per published frame, fresh for any other."""
+    return message.wire() if isinstance(message, Frame) else encode_binary(*message)
 
 
 MAX_NOTES = 16  # undelivered notes a mailbox keeps (the oldest go first)
@@ -80,8 +98,10 @@ def frame_message(s: Session, snap: Snapshot, arrays: dict[str, Any]) -> Message
 
 
 def publish(s: Session, message: Message) -> None:
+    """Hand a frame to every mailbox (a ``Frame`` keeps the wire bytes it may have been encoded to already)."""
+    frame = message if isinstance(message, Frame) else Frame(message)
     for box in s.subscribers:
-        box.put(message)
+        box.put(frame)
 
 
 def notify(s: Session, message: dict[str, Any]) -> None:

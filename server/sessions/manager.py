@@ -11,11 +11,15 @@ from server.config import Settings
 from server.errors import Unavailable
 from server.sessions import broadcast
 from server.sessions import public as answers
+from server.sessions.classes import Classes
 from server.sessions.edits import Editor
+from server.sessions.landscape_feed import LandscapeFeed
 from server.sessions.library import Library
+from server.sessions.previews import Previews
 from server.sessions.registry import Registry
 from server.sessions.runner import Runner, Workers
 from server.sessions.session import Session
+from server.sessions.sweeps import Sweeps
 from server.sessions.views import Views
 from server.spec import ExperimentSpec
 from server.store import Store
@@ -31,8 +35,12 @@ class SessionManager:
         self.registry = Registry(settings, self.runner)
         self.editor = Editor(self.registry, self.runner)
         self.views = Views(settings, self.workers)
+        self.landscape_feed = LandscapeFeed(self.views)  # the landscape panel's snapshots on the sockets
         self.sessions = self.registry.sessions
         self.library = Library(settings, store, self.registry, self.workers) if store is not None else None
+        self.sweeps = Sweeps(settings, self.registry, self.workers, store)
+        self.classes = Classes(settings, self.registry, self.runner, self.workers, self.library, store)
+        self.previews = Previews(self.registry, self.views)  # what a page shows before its visitor acts
 
     @property
     def saved(self) -> Library:
@@ -58,9 +66,13 @@ class SessionManager:
         if self.library is not None:
             await self.library.restore_all()
             self.library.start()
+        await self.classes.start()
+        await self.sweeps.start()
 
     async def close(self) -> None:
-        """At shutdown: stop every loop, write every live session one last time, then let them go."""
+        """At shutdown: stop every loop and sweep, write every live session one last time, then let them go."""
+        await self.sweeps.close()
+        await self.landscape_feed.close()
         for s in list(self.sessions.values()):
             await self.runner.stop(s)
         if self.library is not None:
@@ -74,8 +86,8 @@ class SessionManager:
     async def train(self, s: Session, epochs: int) -> None:
         await self.runner.train(s, epochs)
 
-    async def play(self, s: Session) -> None:
-        await self.runner.play(s)
+    async def play(self, s: Session, watched: bool = True) -> None:
+        await self.runner.play(s, watched)
 
     async def pause(self, s: Session) -> None:
         await self.runner.pause(s)
@@ -133,10 +145,13 @@ class SessionManager:
 
     # watchers
     def subscribe(self, s: Session) -> broadcast.Mailbox:
+        self.runner.watched(s)
         return broadcast.subscribe(s)
 
     def unsubscribe(self, s: Session, box: broadcast.Mailbox) -> None:
         broadcast.unsubscribe(s, box)
+        if not s.subscribers:
+            self.runner.unwatched(s)
 
     # what routes answer
     public = staticmethod(answers.public)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections import OrderedDict
+from contextvars import ContextVar
 from typing import Any
 
 from server.config import Settings
@@ -13,6 +14,7 @@ from server.engines.views import TRAJECTORY_POINTS
 from server.errors import Invalid, NotFound, TooMany
 from server.ml import images
 from server.ml.train import TrainState
+from server.sessions import broadcast
 from server.sessions.recording import Series, checkpoint_limit, record
 from server.sessions.runner import Runner
 from server.sessions.saved import Saved
@@ -20,6 +22,10 @@ from server.sessions.session import Session
 from server.spec import ExperimentSpec
 
 RECENT_DATA = 8  # datasets kept for the next session that asks for the same
+
+# The address of the client whose request is being answered (set by the app for every request): sessions
+# count against it. Empty outside a request (restored sessions, tests calling the manager directly).
+CLIENT: ContextVar[str] = ContextVar("client", default="")
 
 
 class Registry:
@@ -31,6 +37,7 @@ class Registry:
         # Data are never changed in place (an edit builds new ones), so sessions of the same dataset share
         # them: opening a saved CNN or a class of forks does not generate the same images again.
         self.recent_data: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self.pinned: set[str] = set()  # sessions neither evicted nor reaped while idle (an open class's presenter)
 
     def check_limits(self, spec: ExperimentSpec) -> None:
         engine_for(spec).check_limits(spec, self.settings)
@@ -101,25 +108,43 @@ class Registry:
         record(s, force=True, replace=True)  # the moment it continues from: a checkpoint, its history record
         return s
 
-    def _admit(self, spec: ExperimentSpec) -> None:
-        if len(self.sessions) >= self.settings.max_sessions:
-            raise TooMany(f"this server holds at most {self.settings.max_sessions} sessions; delete one first")
+    async def _admit(self, spec: ExperimentSpec) -> None:
+        """Room for one more session of this client: within its share and the server's total, the oldest
+        idle session (of this client, or anyone's for the total) evicted to make it; 429 when none is idle."""
         self.check_limits(spec)
+        client, limit = CLIENT.get(), self.settings.max_sessions_per_client
+        mine = [s for s in self.sessions.values() if client and s.client == client]
+        if len(mine) >= limit and not await self._evict(mine):
+            raise TooMany(f"one client holds at most {limit} sessions on this server and all of yours are playing")
+        if len(self.sessions) >= self.settings.max_sessions and not await self._evict(list(self.sessions.values())):
+            raise TooMany(f"this server holds at most {self.settings.max_sessions} sessions, all playing; try later")
 
-    async def create(self, spec: ExperimentSpec) -> Session:
-        self._admit(spec)
-        s = await self.runner.workers.run(self._new, spec)
+    async def _evict(self, among: list[Session]) -> bool:
+        """Remove the oldest idle session of ``among`` (not training; unwatched ones first), telling its
+        watchers why. Whether there was one."""
+        idle = [s for s in among if s.status != "running" and s.id not in self.pinned]
+        if not idle:
+            return False
+        oldest = min(idle, key=lambda s: (bool(s.subscribers), s.touched))
+        reason = "this session was closed to make room for a new one (it was the oldest idle one on the server)"
+        broadcast.notify(oldest, {"type": "closed", "reason": reason})
+        await self.delete(oldest)
+        return True
+
+    def _register(self, s: Session) -> Session:
+        s.client = CLIENT.get()
         self.sessions[s.id] = s
         self.runner.warm(s)
         return s
+
+    async def create(self, spec: ExperimentSpec) -> Session:
+        await self._admit(spec)
+        return self._register(await self.runner.workers.run(self._new, spec))
 
     async def resume(self, saved: Saved, id_: str = "", token: str = "") -> Session:
         """A live session from a saved state: a new one, or (restoring after a restart) the same id and token."""
-        self._admit(saved.spec)
-        s = await self.runner.workers.run(self._resumed, saved, id_, token)
-        self.sessions[s.id] = s
-        self.runner.warm(s)
-        return s
+        await self._admit(saved.spec)
+        return self._register(await self.runner.workers.run(self._resumed, saved, id_, token))
 
     def get(self, session_id: str) -> Session:
         s = self.sessions.get(session_id)
@@ -142,7 +167,11 @@ class Registry:
         """Remove sessions nobody has touched or watched for the idle limit. Returns how many."""
         limit = self.settings.session_idle_seconds
         now = time.monotonic()
-        stale = [s for s in self.sessions.values() if not s.subscribers and now - s.touched > limit]
+        stale = [
+            s
+            for s in self.sessions.values()
+            if not s.subscribers and now - s.touched > limit and s.id not in self.pinned
+        ]
         for s in stale:
             await self.delete(s)
         return len(stale)

@@ -19,7 +19,7 @@ from server.config import Settings
 from server.engines.base import Advance, sanitize
 from server.errors import Conflict, Invalid
 from server.ml.train import record_every
-from server.sessions import broadcast, stopping
+from server.sessions import broadcast, scheduler, stopping
 from server.sessions.recording import record, record_rows, row_metrics
 from server.sessions.session import Session, Snapshot
 
@@ -64,6 +64,7 @@ class Runner:
         self.settings, self.workers = settings, workers
         self.compiled: set[tuple[Any, ...]] = set()  # programs that have run in this process (Session.program_key)
         self.runs: dict[str, stopping.Run] = {}  # each playing session's run (its stop conditions)
+        self.playing: set[str] = set()  # sessions whose loop is running
 
     # ------------------------------------------------------------------ compiling ahead
 
@@ -144,9 +145,11 @@ class Runner:
     async def show(self, s: Session, snap: Snapshot) -> None:
         """Compute a snapshot's frame off the event loop and hand it out, unless an edit made it stale."""
 
-        def compute() -> tuple[dict[str, Any], broadcast.Message]:
+        def compute() -> tuple[dict[str, Any], broadcast.Frame]:
             arrays = snap.frame_arrays()
-            return arrays, broadcast.frame_message(s, snap, arrays)
+            frame = broadcast.Frame(broadcast.frame_message(s, snap, arrays))
+            frame.wire()  # encoded here, in the worker thread, once for every socket
+            return arrays, frame
 
         try:
             arrays, message = await self.workers.run(compute)
@@ -161,31 +164,57 @@ class Runner:
             record(s, snap=snap)
         broadcast.publish(s, message)
 
-    def _advance_run(self, s: Session, n: int) -> tuple[bool, str | None]:
-        """A chunk of a run (worker thread, lock held): (trained without diverging, why it stops or None)."""
+    def advance_run(self, s: Session, n: int) -> tuple[bool, str | None, Advance]:
+        """A chunk of a run (worker thread, lock held): (trained without diverging, why it stops or None,
+        the engine's answer)."""
         run = self.runs.get(s.id)
         if run is None:
             run = self.runs[s.id] = stopping.begin(s)
         n = stopping.cap(s, run, n)
-        ok = not self.advance(s, n).diverged
-        return ok, stopping.check(s, run) if ok else None
+        result = self.advance(s, n)
+        ok = not result.diverged
+        return ok, stopping.check(s, run) if ok else None, result
 
     async def _chunk(self, s: Session, epochs: int) -> tuple[int, bool, Snapshot] | None:
         """One chunk of the loop under the lock: (epochs asked, trained without diverging, the snapshot after)."""
         async with s.lock:
             if s.status != "running":
                 return None
-            cap = s.spec.speed
-            n = epochs if cap is None else max(1, min(epochs, round(cap * self.period)))
+            n = self._capped(s, epochs)
             if s.program_key not in self.compiled:
                 self.say_compiling(s)
-            ok, reason = await self.workers.run(self._advance_run, s, n)
+            ok, reason, _ = await self.workers.run(self.advance_run, s, n)
             if not ok:
                 s.status = "diverged"
             elif reason:
                 s.status, s.stopped = "paused", reason
                 broadcast.notify(s, {"type": "stopped", "epoch": s.epoch, "reason": reason})
             return n, ok, Snapshot.of(s)
+
+    def _capped(self, s: Session, epochs: int) -> int:
+        """A chunk's epochs under the session's speed cap (epochs per second), if it has one."""
+        cap = s.spec.speed
+        return epochs if cap is None else max(1, min(epochs, round(cap * self.period)))
+
+    async def _turn(self, s: Session, epochs: int, due: bool) -> scheduler.Turn | None:
+        """One turn of the loop under the lock (scheduler.take_turn); None once the session is not running."""
+        async with s.lock:
+            if s.status != "running":
+                return None
+            n = self._capped(s, epochs)
+            if s.program_key not in self.compiled:
+                self.say_compiling(s)
+            turn = await self.workers.run(scheduler.take_turn, self, s, n, due)
+            if turn.reason:
+                broadcast.notify(s, {"type": "stopped", "epoch": s.epoch, "reason": turn.reason})
+            if turn.message is not None:
+                broadcast.publish(s, turn.message)
+            return turn
+
+    @property
+    def contended(self) -> bool:
+        """More sessions play than there are worker threads: loops take turns (server/sessions/scheduler.py)."""
+        return len(self.playing) > self.settings.worker_threads
 
     @staticmethod
     def say_compiling(s: Session) -> None:
@@ -200,39 +229,34 @@ class Runner:
     async def loop(self, s: Session) -> None:
         """Train chunk after chunk while running; a frame at the frame rate.
 
-        The frame of the state after chunk k is computed (in another worker thread) while chunk k + 1
-        trains, so training never waits for frames; chunks last about half a frame period, so an edit
-        (which waits for the chunk in flight) shows in the next frame quickly.
+        Alone on its thread, the frame of the state after chunk k is computed (in another worker thread)
+        while chunk k + 1 trains, so training never waits for frames; chunks last about half a frame period,
+        so an edit (which waits for the chunk in flight) shows in the next frame quickly. When more sessions
+        play than there are threads, or nobody watches, the loop takes turns instead (scheduler.py).
         """
-        epochs, last_frame = 1, -math.inf
+        pace = scheduler.Pace()
         shown: asyncio.Task[None] | None = None
         snap: Snapshot | None = None
         run = self.runs.get(s.id)
         if s.warm is not None and not s.warm.done():
             self.say_compiling(s)
         await self.warmed(s)
+        self.playing.add(s.id)
         try:
             while s.status == "running":
-                started = time.perf_counter()
-                chunk = await self._chunk(s, epochs)
-                if chunk is None:
+                if self.contended or not s.subscribers:
+                    if shown is not None and not shown.done():
+                        await shown  # frames go out in order
+                    snap = await self._turned(s, pace) or snap
+                    if s.status != "running" or snap is None:
+                        break
+                    continue
+                step = await self._overlapped(s, pace, shown)
+                if step is None:
                     break
-                n, ok, snap = chunk
-                now = time.perf_counter()
-                elapsed, cap = now - started, snap.spec.speed
-                # due when this chunk's end is nearer the next frame time than the following chunk's end
-                due = cap is not None or not ok or now - last_frame + 0.5 * elapsed >= self.period
-                if due and (shown is None or shown.done() or not ok):
-                    if not ok and shown is not None:
-                        await shown  # the divergence frame must come last
-                    shown = asyncio.create_task(self.show(s, snap))
-                    last_frame = now
-                # let requests and other sessions in between chunks (a speed cap waits for its pace)
-                await asyncio.sleep(0.0 if cap is None else max(0.0, n / cap - elapsed))
-                # grow at most 2x per chunk so a slow architecture never stalls the loop
-                per_epoch = max(elapsed / n, 1e-7)
-                epochs = max(1, min(epochs * 2, int(0.5 * self.period / per_epoch)))
+                snap, shown = step
         finally:
+            self.playing.discard(s.id)
             if self.runs.get(s.id) is run:
                 self.runs.pop(s.id, None)
             if shown is not None and not shown.done():
@@ -240,6 +264,46 @@ class Runner:
         await self._show_paused(s, snap)
         if s.status == "running" and s.task is asyncio.current_task():
             s.task = asyncio.create_task(self.loop(s), name=f"session-{s.id}")  # played again while this one ended
+
+    async def _overlapped(
+        self, s: Session, pace: scheduler.Pace, shown: asyncio.Task[None] | None
+    ) -> tuple[Snapshot, asyncio.Task[None] | None] | None:
+        """A chunk, its frame computed beside the next chunk when due: (the snapshot after it, the frame's
+        task); None once the session is not running."""
+        started = time.perf_counter()
+        chunk = await self._chunk(s, pace.epochs)
+        if chunk is None:
+            return None
+        n, ok, snap = chunk
+        now = time.perf_counter()
+        elapsed, cap = now - started, snap.spec.speed
+        # due when this chunk's end is nearer the next frame time than the following chunk's end
+        due = cap is not None or not ok or now - pace.last_frame + 0.5 * elapsed >= self.period
+        if due and (shown is None or shown.done() or not ok):
+            if not ok and shown is not None:
+                await shown  # the divergence frame must come last
+            shown = asyncio.create_task(self.show(s, snap))
+            pace.last_frame = now
+        # let requests and other sessions in between chunks (a speed cap waits for its pace)
+        await asyncio.sleep(0.0 if cap is None else max(0.0, n / cap - elapsed))
+        pace.grow(elapsed, n, 0.5 * self.period)
+        return snap, shown
+
+    async def _turned(self, s: Session, pace: scheduler.Pace) -> Snapshot | None:
+        """One turn (scheduler.py), paced: the snapshot after it, None once the session is not running."""
+        started, cap = time.perf_counter(), s.spec.speed
+        due = pace.due(started, self.period, cap is not None)
+        turn = await self._turn(s, pace.epochs, due)
+        if turn is None:
+            return None
+        if due:
+            pace.last_frame = started
+        elapsed = time.perf_counter() - started
+        await asyncio.sleep(0.0 if cap is None else max(0.0, turn.epochs / cap - elapsed))
+        pace.gap = time.perf_counter() - started
+        target = scheduler.chunk_seconds(self.period, self.settings.worker_threads, len(self.playing))
+        pace.grow(turn.seconds, turn.epochs, target)
+        return turn.snap
 
     async def _show_paused(self, s: Session, snap: Snapshot | None) -> None:
         """Paused (not by an edit, which shows its own frame): show exactly where training stopped."""
@@ -252,20 +316,48 @@ class Runner:
 
     @staticmethod
     async def stop(s: Session) -> None:
+        if s.unwatched is not None:
+            s.unwatched.cancel()
         task, s.task = s.task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def play(self, s: Session) -> None:
+    async def play(self, s: Session, watched: bool = True) -> None:
+        """Train in the background until paused. ``watched``: played from a page or a socket, so it pauses by
+        itself once nobody has watched it for ``unwatched_pause_seconds`` (REST plays run until paused)."""
         if s.status == "diverged":
             raise Conflict("training diverged: lower the learning rate or reset before playing", ("status",))
         if s.status != "running":
             self.runs[s.id] = stopping.begin(s)  # a new run: the stop conditions watch from here
-        s.status = "running"
+        s.status, s.pause_unwatched = "running", watched
         if s.task is None or s.task.done():
             s.task = asyncio.create_task(self.loop(s), name=f"session-{s.id}")
+        if not s.subscribers:
+            self.unwatched(s)
+
+    # ------------------------------------------------------------------ nobody watching
+
+    def unwatched(self, s: Session) -> None:
+        """The last watcher has gone: a session played from a page pauses after the grace period."""
+        if s.status == "running" and s.pause_unwatched and (s.unwatched is None or s.unwatched.done()):
+            s.unwatched = asyncio.create_task(self._pause_unwatched(s), name=f"unwatched-{s.id}")
+
+    @staticmethod
+    def watched(s: Session) -> None:
+        """A watcher came (back): no pause."""
+        if s.unwatched is not None and s.unwatched is not asyncio.current_task():
+            s.unwatched.cancel()
+        s.unwatched = None
+
+    async def _pause_unwatched(self, s: Session) -> None:
+        grace = self.settings.unwatched_pause_seconds
+        await asyncio.sleep(grace)
+        if s.subscribers or s.status != "running" or not s.pause_unwatched:
+            return
+        s.stopped = f"paused: nobody watched it for {grace:g} s (the CPU went to sessions people are looking at)"
+        await self.pause(s)
 
     @staticmethod
     async def pause(s: Session) -> None:

@@ -47,6 +47,9 @@ class Session:
     init_params: Any = None  # the weights training started from (reset, or the last change of shapes)
     origin: str | None = None  # the saved experiment it was opened from (its saves are forks of it)
     stopped: str | None = None  # why the last run stopped by itself (a stop condition), in words
+    pause_unwatched: bool = True  # played from a page or socket: pauses when nobody has watched for a while
+    client: str = ""  # the address of the client that made it (its sessions count against it)
+    unwatched: asyncio.Task[None] | None = None  # the pause waiting for the grace period to pass
 
     @property
     def program_key(self) -> tuple[Any, ...]:

@@ -9,27 +9,33 @@ SQLite file is the default (created on first use, WAL journal); PostgreSQL throu
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import fcntl
 import hashlib
 import hmac
+import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, delete, event, func, select, update
+from sqlalchemy import Connection, delete, event, func, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from server.store.models import Experiment, LiveSession, now
+from server.store.classes import ClassRecord as ClassRecord
+from server.store.classes import ClassRecords
+from server.store.models import Experiment, LiveSession, SweepRow, aware, now
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK_KEY = 0x4E47_4C53  # "NGLS": one advisory lock id for the whole schema
 
 
 class StoreError(Exception):
@@ -61,6 +67,16 @@ class LiveRecord:
     state: bytes
 
 
+@dataclass(frozen=True)
+class SweepRecord:
+    id: str
+    name: str
+    status: str
+    result: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
 _COLUMNS = (
     Experiment.id,
     Experiment.slug,
@@ -76,8 +92,7 @@ _COLUMNS = (
 )
 
 
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)  # SQLite keeps no time zone: it is UTC
+_aware = aware
 
 
 def _record(row: Any) -> ExperimentRecord:
@@ -99,7 +114,7 @@ def redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-class Store:
+class Store(ClassRecords):
     def __init__(self, url: str):
         self.url = url
         parsed = make_url(url)
@@ -112,12 +127,28 @@ class Store:
         self.session = async_sessionmaker(self.engine, expire_on_commit=False)
 
     async def start(self) -> None:
-        """Reach the database and bring its schema to the newest migration."""
+        """Reach the database and bring its schema to the newest migration.
+
+        Servers starting together on one database (replicas, test workers) migrate one at a time: an
+        advisory lock on PostgreSQL, a lock file beside an SQLite file."""
         try:
-            async with self.engine.begin() as conn:
+            async with self._migration_lock(), self.engine.begin() as conn:
                 await conn.run_sync(_upgrade)
         except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"cannot open the database {redacted(self.url)}: {exc}") from exc
+
+    @contextlib.asynccontextmanager
+    async def _migration_lock(self) -> AsyncIterator[None]:
+        database = make_url(self.url).database
+        if not self.sqlite or not database or database == ":memory:":
+            yield  # PostgreSQL takes its advisory lock inside the migration's transaction
+            return
+        with open(f"{database}.lock", "a") as lock:
+            await asyncio.to_thread(fcntl.flock, lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -223,6 +254,72 @@ class Store:
     async def drop_live(self, id_: str) -> None:
         await self._execute(delete(LiveSession).where(LiveSession.id == id_))
 
+    # ------------------------------------------------------------------------------------------- sweeps
+
+    async def put_sweep(self, id_: str, token: str, name: str, status: str, size: tuple[int, int], result: str) -> None:
+        """Write (or overwrite) a sweep's results so far: ``result`` is the JSON text of its answer (made
+        by the caller, off the event loop), ``size`` its (configurations, epochs)."""
+        async with self._db(f"write sweep {id_}", write=True) as db:
+            row = await db.get(SweepRow, id_)
+            if row is None:
+                owner = token_hash(token)
+                total, epochs = size
+                db.add(
+                    SweepRow(
+                        id=id_, owner_hash=owner, name=name, status=status, total=total, epochs=epochs, result=result
+                    )
+                )
+            else:
+                row.status, row.result, row.updated_at = status, result, now()
+
+    async def sweep(self, id_: str) -> SweepRecord | None:
+        columns = (
+            SweepRow.id,
+            SweepRow.name,
+            SweepRow.status,
+            SweepRow.result,
+            SweepRow.created_at,
+            SweepRow.updated_at,
+        )
+        statement = select(*columns).where(SweepRow.id == id_)
+        found: SweepRecord | None = await self._one(
+            statement, lambda r: SweepRecord(r[0], r[1], r[2], json.loads(r[3]), _aware(r[4]), _aware(r[5]))
+        )
+        return found
+
+    async def sweeps(self, limit: int = 20, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Sweeps newest first, a page at a time: id, name, status, configurations, epochs and dates."""
+        total_q = select(func.count()).select_from(SweepRow)
+        columns = (SweepRow.id, SweepRow.name, SweepRow.status, SweepRow.total, SweepRow.epochs)
+        page = select(*columns, SweepRow.created_at, SweepRow.updated_at)
+        page = page.order_by(SweepRow.created_at.desc()).limit(limit).offset(offset)
+        async with self._db("list the sweeps") as db:
+            total = int((await db.execute(total_q)).scalar_one())
+            rows = (await db.execute(page)).all()
+        names = ("id", "name", "status", "total", "epochs")
+        items = [
+            dict(zip(names, r[:5], strict=True))
+            | {"created_at": _aware(r[5]).isoformat(), "updated_at": _aware(r[6]).isoformat()}
+            for r in rows
+        ]
+        return items, total
+
+    async def owns_sweep(self, id_: str, token: str | None) -> bool:
+        found = await self._one(select(SweepRow.owner_hash).where(SweepRow.id == id_), lambda r: r[0])
+        return token is not None and found is not None and hmac.compare_digest(found, token_hash(token))
+
+    async def delete_sweep(self, id_: str) -> None:
+        await self._execute(delete(SweepRow).where(SweepRow.id == id_))
+
+    async def interrupt_sweeps(self) -> None:
+        """Sweeps a previous run of the server left running: marked interrupted, their results kept."""
+        async with self._db("mark unfinished sweeps", write=True) as db:
+            rows = (await db.execute(select(SweepRow).where(SweepRow.status.in_(("queued", "running"))))).scalars()
+            for row in rows:
+                row.status = "interrupted"
+                row.result = json.dumps({**json.loads(row.result), "status": "interrupted"})
+                row.updated_at = now()
+
     # ------------------------------------------------------------------------------------- plumbing
 
     @contextlib.asynccontextmanager
@@ -265,4 +362,6 @@ def _upgrade(connection: Connection) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
+    if connection.dialect.name == "postgresql":  # held until the migration's transaction ends
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
     command.upgrade(config, "head")

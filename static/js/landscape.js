@@ -1,7 +1,10 @@
 // "Inside the optimization" on the MLP and CNN pages: while the panel is open, the loss slice around the weights
 // (coarse while training, fine once paused), the path training took drawn over it, the path's true loss
-// against the slice's, the line from the initial weights and the sharpness, all from the REST views; the
-// gradient-health table is an htmx fragment this refreshes. The optimizer race lives in race.js.
+// against the slice's, the line from the initial weights and the sharpness — snapshots the server computes
+// once per session and sends on the page's websocket (landscapefeed.js), or, while the page has no socket,
+// from the REST views; the gradient-health table is an htmx fragment this refreshes when its numbers change.
+// The optimizer race lives in race.js.
+import { LandscapeFeed, partKey } from "./landscapefeed.js";
 import { Race } from "./race.js";
 import { decades, drawPath, getJSON, paintSlice, smallChart } from "./slice.js";
 
@@ -91,11 +94,20 @@ export class Landscape {
     this.drawn = false; // a slice is on the canvas (later requests keep it while they wait)
     this.slowSeen = false; // the line and the sharpness have arrived once
     this.charts = null;
+    this.looping = false; // the HTTP loop runs (no socket to bring the snapshots)
+    this.seen = {}; // part → the key of the numbers shown (partKey)
     this.race = new Race(api, +panel.dataset.race || 41);
+    this.feed = new LandscapeFeed(live, {
+      onSnapshot: (snap) => this.snapshot(snap),
+      onLost: () => this.loop(),
+      onOpen: () => {
+        if (this.open) this.watch();
+      },
+    });
     $("landscape-tab").addEventListener("click", () => this.setOpen(!this.open));
     $("ls-new").addEventListener("click", () => {
       this.seed += 1;
-      this.shown = "";
+      this.redo();
     });
     for (const id of ["ls-directions", "ls-span"]) $(id).addEventListener("change", () => this.redo());
     this.scaleChosen = false; // until the visitor picks one, the log scale is on when the losses span > 2 decades
@@ -105,21 +117,54 @@ export class Landscape {
     });
     // a fix applied (or any change of the spec): the numbers move on at once
     document.body.addEventListener("ng:spec", () => {
+      if (this.feed.watching) return; // the next snapshot brings the numbers of the new spec
       this.redo();
-      if (this.open) htmx.trigger("#gradients", "ng:refresh");
+      if (this.open) this.gradientsTable();
     });
     if (new URLSearchParams(location.hash.slice(1)).has("landscape")) this.setOpen(true);
   }
 
   redo() {
     this.shown = "";
+    if (this.open && this.feed.watching) this.watch();
+  }
+
+  /** What the slice shows: the settings a snapshot (or a request) is for. */
+  settings() {
+    const span = $("ls-span").value;
+    return {
+      directions: $("ls-directions").value,
+      resolution: this.fineCells,
+      live_resolution: this.liveCells,
+      span: span ? +span : null,
+      seed: this.seed,
+    };
+  }
+
+  /** Ask the socket for snapshots with the panel's settings; without a socket, the HTTP loop. */
+  async watch() {
+    const asked = this.settings();
+    this.asked = asked;
+    clearTimeout(this.slowTimer); // a slice on the canvas stays while the new one computes; a long wait says so
+    const cells = this.live.status === "running" ? this.liveCells : this.fineCells;
+    this.slowTimer = setTimeout(() => this.waiting(cells), this.drawn ? 1500 : 0);
+    try {
+      if (await this.feed.watch(asked)) return;
+    } catch (err) {
+      note("ls-caption", `the loss landscape could not be computed: ${err.message}`, "error");
+    }
+    clearTimeout(this.slowTimer);
+    this.loop();
   }
 
   setOpen(on) {
     this.open = on;
     $("optimization").hidden = !on;
     $("landscape-tab").setAttribute("aria-expanded", String(on));
-    if (!on) return;
+    if (!on) {
+      this.feed.stop();
+      return;
+    }
     if (!this.charts) {
       this.charts = {
         // a CNN's path has its losses at some points only (null between): join them
@@ -141,19 +186,63 @@ export class Landscape {
           "epoch",
         ),
       };
-      htmx.ajax("GET", `/ui/sessions/${this.session}/gradients`, { target: "#gradients", swap: "outerHTML" });
     }
     this.shown = "";
     if (!this.drawn) this.waiting(this.live.status === "running" ? this.liveCells : this.fineCells);
     $("optimization").scrollIntoView({ block: "nearest" });
-    this.loop();
+    this.watch();
   }
 
-  /** While open: ask for the slice when something it shows changed (the epoch, an option), the slower
-  views at most once a second while training. */
+  /** A snapshot from the socket: each part that brings new numbers is shown (a stale one, asked for with other
+  settings, is left out). */
+  snapshot(snap) {
+    const asked = this.asked;
+    const w = snap.watch;
+    if (!this.open || !asked || w.directions !== asked.directions || w.seed !== asked.seed || w.span !== asked.span) return;
+    clearTimeout(this.slowTimer);
+    if (snap.errors.slice) note("ls-caption", `the loss landscape could not be computed: ${snap.errors.slice.message}`, "error");
+    else if (snap.slice) this.draw(snap.slice);
+    if (this.fresh("line", snap.line)) {
+      this.charts.line.setData([snap.line.t, snap.line.loss]);
+      note("line-note", "");
+    }
+    if (snap.errors.line) note("line-note", `the loss along the line could not be computed: ${snap.errors.line.message}`, "error");
+    if (this.fresh("sharpness", snap.sharpness)) this.sharpness(snap.sharpness);
+    if (snap.errors.sharpness) note("sharp-note", `the sharpness could not be computed: ${snap.errors.sharpness.message}`, "error");
+    if (snap.line || snap.sharpness) this.slowSeen = true;
+    // the table is a fragment: the server renders the feed's numbers (not computed again per viewer)
+    if (this.fresh("gradients", snap.gradients)) this.gradientsTable();
+  }
+
+  /** The gradient-health fragment, fetched (the first time) or refreshed. */
+  gradientsTable() {
+    if ($("gradients").hasAttribute("hx-get")) htmx.trigger("#gradients", "ng:refresh");
+    else htmx.ajax("GET", `/ui/sessions/${document.body.dataset.session}/gradients`, { target: "#gradients", swap: "outerHTML" });
+  }
+
+  /** Whether a part brings numbers not shown yet (and remember them as shown). */
+  fresh(name, part) {
+    const key = partKey(part);
+    if (!part || this.seen[name] === key) return false;
+    this.seen[name] = key;
+    return true;
+  }
+
+  /** Without a socket, while open: ask for the slice when something it shows changed (the epoch, an
+  option), the slower views at most once a second while training. */
   async loop() {
+    if (this.looping) return;
+    this.looping = true;
+    try {
+      await this.poll();
+    } finally {
+      this.looping = false;
+    }
+  }
+
+  async poll() {
     let slowAt = 0;
-    while (this.open) {
+    while (this.open && !this.feed.watching) {
       const running = this.live.status === "running";
       const epoch = this.live.frame?.header.epoch ?? 0;
       const t0 = performance.now();
@@ -215,7 +304,7 @@ export class Landscape {
       note("sharp-note", `the sharpness could not be computed: ${err.message}`, "error");
     }
     this.slowSeen = true;
-    htmx.trigger("#gradients", "ng:refresh");
+    this.gradientsTable();
   }
 
   sharpness(sharp) {

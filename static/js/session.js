@@ -2,14 +2,25 @@
 // frame, show the epoch, the run status (compiling, why it stopped) and the losses, keep the share link in the
 // address bar, show a refused request's reason, keep "more settings" open across re-renders, and take
 // Space / S as play-pause / step.
+//
+// A visit creates no session: the page is a preview (body[data-draft], the stand-in id `draft-<key>` in its URLs)
+// painted from the spec's cached frame. The visitor's first action — any htmx request that changes something,
+// a fetch of a view that needs the session, a control message, a link to the session — first creates the
+// session (POST body[data-create]: its token lands in the cookie), then goes on to it, the stand-in id
+// replaced by the real one everywhere; the stream connects then.
 import { RunStatus } from "./status.js";
 import { Stream } from "./stream.js";
 
 const $ = (id) => document.getElementById(id);
 const body = document.body;
-export const session = body.dataset.session;
+const draft = body.dataset.draft || null; // the stand-in id while the page is a preview
+export let session = body.dataset.session;
 export const readonly = body.dataset.role === "viewer";
-export const api = `/api/v1/sessions/${session}`;
+export let api = `/api/v1/sessions/${session}`;
+const realFetch = window.fetch.bind(window);
+let creating = null; // the creation under way (or done): every first action waits for the same one
+// What a preview answers without a session (GET only): the fragments of pages.py and the previews' own views.
+const PREVIEWED = /\/cnn\/convolution(\?|$)/;
 
 /**
  * Start the page's session: counters, status, address bar, errors and keys, and the stream.
@@ -25,7 +36,13 @@ export function startSession({ paint, keys = "" }) {
     get status() {
       return status.status;
     },
-    request: (msg) => stream.request(msg),
+    request: async (msg) => {
+      if (isDraft()) {
+        await ensureSession();
+        await stream.opened;
+      }
+      return stream.request(msg);
+    },
     sendText: (text) => stream.sendText(text),
   };
   const stream = new Stream({
@@ -41,6 +58,7 @@ export function startSession({ paint, keys = "" }) {
       showMessage(msg, answered);
     },
   });
+  if (draft) paintPreview(stream);
   keepOpen();
   followAddressBar();
   showRefusals();
@@ -68,9 +86,12 @@ function streamError(msg) {
 }
 
 /** The settings forms are re-rendered on every change (and out of band): a <details> the user opened stays
-open, one they closed stays closed. */
+open, one they closed stays closed, and the control that had the focus has it again. (htmx gives the focus back
+to the new control of the same id, but one inside "more settings" is still in a closed <details> then: the focus
+would fall to the page, and a keyboard user would start again from the top.) */
 function keepOpen() {
   const opened = new Map(); // id → open
+  let focused = null; // id of the control that had the focus inside the element being swapped
   document.addEventListener(
     "toggle",
     (e) => {
@@ -78,12 +99,27 @@ function keepOpen() {
     },
     true, // toggle does not bubble
   );
+  const before = (e) => {
+    const active = document.activeElement;
+    if (active?.id && e.detail.target?.contains(active)) focused = active.id;
+  };
   const restore = () => {
     for (const [id, open] of opened) {
       const el = $(id);
       if (el && open && !el.open) el.open = true;
     }
+    const lost = !document.activeElement || document.activeElement === body;
+    if (focused && lost) $(focused)?.focus({ preventScroll: true });
   };
+  // the focus found its place (given back, or moved by the user): nothing to give back any more
+  document.addEventListener("focusin", () => {
+    focused = null;
+  });
+  document.addEventListener("pointerdown", () => {
+    focused = null;
+  });
+  document.addEventListener("htmx:beforeSwap", before);
+  document.addEventListener("htmx:oobBeforeSwap", before);
   document.addEventListener("htmx:afterSettle", restore);
   document.addEventListener("htmx:oobAfterSwap", restore);
 }
@@ -91,8 +127,9 @@ function keepOpen() {
 /** An accepted change: the answer's HX-Trigger carries the new share URL. */
 function followAddressBar() {
   if (readonly) return;
+  const keep = body.dataset.keep || ""; // ?embed=1&hide=...: an embedded page stays embedded
   body.addEventListener("ng:spec", (e) => {
-    history.replaceState(null, "", e.detail.url);
+    history.replaceState(null, "", e.detail.url + keep);
     const link = $("spec-link");
     if (link) link.href = e.detail.url;
   });
@@ -123,10 +160,10 @@ function pageError(text) {
   $("page-error").hidden = !text;
 }
 
-/** Space plays or pauses, S steps one epoch — unless the focus is on a control (it keeps its own keys) or
-on one of `also` (a selector). */
+/** Space plays or pauses, S steps one epoch — unless the focus is on a control (it keeps its own keys: Space
+opens a <summary>'s disclosure) or on one of `also` (a selector). */
 function runKeys(also) {
-  const own = `input, select, textarea, button, a, [role=button]${also ? `, ${also}` : ""}`;
+  const own = `input, select, textarea, button, a, summary, [role=button]${also ? `, ${also}` : ""}`;
   document.addEventListener("keydown", (e) => {
     if (readonly || e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.target.closest?.(own)) return;
@@ -137,4 +174,130 @@ function runKeys(also) {
       $("step-btn")?.click();
     }
   });
+}
+
+// ------------------------------------------------------------------------------------------ a preview page
+
+/** Whether the page still shows a preview (no session yet). */
+function isDraft() {
+  return draft !== null && session === draft;
+}
+
+/** The page's session: created now on a preview page (once: later callers wait for the same); its id. */
+export function ensureSession() {
+  if (!isDraft()) return Promise.resolve(session);
+  creating ||= create().catch((err) => {
+    creating = null; // the next action tries again
+    throw err;
+  });
+  return creating;
+}
+
+async function create() {
+  let r;
+  try {
+    r = await realFetch(body.dataset.create, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ spec: body.dataset.spec }),
+    });
+  } catch (err) {
+    pageError("the server cannot be reached: is it still running?");
+    throw err;
+  }
+  if (!r.ok) {
+    const text = await reason(r);
+    pageError(text);
+    throw new Error(text);
+  }
+  const { id } = await r.json();
+  session = id;
+  api = `/api/v1/sessions/${id}`;
+  body.dataset.session = id;
+  delete body.dataset.draft;
+  renamed(draft, id);
+  const stream = $("stream");
+  stream.setAttribute("ws-connect", `/ws/sessions/${id}`);
+  htmx.process(stream);
+  body.dispatchEvent(new CustomEvent("ng:session", { detail: { id } }));
+  return id;
+}
+
+/** Why the server refused: its `detail` in words, else the status. */
+async function reason(r) {
+  try {
+    const detail = (await r.json()).detail;
+    return typeof detail === "string" ? detail : detail.map((d) => d.msg).join("; ");
+  } catch {
+    return `the server answered ${r.status}`;
+  }
+}
+
+/** Every attribute naming the stand-in id names the session now (links, forms, the walkthrough's address). */
+function renamed(from, to) {
+  for (const el of document.querySelectorAll("*")) {
+    for (const attr of el.attributes) {
+      if (attr.value.includes(from)) el.setAttribute(attr.name, attr.value.replaceAll(from, to));
+    }
+  }
+}
+
+/** The preview's frame (computed once per spec by the server), painted as the stream paints frames. */
+async function paintPreview(stream) {
+  const r = await realFetch(`/ui/previews/${draft.slice("draft-".length)}/frame`);
+  if (r.ok) stream.receive(await r.arrayBuffer());
+  else ensureSession().catch(() => {}); // no longer kept: the session shows it instead
+}
+
+/** A fetch naming the stand-in id: the preview answers what it can (the data, an empty history, a CNN's
+saliency), anything else first creates the session; once it exists, the real id goes instead. */
+function previewFetch(input, init) {
+  const url = typeof input === "string" ? input : String(input.url ?? input);
+  const at = draft ? url.indexOf(`/sessions/${draft}`) : -1;
+  if (at < 0) return realFetch(input, init);
+  if (!isDraft()) return realFetch(url.replaceAll(draft, session), init);
+  const rest = url.slice(at + `/sessions/${draft}`.length);
+  if ((init?.method ?? "GET").toUpperCase() === "GET") {
+    const answer = (value) => Promise.resolve(Response.json(value));
+    if (rest === "/history") return answer({ records: [] });
+    if (rest === "/checkpoints") return answer({ epoch: 0, limit: 0, checkpoints: [] });
+    if (rest === "/data" || rest.startsWith("/saliency?")) {
+      return realFetch(`/ui/previews/${draft.slice("draft-".length)}${rest}`, init);
+    }
+  }
+  return ensureSession().then(() => realFetch(url.replaceAll(draft, session), init));
+}
+
+if (draft) {
+  window.fetch = previewFetch;
+  // "ng:start" on the body: the session now (a script of the page that embeds this one, or a test, wants it)
+  body.addEventListener("ng:start", () => ensureSession().catch(() => {}));
+  // an htmx request to the stand-in id waits for the session (a preview's own fragments excepted), then goes
+  document.addEventListener("htmx:confirm", (e) => {
+    const { path, verb } = e.detail;
+    if (!isDraft() || !path.includes(draft) || (verb === "get" && PREVIEWED.test(path))) return;
+    e.preventDefault();
+    ensureSession().then(
+      () => e.detail.issueRequest(true),
+      () => {},
+    );
+  });
+  // (htmx keeps the address an element had when it was set up: the real id goes instead)
+  document.addEventListener("htmx:configRequest", (e) => {
+    if (!isDraft()) e.detail.path = e.detail.path.replaceAll(draft, session);
+  });
+  // a link to the session (watch, sweeps, downloads): the session first (a copy needs only the spec)
+  document.addEventListener(
+    "click",
+    (e) => {
+      const a = e.target.closest?.("a[href]");
+      if (!a || !isDraft() || !a.href.includes(draft) || a.href.includes("/copy/")) return;
+      e.preventDefault();
+      ensureSession().then(
+        () => a.click(),
+        () => {},
+      );
+    },
+    true,
+  );
 }

@@ -20,13 +20,17 @@ function colour(t) {
 
 const axisNumber = (v) => (v !== 0 && Math.abs(v) < 1e-3 ? v.toExponential(0) : +v.toPrecision(4));
 
+/** uPlot's points.show: the dots only when the chart holds a single x (a line cannot be drawn through it). */
+const lone = (_u, _series, i0, i1) => i1 === i0;
+
 /** A small line chart in `el` (uPlot, resized with it): x then one series per entry of `series`. */
 export function smallChart(el, series, xLabel) {
   const opts = {
     width: el.clientWidth || 320,
     height: 110,
     scales: { x: { time: false } },
-    series: [{ label: xLabel }, ...series.map((s) => ({ points: { show: false }, width: 1.5, ...s }))],
+    // no dots on a line, but a lone value (the sharpness just after opening the panel) shows as one
+    series: [{ label: xLabel }, ...series.map((s) => ({ points: { show: lone }, width: 1.5, ...s }))],
     axes: [{ size: 28 }, { size: 54, values: (_u, vals) => vals.map(axisNumber) }],
     legend: { live: true },
     cursor: { drag: { x: false, y: false } },

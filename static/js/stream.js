@@ -20,9 +20,14 @@ export class Stream {
     this.painting = false;
     this.refs = 0;
     this.waiting = new Map(); // ref → {resolve, reject}: answers to our control messages
+    let opened;
+    this.opened = new Promise((resolve) => {
+      opened = resolve;
+    }); // resolved when the socket first opens (a preview page connects at its first action)
     document.addEventListener("htmx:wsOpen", (e) => {
       this.socket = e.detail.socketWrapper;
       $("connection").textContent = "";
+      opened();
     });
     document.addEventListener("htmx:wsClose", (e) => {
       const gone = e.detail.event?.code === 4404;

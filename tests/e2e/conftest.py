@@ -54,6 +54,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         **os.environ,
         "NEUROGLASS_COMPILE_CACHE_DIR": str(tmp / "jax-cache"),
         "NEUROGLASS_MAX_SESSIONS": "1000",
+        "NEUROGLASS_MAX_SESSIONS_PER_CLIENT": "1000",  # the browser is one client: its tests must not evict
         "NEUROGLASS_SESSION_IDLE_SECONDS": "3600",
         "NEUROGLASS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'neuroglass.sqlite'}",
     }

@@ -26,7 +26,7 @@ def _violations(page: Page) -> list[str]:
     return lines
 
 
-@pytest.mark.parametrize("path", ["/", "/experiments", "/lessons", "/lessons/xor-hidden-layer"])
+@pytest.mark.parametrize("path", ["/", "/experiments", "/lessons", "/lessons/xor-hidden-layer", "/sweeps"])
 def test_page_has_no_accessibility_violations(page: Page, base_url: str, path: str) -> None:
     page.goto(base_url + path)
     page.wait_for_load_state("networkidle")

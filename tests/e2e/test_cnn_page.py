@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Page, Request, expect
 
 from tests.e2e.hooks import keep_sockets, send_raw
+from tests.e2e.lazy import started
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +25,7 @@ PAINTED = "#filters canvas[data-painted]"  # a CNN frame has been painted
 def open_cnn(page: Page, preset: str = "cnn-lenet-digits") -> str:
     page.goto(f"/presets/{preset}")
     page.wait_for_selector(PAINTED, timeout=60_000)
-    return page.locator("body").get_attribute("data-session")
+    return started(page)
 
 
 def test_the_cnn_page_trains_and_shows_what_the_filters_learn(page: Page, base_url: str) -> None:

@@ -66,13 +66,14 @@ def test_the_landscape_panel_draws_and_follows_training(page: Page, base_url: st
 
 
 def test_a_vanishing_gradient_is_diagnosed_and_its_fix_applies_without_reset(page: Page, base_url: str) -> None:
-    sid = open_spec(page, DEEP_SIGMOID)
+    open_spec(page, DEEP_SIGMOID)
     expect(page.locator("#grad-note")).to_contain_text("layer 1 gets 10")  # every frame's diagnosis
     page.click("#landscape-tab")
     finding = page.locator('#findings .finding[data-kind="vanishing"]')
     expect(finding).to_contain_text("layer 1 gets 10")
     page.click("#step-btn")
     page.wait_for_function(f"{EPOCH} >= 1", timeout=60_000)
+    sid = page.locator("body").get_attribute("data-session")  # the session exists once the visitor acted
     before = httpx.get(f"{base_url}/api/v1/sessions/{sid}").json()["epoch"]
     finding.locator("button.fix", has_text="activation relu").click()
     expect(page.locator("#change-note")).to_contain_text("without a reset")
@@ -98,7 +99,6 @@ def test_the_cnn_page_has_the_landscape_panel_and_its_fixes(page: Page, base_url
     text = base64.urlsafe_b64encode(json.dumps(DEEP_SIGMOID_CNN).encode()).decode().rstrip("=")
     page.goto(f"/?spec={text}")
     page.wait_for_selector("#filters canvas")
-    sid = page.locator("body").get_attribute("data-session")
     expect(page.locator("#grad-note")).to_contain_text("layer 1 gets 10")  # every CNN frame's diagnosis too
     page.click("#landscape-tab")
     canvas = page.locator("#landscape")
@@ -109,6 +109,7 @@ def test_the_cnn_page_has_the_landscape_panel_and_its_fixes(page: Page, base_url
     expect(finding).to_contain_text("layer 1 gets 10")
     page.click("#step-btn")
     page.wait_for_function(f"{EPOCH} >= 1", timeout=60_000)
+    sid = page.locator("body").get_attribute("data-session")
     before = httpx.get(f"{base_url}/api/v1/sessions/{sid}").json()["epoch"]
     finding.locator("button.fix", has_text="relu").first.click()
     expect(page.locator("#change-note")).to_contain_text("without a reset")

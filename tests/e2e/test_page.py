@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.hooks import keep_sockets, send_raw
+from tests.e2e.lazy import started
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +24,7 @@ def open_page(page: Page, path: str = "/") -> str:
     """Open the playground; returns its session id once the first frame is painted."""
     page.goto(path)
     page.wait_for_selector("#output-map[data-painted]")
-    return page.locator("body").get_attribute("data-session")
+    return started(page)
 
 
 def epoch(page: Page) -> int:

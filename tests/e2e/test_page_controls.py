@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.test_page import epoch, open_page, press_play, state
+from tests.e2e.test_page import EPOCH, epoch, open_page, press_play, state
 
 pytestmark = pytest.mark.e2e
 
@@ -33,6 +33,18 @@ def choose(page: Page, selector: str, value: str) -> None:
         page.select_option(selector, value)
 
 
+# Every 20 ms, the epoch counter and what is written beside the learning rate (a frame sets both at once), kept in
+# window.__rates: the page's own record of what it showed at each epoch, however briefly, whatever the test's pace.
+WATCH_RATES = """() => {
+  window.__rates = [];
+  setInterval(() => {
+    const e = +document.getElementById("epoch").value.replace(/,/g, "");
+    const now = document.getElementById("lr-now");
+    window.__rates.push([e, now && !now.hidden ? now.textContent : ""]);
+  }, 20);
+}"""
+
+
 def test_a_step_schedule_shows_the_rate_it_gives_as_it_trains(page: Page, base_url: str) -> None:
     sid = open_page(page)
     open_more(page)
@@ -43,13 +55,78 @@ def test_a_step_schedule_shows_the_rate_it_gives_as_it_trains(page: Page, base_u
     commit(page, "#every", "20")
     expect(page.locator("#more-settings")).to_have_attribute("open", "")  # it stays open across re-renders
     choose(page, "#speed", "10")  # 10 epochs/s: two seconds per step of the schedule
+    page.evaluate(WATCH_RATES)
     press_play(page)
-    expect(page.locator("#lr-now")).to_have_text("now 0.015")  # halved after 20 epochs: 0.03 → 0.015
+    # the first chunk compiles first (slow on a busy machine); then 60 epochs take some six seconds
+    page.wait_for_function(f"() => {EPOCH} >= 60", timeout=120_000)
     page.click("#play-btn")
-    expect(page.locator("#lr-now")).to_be_visible()
-    rate = state(base_url, sid)["learning_rate_now"]
+    expect(page.locator("#run-buttons")).to_have_attribute("data-status", "paused")
+    # what the page showed at each epoch: nothing while the rate is the base rate, then halved every 20 epochs
+    shown = {(e, text) for e, text in page.evaluate("window.__rates") if e < 60}
+    wanted = {e: "" if e < 20 else "now 0.015" if e < 40 else "now 0.0075" for e in range(60)}
+    assert {text for e, text in shown if 20 <= e < 40} == {"now 0.015"}, sorted(shown)
+    assert all(text == wanted[e] for e, text in shown), sorted(shown)
+    assert all(any(lo <= e < lo + 20 for e, _ in shown) for lo in (0, 20, 40)), sorted(shown)  # every step seen
+    # paused: the rate beside the field is the one the session will train its next epoch with
+    s = state(base_url, sid)
+    rate = s["learning_rate_now"]
+    assert s["status"] == "paused" and rate == pytest.approx(0.03 * 0.5 ** (s["epoch"] // 20))
     expect(page.locator("#lr-now")).to_have_text(f"now {float(f'{rate:.3g}'):g}")
     assert rate < 0.03 and page.input_value("#lr") == "0.03"  # the base rate stays what it was
+
+
+def tab_to(page: Page, selector: str, most: int = 40) -> None:
+    """Press Tab until the focus is on `selector` (failing if `most` presses never get there)."""
+    target = page.locator(selector)
+    for _ in range(most):
+        page.keyboard.press("Tab")
+        if target.evaluate("el => el === document.activeElement"):
+            return
+    pytest.fail(f"{most} presses of Tab never reached {selector}")
+
+
+def focus_shows(page: Page, selector: str) -> None:
+    """The focus is on `selector`, and it shows: a keyboard focus with an outline."""
+    expect(page.locator(selector)).to_be_focused()
+    visible, outline = page.locator(selector).evaluate(
+        "el => [el.matches(':focus-visible'), getComputedStyle(el).outlineStyle]"
+    )
+    assert visible and outline != "none", (selector, visible, outline)
+
+
+def test_more_settings_work_by_keyboard_alone(page: Page, base_url: str) -> None:
+    sid = open_page(page)
+    more = page.locator("#more-settings")
+    tab_to(page, "#more-settings > summary")  # from the top of the page, through the top bar
+    focus_shows(page, "#more-settings > summary")
+    page.keyboard.press("Space")  # Space on the disclosure opens it: it does not play the session
+    expect(more).to_have_attribute("open", "")
+    expect(page.locator("#run-buttons")).to_have_attribute("data-status", "paused")
+    page.keyboard.press("Tab")
+    focus_shows(page, "#loss")  # the opened panel's first control comes next
+    with patched(page):
+        page.keyboard.press("ArrowDown")  # mean squared error → cross entropy
+    expect(page.locator("#loss")).to_have_value("cross_entropy")
+    expect(more).to_have_attribute("open", "")
+    focus_shows(page, "#loss")  # the form came back with the change; the focus is where it was
+    tab_to(page, "#schedule", 10)
+    with patched(page):
+        page.keyboard.press("ArrowDown")  # constant → step decay
+    expect(page.locator("#every")).to_be_visible()  # its fields appear after it, next in the Tab order
+    focus_shows(page, "#schedule")
+    tab_to(page, "#every", 3)
+    page.keyboard.press("Control+a")
+    page.keyboard.type("20")
+    with patched(page):
+        page.keyboard.press("Tab")  # leaving the field commits it
+    expect(page.locator("#every")).to_have_value("20")
+    focus_shows(page, "#factor")  # Tab's own move survives the form coming back
+    spec = state(base_url, sid)["spec"]
+    assert spec["training"]["loss"] == "cross_entropy"
+    assert (spec["training"]["schedule"]["kind"], spec["training"]["schedule"]["every"]) == ("step", 20)
+    expect(page.locator("#more-settings summary")).to_contain_text("step schedule")
+    page.keyboard.press("Shift+Tab")
+    focus_shows(page, "#every")  # and back, the other way
 
 
 def test_stop_at_an_epoch_pauses_there_and_says_why(page: Page, base_url: str) -> None:
@@ -57,7 +134,7 @@ def test_stop_at_an_epoch_pauses_there_and_says_why(page: Page, base_url: str) -
     open_more(page)
     commit(page, "#stop-epoch", "300")
     expect(page.locator("#more-settings summary")).to_contain_text("stop at epoch 300")
-    press_play(page)
+    page.click("#play-btn")  # not press_play: 300 epochs may be over before "running" could be seen
     expect(page.locator("#status")).to_have_text("paused — stopped at epoch 300, as asked")
     expect(page.locator("#run-buttons")).to_have_attribute("data-status", "paused")
     assert epoch(page) == 300 and state(base_url, sid)["epoch"] == 300

@@ -15,6 +15,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.lazy import started
+
 pytestmark = pytest.mark.e2e
 
 EPOCH = "+document.getElementById('epoch').value.replace(/,/g, '')"
@@ -28,7 +30,7 @@ def link(spec: dict[str, Any]) -> str:
 def open_page(page: Page, path: str) -> str:
     page.goto(path)
     page.wait_for_selector("#output-map[data-painted]")
-    return page.locator("body").get_attribute("data-session")
+    return started(page)
 
 
 def train_until_stopped(page: Page, at_epoch: int) -> None:

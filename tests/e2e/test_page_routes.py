@@ -13,15 +13,16 @@ from server.csvdata import parse_csv
 from server.deps import token_cookie
 from server.routes.pages import LinkError, decode_spec, encode_spec
 from server.spec import ExperimentSpec
+from tests.pages import start
 
 
 @pytest.fixture
 def owner(client: TestClient) -> tuple[TestClient, str]:
-    """A fresh page load: the client now holds the new session's token cookie."""
+    """A fresh page load and its first action: the client now holds the new session's token cookie."""
     client.cookies.clear()
     r = client.get("/")
     assert r.status_code == 200
-    return client, re.search(r'data-session="([^"]+)"', r.text).group(1)
+    return client, start(client, r.text)
 
 
 def spec_of(url: str) -> ExperimentSpec:
@@ -41,13 +42,18 @@ def test_spec_links_round_trip_and_refuse_garbage() -> None:
         decode_spec(encode_spec(spec)[:-9])  # cut short
 
 
-def test_the_page_sets_an_httponly_token_cookie_and_connects_the_stream(client: TestClient) -> None:
+def test_the_first_action_sets_an_httponly_token_cookie(client: TestClient) -> None:
+    client.cookies.clear()
     r = client.get("/")
-    sid = re.search(r'data-session="([^"]+)"', r.text).group(1)
+    assert 'hx-ext="ws"' in r.text and "ws-connect" not in r.text  # a preview: the stream connects at the first action
+    assert not [h for h in r.headers.get_list("set-cookie") if h.startswith("neuroglass_")]
+    r = client.post("/ui/sessions", data={"spec": encode_spec(ExperimentSpec())})
+    sid = r.json()["id"]
     cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith("neuroglass_"))
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
-    assert 'hx-ext="ws"' in r.text and f'ws-connect="/ws/sessions/{sid}"' in r.text
     assert client.cookies.get(token_cookie(sid))
+    page = client.get(f"/s/{sid}").text  # the session's own page streams it
+    assert f'ws-connect="/ws/sessions/{sid}"' in page
 
 
 def test_a_bad_link_explains_itself_and_opens_the_defaults(client: TestClient) -> None:

@@ -13,6 +13,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from tests.e2e.lazy import started
+
 pytestmark = pytest.mark.e2e
 
 EPOCH = "+document.getElementById('epoch').value.replace(/,/g, '')"
@@ -36,7 +38,7 @@ def epoch(page: Page) -> int:
 def open_playground(page: Page, path: str = "/") -> str:
     page.goto(path)
     page.wait_for_selector("#output-map[data-painted]")
-    return page.locator("body").get_attribute("data-session")
+    return started(page)
 
 
 def step(page: Page, times: int) -> None:

@@ -8,6 +8,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.lazy import started
+
 pytestmark = pytest.mark.e2e
 
 EPOCH = "+document.getElementById('epoch').value.replace(/,/g, '')"
@@ -39,7 +41,7 @@ def _scrub_to(page: Page, index: int) -> None:
 def test_scrub_back_and_continue_from_a_checkpoint(page: Page, base_url: str, artifacts):
     page.goto("/")
     page.wait_for_selector("#output-map[data-painted]")
-    session = page.locator("body").get_attribute("data-session")
+    session = started(page)
     maps = _step_to(page, 6)
     expect(page.locator("#timeline-epoch")).to_have_text("live · epoch 6")
 
