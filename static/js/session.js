@@ -29,6 +29,8 @@ const PREVIEWED = /\/cnn\/convolution(\?|$)/;
  * @returns {{frame: object|null, status: string, request: (msg: object) => Promise<object>,
  *   sendText: (text: string) => boolean}} `frame` is the newest frame painted; `status` what the session does.
  */
+const SOCKET_WAIT_MS = 3000;
+
 export function startSession({ paint, keys = "" }) {
   const status = new RunStatus();
   const handle = {
@@ -39,7 +41,9 @@ export function startSession({ paint, keys = "" }) {
     request: async (msg) => {
       if (isDraft()) {
         await ensureSession();
-        await stream.opened;
+        // a socket that cannot open (a proxy without websockets) must not hold the request for ever: after a
+        // while it is refused as "not connected", and the panels fall back to HTTP
+        await Promise.race([stream.opened, new Promise((r) => setTimeout(r, SOCKET_WAIT_MS))]);
       }
       return stream.request(msg);
     },

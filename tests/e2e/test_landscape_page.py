@@ -142,7 +142,39 @@ def test_the_first_slice_says_it_is_computing_until_it_arrives(page: Page) -> No
     expect(page.locator("#line-note")).to_have_text("")
 
 
-def test_a_landscape_that_cannot_be_computed_says_why(page: Page) -> None:
+def refuse_landscape_watch(ws) -> None:
+    """Pass the page's socket through to the server, but answer its ``watch_landscape`` with a refusal."""
+    server = ws.connect_to_server()
+
+    def from_page(message) -> None:
+        msg = json.loads(message) if isinstance(message, str) else {}
+        if msg.get("action") == "watch_landscape" and msg.get("open"):
+            ws.send(json.dumps({"type": "error", "ref": msg["ref"], "message": "span must be > 0"}))
+        else:
+            server.send(message)
+
+    ws.on_message(from_page)
+    server.on_message(ws.send)
+
+
+def test_a_landscape_the_socket_cannot_compute_says_why(page: Page) -> None:
+    page.route_web_socket(re.compile(r"/ws/sessions/"), refuse_landscape_watch)
+    open_spec(page, {"dataset": {"name": "xor"}})
+    refusal = {"detail": [{"msg": "span must be > 0"}]}  # the server refuses the same settings over HTTP too
+    page.route("**/landscape?*", lambda route: route.fulfill(status=422, json=refusal))
+    page.click("#landscape-tab")
+    caption = page.locator("#ls-caption")
+    expect(caption).to_contain_text("the loss landscape could not be computed: span must be > 0")
+    expect(caption).to_have_class(re.compile(r"\berror\b"))
+
+
+def no_socket(ws) -> None:
+    ws.close(code=1011, reason="refused by the test")
+
+
+def test_a_landscape_http_cannot_compute_says_why(page: Page) -> None:
+    # without a socket the panel asks the REST views: their refusal is said the same way
+    page.route_web_socket(re.compile(r"/ws/sessions/"), no_socket)
     open_spec(page, {"dataset": {"name": "xor"}})
     refusal = {"detail": [{"msg": "span must be > 0"}]}
     page.route("**/landscape?*", lambda route: route.fulfill(status=422, json=refusal))
@@ -167,6 +199,7 @@ COLOURS = """c => {
 
 
 def test_a_slice_over_many_decades_is_coloured_on_a_log_scale(page: Page) -> None:
+    page.route_web_socket(re.compile(r"/ws/sessions/"), no_socket)  # the slice from the REST view, rewritten
     open_spec(page, {"dataset": {"name": "xor"}})
 
     def many_decades(route) -> None:  # the real slice, its losses replaced by 1e-13 … 1 across the plane

@@ -206,19 +206,17 @@ def _train_and_pause(page: Page, base_url: str, above: int) -> int:
     return httpx.get(f"{base_url}/api/v1/sessions/{sid}").json()["epoch"]
 
 
-def _open_pca_slice(page: Page, open_it) -> dict:
-    """Open the landscape panel with `open_it` (it shows the PCA directions); the PCA slice the page fetched."""
-
-    def pca(r) -> bool:
-        return "/landscape?" in r.url and "directions=pca" in r.url and r.ok
-
-    with page.expect_response(pca, timeout=120_000) as answer:
-        open_it()
-    out = answer.value.json()
+def _open_pca_slice(page: Page, base_url: str, open_it) -> dict:
+    """Open the landscape panel with `open_it` (it shows the PCA directions); once the page has drawn the PCA
+    slice (it comes on the session's socket), the same slice as the REST view answers it."""
+    open_it()
     canvas = page.locator("#landscape")
-    expect(canvas).to_have_attribute("data-directions", "pca")
+    expect(canvas).to_have_attribute("data-directions", "pca", timeout=120_000)
+    expect(canvas).to_have_attribute("data-state", "drawn", timeout=120_000)
+    sid = started(page)
+    query = {"directions": "pca", "resolution": canvas.get_attribute("data-resolution")}
+    out = httpx.get(f"{base_url}/api/v1/sessions/{sid}/landscape", params=query, timeout=120).json()
     expect(canvas).to_have_attribute("data-epoch", str(out["epoch"]))
-    expect(canvas).to_have_attribute("data-state", "drawn")
     return out
 
 
@@ -277,7 +275,7 @@ def test_the_landscape_lesson_path_runs_downhill_and_small_batches_end_flatter(
     page.screenshot(path=str(artifacts / "lesson-landscape-1366.png"))
     page.click("#landscape-tab")
     expect(page.locator("#optimization")).to_be_visible()
-    out = _open_pca_slice(page, lambda: page.select_option("#ls-directions", "pca"))
+    out = _open_pca_slice(page, base_url, lambda: page.select_option("#ls-directions", "pca"))
     assert out["epoch"] == first
     _path_runs_downhill_on_the_slice(page, out)
     whole, limit = _sharpness(page)
@@ -294,7 +292,7 @@ def test_the_landscape_lesson_path_runs_downhill_and_small_batches_end_flatter(
     spec = _spec(base_url, page)
     assert (spec["training"]["batch_size"], spec["training"]["learning_rate"]) == (1, 0.1)
     second = _train_and_pause(page, base_url, 200)
-    out = _open_pca_slice(page, lambda: page.click("#landscape-tab"))
+    out = _open_pca_slice(page, base_url, lambda: page.click("#landscape-tab"))
     assert out["epoch"] == second
     _path_runs_downhill_on_the_slice(page, out)
     small, limit = _sharpness(page, said)
