@@ -20,6 +20,7 @@ from server.config import Settings, enable_compile_cache
 from server.routes import (
     catalog,
     checkpoints,
+    class_pages,
     classes,
     cnn_pages,
     experiment_pages,
@@ -58,6 +59,7 @@ ROUTERS = (
     classes.router,
     classes.stream,
     pages.router,
+    class_pages.router,
     cnn_pages.router,
     landscape_pages.router,
     experiment_pages.router,

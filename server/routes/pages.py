@@ -32,6 +32,7 @@ from server.ml.images import IMAGE_DATASETS
 from server.ml.models import ACTIVATIONS
 from server.ml.train import OPTIMIZERS
 from server.presets import PRESETS
+from server.routes.class_context import class_context
 from server.routes.embed import embed_of, hide_css
 from server.routes.experiments import owner_cookie
 from server.routes.kinds import page_kind
@@ -398,6 +399,8 @@ async def apply(
 
 def _page(request: Request, s: Session, readonly: bool, page_error: str | None = None, **extra: Any) -> HTMLResponse:
     extra = {"url": spec_url(s.spec), **extra}
+    if "classroom" not in extra:
+        extra["classroom"] = class_context(request, s)
     ctx = context(request, s, readonly, page_error=page_error, **extra)
     ctx["mlp_url"] = spec_url(ExperimentSpec())
     ctx["cnn_url"] = spec_url(ExperimentSpec.model_validate(PRESETS["cnn-lenet-digits"]["spec"]))

@@ -130,7 +130,8 @@ function keepOpen() {
 
 /** An accepted change: the answer's HX-Trigger carries the new share URL. */
 function followAddressBar() {
-  if (readonly) return;
+  // a page in a class keeps its /s/{id} address: reloading it must come back to the same session
+  if (readonly || document.getElementById("class-bar")) return;
   const keep = body.dataset.keep || ""; // ?embed=1&hide=...: an embedded page stays embedded
   body.addEventListener("ng:spec", (e) => {
     history.replaceState(null, "", e.detail.url + keep);
