@@ -66,12 +66,14 @@ function actionsCell(st, c) {
     spot.type = "button";
     spot.disabled = c.spotlight === st.id;
     spot.title = `show ${st.name}'s session to the whole class`;
+    spot.setAttribute("aria-label", `${spot.textContent}: ${st.name}`);
     spot.addEventListener("click", () => act("PUT", "/spotlight", { student_id: st.id }));
     td.append(spot, " ");
   }
   const remove = el("button", "remove", "danger");
   remove.type = "button";
   remove.title = `take ${st.name} out of the class`;
+  remove.setAttribute("aria-label", `remove ${st.name}`);
   remove.addEventListener("click", () => {
     if (confirm(`Remove ${st.name} from the class?`)) act("DELETE", `/students/${st.id}`);
   });
