@@ -44,3 +44,18 @@ def test_the_example_prints_the_curve(client, monkeypatch, capsys) -> None:
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "width  test loss" and len(out) == 3
     assert out[1].split()[0] == "1" and out[2].split()[0] == "64" and "#" in out[2]
+
+
+def test_the_readmes_own_code_runs_as_printed(client, monkeypatch, capsys) -> None:
+    """The Python block of the README's "Sweeps" section, run as a user pastes it (its client pointed at the test
+    app): it waits for the sweep through "queued" and "running" and prints a mean test loss for every width."""
+    import httpx
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Sweeps", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setattr(httpx, "Client", lambda **_: client)
+    exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - the README's own text, as a reader would run it
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert [int(width) for width, _ in rows] == double_descent.WIDTHS
+    assert all(float(loss) > 0 for _, loss in rows)

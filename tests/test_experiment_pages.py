@@ -156,7 +156,7 @@ def test_cards_search_and_pages_newest_first(make_client, monkeypatch: pytest.Mo
     assert names(client.get("/ui/experiments", params={"page": "junk"}).text) == ["alpha three", "Alpha two"]
     # every card: picture, kind, data, epoch, test loss, date, and "open a copy"; only the owner's can change
     card = r.text[r.text.index('class="card"') :]
-    assert re.search(r'<img src="/api/v1/experiments/\w+/thumbnail.png"', card)
+    assert re.search(r'<img src="/api/v1/experiments/[\w-]+/thumbnail.png"', card)
     assert '<span class="card-kind">MLP</span> · circle · epoch <span class="card-epoch">0</span>' in card
     assert re.search(r'test loss <span class="card-loss">[\d.]+</span>', card) and "saved <time" in card
     assert "open a copy" in card and "rename" in card and "delete" in card

@@ -46,7 +46,7 @@ def _join(page: Page, code: str, name: str) -> None:
     expect(page.locator("#join-code")).to_have_value(code)
     page.fill("#join-name", name)
     page.click("#join-btn")
-    page.wait_for_url(re.compile(r"/class/\w+$"))
+    page.wait_for_url(re.compile(r"/class/[\w-]+$"))
     expect(page.locator("#class-bar")).to_have_attribute("data-role", "student")
 
 
@@ -55,7 +55,7 @@ def test_a_class_follows_forks_competes_and_is_locked(contexts: Callable[[int], 
     teacher.goto("/")
     teacher.click("#class-start")
     expect(teacher.locator("#class-bar")).to_have_attribute("data-role", "teacher")
-    assert re.search(r"/s/\w+$", teacher.url)  # the presenter's page keeps its own address
+    assert re.search(r"/s/[\w-]+$", teacher.url)  # the presenter's page keeps its own address
     code = teacher.locator("#class-code").inner_text()
     assert re.fullmatch(r"[A-Z0-9]{6}", code)
     size = teacher.eval_on_selector("#class-code", "e => parseFloat(getComputedStyle(e).fontSize)")
@@ -95,7 +95,7 @@ def test_a_class_follows_forks_competes_and_is_locked(contexts: Callable[[int], 
     expect(ada.locator("#class-fork")).to_be_enabled()
     seen = ada.evaluate(EPOCH)
     ada.click("#class-fork")
-    ada.wait_for_url(re.compile(r"/s/\w+$"))
+    ada.wait_for_url(re.compile(r"/s/[\w-]+$"))
     expect(ada.locator("#class-bar")).to_have_attribute("data-forked", "true")
     assert ada.evaluate(EPOCH) >= seen > 0
     assert ada.get_attribute("body", "data-role") == "owner"
@@ -127,7 +127,7 @@ def test_a_class_follows_forks_competes_and_is_locked(contexts: Callable[[int], 
 
     # locked: Ada is taken back to following
     teacher.click("#class-lock")
-    ada.wait_for_url(re.compile(r"/class/\w+$"))
+    ada.wait_for_url(re.compile(r"/class/[\w-]+$"))
     expect(ada.locator("#class-fork")).to_be_disabled()
 
     # removed: Grace is told, and her page stops

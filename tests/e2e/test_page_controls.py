@@ -203,3 +203,95 @@ def test_the_settings_row_and_more_settings_fit(chromium: Browser, base_url: str
             assert len({round(groups.nth(i).bounding_box()["y"]) for i in range(groups.count())}) == 1
     finally:
         context.close()
+
+
+COUNT_SETTLES = "() => { window.__settles = 0; document.addEventListener('htmx:afterSettle', () => window.__settles++); }"
+
+
+def _typed(page: Page, text: str) -> None:
+    """Replace the focused field's text by keyboard and leave it with Tab: the change PATCHes the session, and
+    the form comes back with it (waited for: a key pressed while the form is being swapped has no place to go)."""
+    page.keyboard.press("Control+a")
+    page.keyboard.type(text)
+    settled = page.evaluate("window.__settles")
+    with patched(page):
+        page.keyboard.press("Tab")
+    page.wait_for_function("n => window.__settles > n", arg=settled)
+
+
+def _keyed(page: Page, key: str) -> None:
+    with patched(page):
+        page.keyboard.press(key)
+
+
+# Every control of "more settings", in the order Tab reaches it from the disclosure, with what the keyboard does to
+# it and where that lands in the spec: (selector, action, text or key, spec path, the value it then holds).
+EVERY_CONTROL = [
+    ("#loss", "key", "ArrowDown", "training.loss", "cross_entropy"),
+    ("#algorithm", None, None, "training.algorithm", "backprop"),  # perceptron needs no hidden layers: tried below
+    ("#momentum", "type", "0.5", "training.momentum", 0.5),
+    ("#dropout", "type", "0.1", "training.dropout", 0.1),
+    ("#batch-norm", "key", "Space", "training.batch_norm", True),
+    ("#init", "key", "ArrowDown", "network.init", "he"),
+    ("#schedule", "key", "End", "training.schedule.kind", "cosine"),
+    ("#warmup", "type", "5", "training.schedule.warmup_epochs", 5),
+    ("#cosine-epochs", "type", "400", "training.schedule.epochs", 400),
+    ("#floor", "type", "0.1", "training.schedule.floor", 0.1),
+    ("#stop-epoch", "type", "5000", "stop.at_epoch", 5000),
+    ("#stop-loss", "type", "0.001", "stop.test_loss_below", 0.001),
+    ("#patience", "type", "200", "stop.patience", 200),
+    ("#restore-best", "key", "Space", "stop.restore_best", True),
+    ("#data-seed", "type", "3", "dataset.seed", 3),
+    ("#weight-seed", "type", "7", "seed", 7),
+]
+
+
+def _at(spec: dict, path: str):
+    for part in path.split("."):
+        spec = spec[part]
+    return spec
+
+
+def test_every_more_setting_is_reached_and_set_by_keyboard_live(page: Page, base_url: str) -> None:
+    """Tab walks the disclosure's controls in the order they are drawn, each shows its focus and takes a value from
+    the keyboard alone; the session takes each one live: it stays at its epoch, paused, its weights untouched."""
+    sid = open_page(page)
+    with patched(page):
+        page.focus("#optimizer")
+        page.keyboard.press("ArrowDown")  # sgd → momentum: the momentum field is then enabled (and in the Tab order)
+    page.click("#play-btn")
+    page.wait_for_function(f"() => {EPOCH} >= 30", timeout=120_000)
+    page.click("#play-btn")
+    expect(page.locator("#run-buttons")).to_have_attribute("data-status", "paused")
+    before = state(base_url, sid)
+    weights = state(base_url, sid, "/weights")
+    page.evaluate(COUNT_SETTLES)
+    tab_to(page, "#more-settings > summary", 60)
+    page.keyboard.press("Enter")
+    expect(page.locator("#more-settings")).to_have_attribute("open", "")
+    for i, (selector, action, text, path, value) in enumerate(EVERY_CONTROL):
+        page.keyboard.press("Tab")
+        focus_shows(page, selector)  # the next Tab lands here: nothing is skipped, nothing jumps ahead
+        if action == "type":
+            _typed(page, text)
+            if i + 1 < len(EVERY_CONTROL):
+                focus_shows(page, EVERY_CONTROL[i + 1][0])  # Tab's move survives the form coming back
+            page.keyboard.press("Shift+Tab")
+            focus_shows(page, selector)
+        elif action == "key":
+            _keyed(page, text)
+            focus_shows(page, selector)
+        spec = state(base_url, sid)["spec"]
+        assert _at(spec, path) == (pytest.approx(value) if isinstance(value, float) else value), (selector, spec)
+    after = state(base_url, sid)
+    assert (after["epoch"], after["status"]) == (before["epoch"], "paused")  # live: nothing was reset
+    kept = state(base_url, sid, "/weights")
+    assert [layer["w"] for layer in kept["layers"]] == [layer["w"] for layer in weights["layers"]]
+    summary = page.locator("#more-settings summary")
+    for words in ("cosine schedule", "warm-up", "stop at epoch 5,000", "early stopping", "dropout", "batch norm"):
+        expect(summary).to_contain_text(words)
+    # the one choice the keyboard cannot make here: the perceptron rule with hidden layers is refused beside it
+    page.focus("#algorithm")
+    _keyed(page, "ArrowDown")
+    expect(page.locator("#algorithm-error")).to_be_visible()
+    assert state(base_url, sid)["spec"]["training"]["algorithm"] == "backprop"
