@@ -205,7 +205,10 @@ def test_the_settings_row_and_more_settings_fit(chromium: Browser, base_url: str
         context.close()
 
 
-COUNT_SETTLES = "() => { window.__settles = 0; document.addEventListener('htmx:afterSettle', () => window.__settles++); }"
+COUNT_SETTLES = """() => {
+  window.__settles = 0;
+  document.addEventListener("htmx:afterSettle", () => window.__settles++);
+}"""
 
 
 def _typed(page: Page, text: str) -> None:
