@@ -15,8 +15,9 @@ import jax.numpy as jnp
 
 from bench.timing import best
 from bench.ws import BIGGEST, server
-from server.engines import mlp
+from server.engines import cnn, mlp
 from server.ml import sweep as population
+from server.presets import PRESETS
 from server.spec import ExperimentSpec
 
 SWEEPS, SESSIONS = "/api/v1/sweeps", "/api/v1/sessions"
@@ -76,22 +77,23 @@ def _compare(c: httpx.Client, name: str, base: dict[str, Any], grid: dict[str, l
     }
 
 
-def _blocks(spec: ExperimentSpec, size: int, blocks: tuple[int, ...]) -> dict[str, int]:
+def _blocks(spec: ExperimentSpec, size: int, blocks: tuple[int, ...], epochs: int = EPOCHS) -> dict[str, float]:
     """Configuration·epochs per second of the vmapped program alone for other block sizes (in this process)."""
-    cfg, data = mlp.config_for(spec), mlp.build_data(spec)
-    gd = population.mlp_group_data(data.runs, (data.x_test, data.y_test))
-    states = population.stack([mlp.init_train_state(spec.model_copy(update={"seed": s}), cfg) for s in range(size)])
-    h = population.stack([mlp.hyper_for(spec)] * size)
+    engine = cnn if spec.network.kind == "cnn" else mlp
+    cfg, data = engine.config_for(spec), engine.build_data(spec)
+    gd, _ = engine.sweep_data(cfg, data)
+    states = population.stack([engine.init_train_state(spec.model_copy(update={"seed": s}), cfg) for s in range(size)])
+    h = population.stack([engine.hyper_for(spec)] * size)
     alive = jnp.ones((size,), bool)
     out = {}
     for b in blocks:
 
         def call(b: int = b) -> Any:
-            args = (jnp.int32(EPOCHS), jnp.int32(0), jnp.int32(10), jnp.int32(EPOCHS), data.padded, True, b)
+            args = (jnp.int32(epochs), jnp.int32(0), jnp.int32(10), jnp.int32(epochs), data.padded, True, b)
             return jax.block_until_ready(population.train_population(cfg, states, alive, gd, h, *args))
 
         call()
-        out[str(b)] = round(size * EPOCHS / best(call, repeats=3))
+        out[str(b)] = round(size * epochs / best(call, repeats=3), 1)
     return out
 
 
@@ -99,9 +101,7 @@ def sweep_figures() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as cache, server(cache) as base, httpx.Client(base_url=base, timeout=300) as c:
         figures: dict[str, Any] = {}
         figures |= _compare(c, "sweep_256", {}, {"training.learning_rate": LRS16, "seed": list(range(16))})
-        figures |= _compare(
-            c, "sweep_spiral_64", BIGGEST, {"training.learning_rate": LRS16[::2], "seed": list(range(8))}
-        )
+        figures |= _compare(c, "sweep_spiral_256", BIGGEST, {"training.learning_rate": LRS16, "seed": list(range(16))})
         widths = [[w] for w in (1, 2, 3, 4, 6, 8, 12, 16)]
         figures |= _compare(c, "sweep_width_8_groups", {}, {"network.hidden": widths, "seed": list(range(8))})
     default_block = population.block_size(10, mlp.config_for(ExperimentSpec()).arch.sizes)
@@ -109,8 +109,15 @@ def sweep_figures() -> dict[str, Any]:
     spiral_block = population.block_size(10, mlp.config_for(spiral).arch.sizes)
     figures["sweep_block_default"] = default_block
     figures["sweep_block_spiral"] = spiral_block
+    figures["sweep_config_epochs_per_s"] = figures["sweep_256_config_epochs_per_s"]  # the issue's name for it
     figures["sweep_256_by_block_config_epochs_per_s"] = _blocks(ExperimentSpec(), 256, (1, 8, default_block, 64, 256))
     figures["sweep_spiral_64_by_block_config_epochs_per_s"] = _blocks(spiral, 64, (1, spiral_block, 16, 64))
+    # CNNs: one configuration at a time against vmapped blocks (server.ml.sweep.cnn_block_size chooses)
+    for name, size, blocks, epochs in (("cnn-bars-edges", 8, (1, 2, 4, 8), 4), ("cnn-convnetjs", 4, (1, 2, 4), 1)):
+        spec = ExperimentSpec.model_validate(PRESETS[name]["spec"])
+        key = name.removeprefix("cnn-").replace("-", "_")
+        figures[f"sweep_cnn_{key}_block"] = cnn.sweep_data(cnn.config_for(spec), cnn.build_data(spec))[1]
+        figures[f"sweep_cnn_{key}_by_block_config_epochs_per_s"] = _blocks(spec, size, blocks, epochs)
     return figures
 
 

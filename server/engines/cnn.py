@@ -406,8 +406,9 @@ def thumbnail(spec: ExperimentSpec, cfg: cnn.CnnTrainConfig, state: TrainState) 
 
 
 def sweep_data(cfg: cnn.CnnTrainConfig, data: ImageData) -> tuple[sweep.GroupData, int]:
-    """What a sweep's group trains on, and configurations per block: one (a CNN's step is big already)."""
-    return sweep.cnn_group_data(data.batches, (data.x_train, data.y_train), (data.x_test, data.y_test)), 1
+    """What a sweep's group trains on, and configurations per vmapped block (by the size of its convolutions)."""
+    block = sweep.cnn_block_size(cfg.arch, int(data.batches[0].shape[1]))
+    return sweep.cnn_group_data(data.batches, (data.x_train, data.y_train), (data.x_test, data.y_test)), block
 
 
 class CnnEngine:

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from server.ml.cnn import CnnTrainConfig, cnn_epoch, evaluate_cnn
+from server.ml.cnn import CnnArch, CnnTrainConfig, Conv, cnn_epoch, evaluate_cnn, output_shapes
 from server.ml.inspect import predict
 from server.ml.train import (
     RECORD_COLUMNS,
@@ -49,6 +49,24 @@ COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 # blocks of that many configurations, one after another inside the program.
 BLOCK_FLOATS = 5120
 MAX_BLOCK = 128
+
+
+# A CNN's vmapped step gains while its biggest im2col patch matrix (batch × H_out × W_out × k²·C_in floats) stays
+# below about this (bench/sweep.py ``sweep_cnn_by_block_*``, configuration·epochs per second on one core, against
+# one configuration at a time: the bars net, 46k floats a step, 2.4× at 8 configurations; the small shapes net
+# (92k) and the digits net (37k) 1.2-1.25× at 4 or 8; ConvNetJS's 28×28 net (784k) 1.4× at 2, slower at 4).
+CNN_BLOCK_FLOATS = 1_600_000
+MAX_CNN_BLOCK = 8
+
+
+def cnn_block_size(arch: CnnArch, batch: int) -> int:
+    """Configurations per vmapped block for a CNN trained in mini-batches of ``batch`` images: a power of two."""
+    outs = output_shapes(arch.input_shape, arch.layers)
+    ins = [tuple(arch.input_shape), *outs[:-1]]
+    patches = [o[0] * o[1] * layer.kernel**2 * i[2] for layer, i, o in zip(arch.layers, ins, outs, strict=True)
+               if isinstance(layer, Conv)]  # fmt: skip
+    room = CNN_BLOCK_FLOATS // max(1, batch * max(patches, default=1))
+    return min(MAX_CNN_BLOCK, 1 << max(0, room.bit_length() - 1)) if room >= 1 else 1
 
 
 def block_size(batch: int, sizes: tuple[int, ...]) -> int:

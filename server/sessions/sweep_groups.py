@@ -184,12 +184,16 @@ def train_chunk(run: GroupRun, epochs: int, every: int, end: int, maps: bool) ->
         run.shared,
         run.block,
     )
-    records, alive, trained = jax.device_get((out.records, out.alive, out.trained))
+    n = len(run.members)  # the rows past them are the bucket's padding (``keep``)
+    records, alive, trained = jax.device_get((out.records[:, :n], out.alive[:n], out.trained[:n]))
     records = np.asarray(records, np.float64)
     records[:, :, 0] = np.where(records[:, :, 0] >= 1, records[:, :, 0] + run.epoch, -1)
     run.states, run.alive = out.states, out.alive
     run.epoch += epochs
-    pictures = run.engine.sweep_maps(run.cfg, run.states, run.data, run.shared) if maps else None
+    pictures = None
+    if maps:
+        members = out.states if n == out.alive.shape[0] else jax.tree_util.tree_map(lambda a: a[:n], out.states)
+        pictures = run.engine.sweep_maps(run.cfg, members, run.data, run.shared)
     compiled = _programs() != programs
     seconds = time.perf_counter() - t0
     return Chunk(list(run.members), records, np.asarray(alive), np.asarray(trained), pictures, seconds, compiled)
@@ -205,18 +209,31 @@ def leave(run: GroupRun, leaving: set[int]) -> dict[int, TrainState]:
 def part(run: GroupRun, members: list[int]) -> GroupRun:
     """A new group of some of ``run``'s members (a lane), ``run`` left as it was."""
     lane = GroupRun(**{f: getattr(run, f) for f in run.__dataclass_fields__})
-    keep(lane, members)
+    keep(lane, members, pad=False)
     return lane
 
 
-def keep(run: GroupRun, members: list[int]) -> None:
-    """Shrink the group to ``members`` (a subset, in its order): the others leave the vmapped batch."""
+def bucket(n: int) -> int:
+    """The batch a group of ``n`` members trains as: ``n`` rounded up to a quarter of its power of two (at most
+    a quarter more rows, four sizes per doubling), so members leaving one or a few at a time (diverged, or cut
+    at a rung) reuse the programs of a few sizes instead of compiling one for every count."""
+    step = 1 << max(0, n.bit_length() - 3)
+    return -(-n // step) * step
+
+
+def keep(run: GroupRun, members: list[int], pad: bool = True) -> None:
+    """Shrink the group to ``members`` (a subset, in its order): the others leave the vmapped batch. The batch
+    keeps its size while the members still need that bucket, else shrinks to theirs: the rows past the
+    members are copies of the first, never trained (not alive), and cost a block only while in one. A lane cut
+    from a whole group (``pad`` off) is its members exactly."""
     rows = np.asarray([run.members.index(k) for k in members], np.int32)
-    run.states = population.take(run.states, rows)
-    run.hyper = population.take(run.hyper, rows)
-    run.alive = population.take(run.alive, rows)
+    size = min(int(run.alive.shape[0]), bucket(len(rows))) if pad and len(rows) else len(rows)
+    physical = np.concatenate([rows, np.full(size - len(rows), rows[0] if len(rows) else 0, np.int32)])
+    run.states = population.take(run.states, physical)
+    run.hyper = population.take(run.hyper, physical)
+    run.alive = population.take(run.alive, physical).at[len(rows) :].set(False)
     if not run.shared:
-        run.group_data = population.take(run.group_data, rows)
+        run.group_data = population.take(run.group_data, physical)
     run.data = [run.data[int(i)] for i in rows]
     run.specs = [run.specs[int(i)] for i in rows]
     run.members = list(members)
