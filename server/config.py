@@ -48,12 +48,15 @@ class Settings(BaseSettings):
     kept_sweeps: int = Field(20, ge=1)  # finished sweeps kept in memory (their weights, to open); all are stored
     sweep_state_bytes: int = Field(256_000_000, ge=0)  # weights a sweep keeps to open its configurations
     sweep_backend: str = Field("local", pattern="^(local|ray)$")  # ray: each group as a Ray task
+    sweep_ray_groups: int = Field(0, ge=0)  # on Ray, a sweep's groups training at once; 0 = the cluster's CPUs
     ray_address: str | None = None  # the Ray cluster's address (ray://host:10001, or "auto"); None: a local Ray
     # classes (a presenter and their students: /api/v1/classes)
     class_hours: float = Field(12.0, gt=0, le=24 * 30)  # a class's join code expires this long after it opens
     max_class_students: int = Field(200, ge=1)  # students one class holds; more → 409
     max_classes_per_client: int = Field(5, ge=1)  # open classes one client address runs at once; more → 429
-    joins_per_minute: int = Field(30, ge=1)  # join attempts one client address makes per minute; more → 429
+    # wrong join codes one client address may type per minute; more → 429 (all its join attempts, right or wrong,
+    # are capped at twice this or twice max_class_students, whichever is more: a class behind one NAT joins)
+    joins_per_minute: int = Field(30, ge=1)
 
 
 def enable_compile_cache(path: Path | None) -> None:

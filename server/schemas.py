@@ -317,6 +317,8 @@ class SweepProgress(BaseModel):
     fraction: float
     eta_seconds: float | None
     configurations: dict[str, int] = Field(description="how many configurations are in each status")
+    groups_running: int = Field(0, description="architecture groups training now (several at once on Ray)")
+    groups_done: int = Field(0, description="architecture groups finished")
 
 
 class SweepPublic(BaseModel):

@@ -96,12 +96,28 @@ def test_students_join_by_code_as_typed_and_bad_codes_and_names_say_why(client):
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "name"]
 
 
+def test_guessing_codes_is_rate_limited_but_a_class_behind_one_address_joins(make_client):
+    client = make_client(warm_start=False, joins_per_minute=5, max_class_students=40)
+    c = _open(client)
+    # a whole class from one school address: 40 students, far more than 5 a minute, all join
+    answers = [client.post(f"{CLASSES}/join", json={"code": c["code"], "name": f"s{i}"}) for i in range(40)]
+    assert [r.status_code for r in answers] == [201] * 40
+    # someone guessing codes from that address: 5 wrong ones a minute, then 429, right codes too
+    wrong = "".join("A" if ch != "A" else "B" for ch in c["code"])
+    guesses = [client.post(f"{CLASSES}/join", json={"code": wrong, "name": "x"}) for _ in range(7)]
+    assert [r.status_code for r in guesses] == [404] * 5 + [429] * 2
+    detail = guesses[-1].json()["detail"]
+    assert "too many wrong codes" in detail and "at most 5 a minute" in detail
+    assert client.post(f"{CLASSES}/join", json={"code": c["code"], "name": "late"}).status_code == 429
+
+
 def test_a_flood_of_joins_from_one_client_is_rate_limited(make_client):
-    client = make_client(warm_start=False, joins_per_minute=5)
+    client = make_client(warm_start=False, joins_per_minute=2, max_class_students=3)
     c = _open(client)
     answers = [client.post(f"{CLASSES}/join", json={"code": c["code"], "name": f"s{i}"}) for i in range(8)]
-    assert [r.status_code for r in answers] == [201] * 5 + [429] * 3
-    assert "at most 5 a minute" in answers[-1].json()["detail"]
+    # twice the roster's size of attempts a minute (3 join, then the class is full), then 429
+    assert [r.status_code for r in answers] == [201] * 3 + [409] * 3 + [429] * 2
+    assert "too many joins" in answers[-1].json()["detail"] and "at most 6 a minute" in answers[-1].json()["detail"]
 
 
 def test_one_client_runs_a_bounded_number_of_classes_and_a_class_a_bounded_roster(make_client):

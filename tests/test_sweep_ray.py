@@ -76,11 +76,20 @@ def backend(client: TestClient) -> Any:
     return client.app.state.sessions.sweeps.backend  # type: ignore[attr-defined]
 
 
-def live_actor(client: TestClient, sweep_id: str) -> Any:
-    """The actor of the sweep's running group, once it has trained a chunk."""
-    wait(client, sweep_id, lambda b: b["status"] == "running" and b["progress"]["done"] > 0, RAY_WAIT)
-    (group,) = backend(client).live.values()
-    return group.actor
+def live_actors(client: TestClient, sweep_id: str, groups: int = 1) -> list[Any]:
+    """The actors of the sweep's groups, once ``groups`` of them train at once and every configuration of
+    theirs has trained a chunk."""
+
+    def trained(b: dict[str, Any]) -> bool:
+        chosen = [c for c in b["configurations"] if c["group"] < groups]
+        return (
+            b["status"] == "running" and b["progress"]["groups_running"] == groups and all(c["epochs"] for c in chosen)
+        )
+
+    wait(client, sweep_id, trained, RAY_WAIT)
+    actors = [group.actor for group in backend(client).live.values()]
+    assert len(actors) == groups
+    return actors
 
 
 def test_ray_sweep_equals_local_and_opens(ray_client: TestClient, make_client: Callable[..., TestClient]) -> None:
@@ -111,18 +120,19 @@ def test_ray_sweep_equals_local_and_opens(ray_client: TestClient, make_client: C
     assert session["spec"]["network"]["hidden"][0]["units"] == 3
 
 
-def test_ray_stream_and_cancel_kill_the_actor(ray_client: TestClient) -> None:
-    """A long sweep's stream carries the actor's small decision maps; DELETE stops it at once: cancelled, its
-    group's actor dead, the weights of the call in flight kept."""
+def test_ray_trains_groups_side_by_side_streams_and_cancel_kills_the_actors(ray_client: TestClient) -> None:
+    """A long sweep of two architectures trains both groups at once, an actor each (the cluster has two CPUs);
+    its stream carries each actor's small decision maps; DELETE stops it at once: cancelled, both actors
+    dead, the weights of the calls in flight kept."""
     sweep_id, auth = start(ray_client, 100_000)
-    actor = live_actor(ray_client, sweep_id)
+    actors = live_actors(ray_client, sweep_id, groups=2)
     with ray_client.websocket_connect(f"/ws/sweeps/{sweep_id}") as ws:
         for _ in range(50):
             message = ws.receive_json()
             if message["type"] == "progress" and "maps" in message:
                 break
         maps = message["maps"]
-    assert set(maps["items"]) == {"0", "1"}  # the first group's configurations
+    assert set(maps["items"]) in ({"0", "1"}, {"2", "3"})  # one group's configurations, from its actor
     assert {len(base64.b64decode(m)) for m in maps["items"].values()} == {maps["resolution"] ** 2}
     t0 = time.monotonic()
     r = ray_client.delete(f"{SWEEPS}/{sweep_id}?keep=true", headers=auth)
@@ -131,20 +141,24 @@ def test_ray_stream_and_cancel_kill_the_actor(ray_client: TestClient) -> None:
     body = ray_client.get(f"{SWEEPS}/{sweep_id}").json()
     assert body["status"] == "cancelled"
     assert not backend(ray_client).live
-    with pytest.raises(ray.exceptions.RayActorError):
-        ray.get(actor.ready.remote(), timeout=30)
-    # the call in flight was the last, its weights came back: a cancelled configuration opens where it stopped
-    trained = body["configurations"][0]["epochs"]
-    assert trained > 0
-    r = ray_client.post(f"{SWEEPS}/{sweep_id}/configurations/0/open")
-    assert r.status_code == 201, r.text
-    assert ray_client.get(f"/api/v1/sessions/{r.json()['id']}").json()["epoch"] == trained
+    for actor in actors:
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(actor.ready.remote(), timeout=30)
+    # the calls in flight were the last, their weights came back: a cancelled configuration of either group
+    # opens where it stopped
+    for k in (0, 2):
+        trained = body["configurations"][k]["epochs"]
+        assert trained > 0
+        r = ray_client.post(f"{SWEEPS}/{sweep_id}/configurations/{k}/open")
+        assert r.status_code == 201, r.text
+        assert ray_client.get(f"/api/v1/sessions/{r.json()['id']}").json()["epoch"] == trained
 
 
 def test_ray_dead_actor_fails_the_sweep(ray_client: TestClient) -> None:
     """An actor that dies mid-sweep (killed behind the server's back) fails the sweep, saying so."""
     sweep_id, _ = start(ray_client, 100_000, {"training.learning_rate": [0.03, 0.1]})
-    ray.kill(live_actor(ray_client, sweep_id))
+    (actor,) = live_actors(ray_client, sweep_id)
+    ray.kill(actor)
     body = wait(ray_client, sweep_id, finished, RAY_WAIT)
     assert body["status"] == "failed"
     assert "Ray actor" in body["error"] and "died" in body["error"], body["error"]

@@ -87,7 +87,13 @@ def test_configurations_of_other_data_seeds_and_noise_train_together_and_still_m
 
 def test_architectures_are_groups_of_their_own_run_one_after_another(client):
     body = {"grid": {"network.hidden": [[2], [6, 3], [4, 4]], "seed": [0, 1]}, "epochs": 40}
-    sweep = run(client, body)
+    made = start(client, body)
+    seen = set()  # groups training at once, as the progress says while it runs (one here: lanes fill the threads)
+    while (state := client.get(made["url"], params={"history": False}).json())["status"] in ("queued", "running"):
+        seen.add(state["progress"]["groups_running"])
+        time.sleep(0.02)
+    assert seen <= {0, 1} and state["progress"]["groups_done"] == 3
+    sweep = finish(client, made["id"])
     assert sweep["groups"] == 3
     groups = [c["group"] for c in sweep["configurations"]]
     assert groups == [0, 0, 1, 1, 2, 2]
@@ -257,6 +263,16 @@ def test_the_stream_sends_progress_maps_and_done(client):
     assert cells.size == picture["resolution"] ** 2
     assert cells.min() < 100 and cells.max() > 155, "a trained circle map has both colours"
     assert seen[-1]["status"] == "done"
+    # the records as they came: together, every configuration's whole history, as GET gives it at the end
+    streamed: dict[int, list[list[Any]]] = {0: [], 1: []}
+    for m in progress:
+        assert m["columns"] == ["epoch", *METRICS]
+        for u in m["configurations"]:
+            streamed[u["index"]].extend(u["records"])
+    final = client.get(f"{SWEEPS}/{created['id']}").json()
+    for c in final["configurations"]:
+        assert streamed[c["index"]] == [[h[k] for k in ("epoch", *METRICS)] for h in c["history"]]
+        assert [row[0] for row in streamed[c["index"]]] == list(range(10, 301, 10))
 
 
 def test_results_download_as_csv_and_json(client):

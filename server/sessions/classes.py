@@ -64,7 +64,8 @@ class Classes:
         self.codes: dict[str, str] = {}  # join code -> class id
         self.gone: dict[str, str] = {}  # codes of classes that ended lately -> why (a late student is told)
         self.of_session: dict[str, tuple[str, str]] = {}  # a student's session -> (class id, student id)
-        self.joins: dict[str, collections.deque[float]] = {}  # client -> times of its recent join attempts
+        # (kind, client) -> times of its recent join attempts ("join") and wrong codes ("wrong")
+        self.joins: dict[tuple[str, str], collections.deque[float]] = {}
         self.maps: dict[str, tuple[tuple[Any, ...], bytes]] = {}  # session -> (moment, decision-map PNG)
         self.task: asyncio.Task[None] | None = None
         self.last_write = 0.0
@@ -189,21 +190,33 @@ class Classes:
 
     # ----------------------------------------------------------------------------------------- joining
 
-    def _throttle(self) -> None:
+    def _throttle(self, kind: str, limit: int, words: str, count: bool = True) -> None:
+        """At most ``limit`` events of ``kind`` (a join attempt, a wrong code) a minute from one address: 429
+        past it; ``count`` this one."""
         client = CLIENT.get() or "unknown"
-        times = self.joins.setdefault(client, collections.deque())
+        times = self.joins.setdefault((kind, client), collections.deque())
         t = time.monotonic()
         while times and t - times[0] > 60:
             times.popleft()
-        if len(times) >= self.settings.joins_per_minute:
-            raise TooMany(f"too many joins from one address: at most {self.settings.joins_per_minute} a minute")
-        times.append(t)
+        if len(times) >= limit:
+            raise TooMany(f"{words} from one address: at most {limit} a minute")
+        if count:
+            times.append(t)
         if len(self.joins) > 10_000:  # forget quiet clients
             self.joins = {k: v for k, v in self.joins.items() if v and t - v[-1] < 60}
 
+    def _wrong_code(self, message: str) -> NotFound:
+        """A code that opens no class, counted against the address: guessing codes is what the limit stops (a
+        whole class joining from behind one school address is not)."""
+        self._throttle("wrong", self.settings.joins_per_minute, "too many wrong codes")
+        return NotFound(message)
+
     async def join(self, code: str, name: str) -> tuple[Classroom, Student, str]:
         """A student joins the class with this code; answers the class, the student and their token."""
-        self._throttle()
+        # a flood of attempts, right or wrong: a class's worth a minute is fine, far more is not
+        flood = max(self.settings.joins_per_minute, self.settings.max_class_students) * 2
+        self._throttle("join", flood, "too many joins")
+        self._throttle("wrong", self.settings.joins_per_minute, "too many wrong codes", count=False)
         typed = typed_code(code)
         c = self.open.get(self.codes.get(typed, ""))
         if c is not None and now() >= c.expires:
@@ -211,8 +224,8 @@ class Classes:
             c = None
         if c is None:
             if typed in self.gone:
-                raise NotFound(f"the class with the code {typed} has ended: {self.gone[typed]}")
-            raise NotFound(f"no class has the code {code.strip()!r}: check it with your teacher")
+                raise self._wrong_code(f"the class with the code {typed} has ended: {self.gone[typed]}")
+            raise self._wrong_code(f"no class has the code {code.strip()!r}: check it with your teacher")
         if len(c.students) >= self.settings.max_class_students:
             raise Conflict(f"this class is full ({self.settings.max_class_students} students)")
         token = secrets.token_urlsafe(24)

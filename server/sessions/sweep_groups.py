@@ -252,6 +252,7 @@ class Backend(Protocol):
     cluster (``server.sessions.sweep_ray``). The sweep (``server.sessions.sweeps``) drives a group through
     it — start, a chunk at a time, members leaving, finish — and keeps every record and decision itself."""
 
+    async def parallel_groups(self) -> int: ...  # groups it trains side by side
     async def start(self, members: list[int], specs: list[ExperimentSpec], build: Any) -> Any: ...
     async def chunk(self, group: Any, epochs: int, every: int, end: int, maps: bool) -> Chunk: ...
     async def leave(self, group: Any, leaving: set[int]) -> dict[int, TrainState]: ...
@@ -313,6 +314,9 @@ class LocalGroups:
             return await self.run_in_thread(fn, *args)
         finally:
             self.in_flight -= 1
+
+    async def parallel_groups(self) -> int:
+        return 1  # a group's lanes already take every worker thread it may have
 
     async def start(self, members: list[int], specs: list[ExperimentSpec], build: Any) -> LocalGroup:
         def begin() -> LocalGroup:

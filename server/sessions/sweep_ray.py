@@ -174,6 +174,15 @@ class RayGroups:
         with contextlib.suppress(Exception):
             ray.kill(group.actor, no_restart=True)
 
+    async def parallel_groups(self) -> int:
+        """Groups at once: one actor (one CPU) each, as many as the cluster has CPUs (or
+        ``NEUROGLASS_SWEEP_RAY_GROUPS``): more would wait for a CPU, their actors not ready."""
+        await self._ready()
+        if self.settings.sweep_ray_groups:
+            return self.settings.sweep_ray_groups
+        resources: dict[str, float] = await asyncio.to_thread(ray.cluster_resources)
+        return max(1, int(resources.get("CPU", 1)))
+
     async def start(self, members: list[int], specs: list[ExperimentSpec], build: Any) -> RayGroup:
         """A new actor for the group, started from the members' specs (``build`` is this process's data
         builder: the actor builds its own)."""

@@ -46,7 +46,9 @@ log = logging.getLogger(__name__)
 FINISHED = ("done", "diverged", "stopped")
 MAP_SECONDS = 1.0  # small decision maps are sent at most this often (and at the end of each group)
 CANCEL_WAIT_SECONDS = 3.0  # DELETE waits this long at most for the call in flight to return
-FIRST_CALL_EPOCHS = 20  # a group's first call: short, so the next ones can be sized by its time
+# A group's first call: one epoch, timed, so the next ones can be sized by it (a CNN group's epoch can take
+# seconds: a longer probe would hold a cancel back and a thread busy for that long)
+FIRST_CALL_EPOCHS = 1
 KNOWN_PROGRAMS = 1024  # groups whose epoch time is remembered (then forgotten all at once)
 
 
@@ -105,13 +107,14 @@ class Sweep:
     subscribers: set[asyncio.Queue[dict[str, Any]]] = field(default_factory=set)
     states: dict[int, TrainState] = field(default_factory=dict)  # each finished configuration's weights
     rungs: dict[int, list[float]] = field(default_factory=dict)  # early stopping: metric values seen per rung
-    rate: float | None = None  # configuration·epochs per second lately (the ETA)
+    rates: dict[int, float] = field(default_factory=dict)  # configuration·epochs per second lately, by group
     compile_seconds: float = 0.0  # the longest call that compiled (each group still to start adds one)
     started_groups: int = 0
+    groups_done: int = 0
     stopping: bool = False  # cancelled: the loop ends after the call in flight
     state_bytes: int = 0  # of the weights kept
     states_dropped: bool = False  # some weights were not kept (NEUROGLASS_SWEEP_STATE_BYTES)
-    running: tuple[Any, Any] | None = None  # (backend, group) of the group training now
+    running: dict[int, Any] = field(default_factory=dict)  # the backend's handles of the groups training now
     maps_sent: float = 0.0
 
     @property
@@ -127,12 +130,17 @@ class Sweep:
         done, total = self.done_work, self.total_work
         left = total - done
         waiting = max(0, len(self.groups) - self.started_groups)
-        eta = None if self.status != "running" or not self.rate else left / self.rate + waiting * self.compile_seconds
+        # the groups training now (several at once on Ray) together; the last one's between groups
+        rate = sum(self.rates[g] for g in self.running if g in self.rates) or next(reversed(self.rates.values()), 0)
+        side = max(1, len(self.running))
+        eta = None if self.status != "running" or not rate else left / rate + waiting * self.compile_seconds / side
         counts = {s: 0 for s in ("queued", "running", *FINISHED, "cancelled")}
         for c in self.configs:
             counts[c.status] += 1
         return {"done": done, "total": total, "fraction": done / total if total else 1.0, "eta_seconds": eta} | {
-            "configurations": counts
+            "configurations": counts,
+            "groups_running": len(self.running),
+            "groups_done": self.groups_done,
         }
 
     def public(self, history: bool = True) -> dict[str, Any]:
@@ -288,10 +296,9 @@ class Sweeps:
             for c in sweep.configs:
                 if c.status in ("queued", "running"):
                     c.status = "cancelled"
-            if sweep.running is not None:
-                backend, group = sweep.running
+            for group in list(sweep.running.values()):
                 with contextlib.suppress(Exception):
-                    await backend.cancel(group)
+                    await self.backend.cancel(group)
             if sweep.task is not None:
                 # the loop ends after the call in flight (about sweep_chunk_seconds, more while compiling)
                 with contextlib.suppress(asyncio.CancelledError, Exception, TimeoutError):
@@ -365,13 +372,7 @@ class Sweeps:
                     sweep.configs[k].group = g
             sweep.status = "running"
             sweep.publish({"type": "started", "groups": len(sweep.groups), "progress": sweep.progress()})
-            for g, members in enumerate(sweep.groups):
-                if sweep.stopping:
-                    break
-                sweep.started_groups = g + 1
-                await self._run_group(sweep, members, specs, cache)
-                if g + 1 < len(sweep.groups):
-                    await self._write(sweep)  # the results so far outlive a crash
+            await self._run_groups(sweep, specs, cache)
             await first
             if not sweep.stopping:
                 sweep.status = "done"
@@ -384,6 +385,40 @@ class Sweeps:
         sweep.finished = time.time()
         await self._write(sweep)
         sweep.publish({"type": "done", "status": sweep.status, "error": sweep.error, "progress": sweep.progress()})
+
+    async def _run_groups(self, sweep: Sweep, specs: list[ExperimentSpec], cache: dict[str, Any]) -> None:
+        """The groups in order, as many at once as the backend trains side by side (in this process one: its
+        lanes already fill the worker threads; on Ray one per CPU of the cluster). The first group to fail
+        stops the others after their call in flight, and its error is the sweep's."""
+        side = asyncio.Semaphore(await self.backend.parallel_groups())
+        failed: list[BaseException] = []
+        written = asyncio.Lock()
+
+        async def one(g: int, members: list[int]) -> None:
+            async with side:
+                if sweep.stopping:
+                    return
+                sweep.started_groups += 1
+                try:
+                    await self._run_group(sweep, g, members, specs, cache)
+                except Exception as exc:
+                    sweep.running.pop(g, None)
+                    if not failed:
+                        failed.append(exc)
+                    sweep.stopping = True  # the other groups end after their call in flight
+                    for group in list(sweep.running.values()):
+                        with contextlib.suppress(Exception):
+                            await self.backend.cancel(group)
+                    return
+                sweep.groups_done += 1
+                if sweep.groups_done < len(sweep.groups):
+                    async with written:
+                        await self._write(sweep)  # the results so far outlive a crash
+
+        await asyncio.gather(*(one(g, members) for g, members in enumerate(sweep.groups)))
+        if failed:
+            sweep.stopping = sweep.status == "cancelled"  # a cancel's failing calls are the cancel, not errors
+            raise failed[0]
 
     def _chunk_epochs(self, sweep: Sweep, epoch: int, seconds_per_epoch: float | None) -> int:
         """Epochs of the next call: about ``sweep_chunk_seconds`` of work (a short first call to time it),
@@ -405,12 +440,12 @@ class Sweeps:
         return sorted({math.ceil(r / every) * every for r in stop.rungs(sweep.request.epochs)} - {sweep.request.epochs})
 
     async def _run_group(
-        self, sweep: Sweep, members: list[int], specs: list[ExperimentSpec], cache: dict[str, Any]
+        self, sweep: Sweep, g: int, members: list[int], specs: list[ExperimentSpec], cache: dict[str, Any]
     ) -> None:
-        """Train one group to the end (or the cancel): a chunk per call, its records taken, members leaving
+        """Train group ``g`` to the end (or the cancel): a chunk per call, its records taken, members leaving
         on the way; the weights of every member kept at the end."""
         group = await self.backend.start(members, specs, self._build(cache))
-        sweep.running = (self.backend, group)
+        sweep.running[g] = group
         alive, epoch = list(members), 0
         for k in members:
             sweep.configs[k].status = "running"
@@ -427,7 +462,7 @@ class Sweeps:
                     if len(self.seconds_per_epoch) > KNOWN_PROGRAMS:
                         self.seconds_per_epoch.clear()
                     self.seconds_per_epoch[known] = per_epoch
-                sweep.rate = len(alive) * n / max(chunk.seconds, 1e-9)
+                sweep.rates[g] = len(alive) * n / max(chunk.seconds, 1e-9)
             epoch += n
             leaving = self._take(sweep, chunk)
             if epoch in self._rungs(sweep):
@@ -437,8 +472,10 @@ class Sweeps:
                 alive = [k for k in alive if k not in leaving]
             self._send(sweep, chunk, last=not alive or epoch >= sweep.request.epochs)
             await asyncio.sleep(0)
-        sweep.keep_states(await self.backend.finish(group), self.settings.sweep_state_bytes)
-        sweep.running = None
+        try:
+            sweep.keep_states(await self.backend.finish(group), self.settings.sweep_state_bytes)
+        finally:
+            sweep.running.pop(g, None)
         for k in alive:
             sweep.configs[k].status = "cancelled" if sweep.stopping else "done"
 
@@ -485,10 +522,14 @@ class Sweeps:
         if not sweep.subscribers:
             return
         updates = []
-        for k in chunk.members:
+        for row_index, k in enumerate(chunk.members):
             c = sweep.configs[k]
-            updates.append({"index": k, "status": c.status, "epochs": c.epochs, "final": c.final})
+            rows = chunk.records[:, row_index]
+            rows = rows[(rows[:, 0] >= 1) & (rows[:, 0] <= c.epochs)]  # as ``_take`` kept them
+            new = [_row(row, c.spec.problem) for row in rows]
+            updates.append({"index": k, "status": c.status, "epochs": c.epochs, "final": c.final, "records": new})
         message: dict[str, Any] = {"type": "progress", "progress": sweep.progress(), "configurations": updates}
+        message["columns"] = list(RECORD_COLUMNS)
         if chunk.maps is not None and (last or time.monotonic() - sweep.maps_sent >= MAP_SECONDS):
             sweep.maps_sent = time.monotonic()
             message["maps"] = self.maps(sweep, chunk.members)
