@@ -42,6 +42,27 @@ class ClassPublic(BaseModel):
     version: int = Field(description="bumped by every change")
 
 
+class ClassSummary(BaseModel):
+    id: str
+    name: str
+    status: str = Field(description="open | ended")
+    code: str | None = Field(description="the join code while the class is open")
+    created_at: str
+    students: int
+    rounds: int = Field(description="challenges set")
+    dashboard_url: str
+
+
+class ClassList(BaseModel):
+    items: list[ClassSummary] = Field(description="the classes this browser runs (its teacher cookies), newest first")
+
+
+class ClassResults(BaseModel):
+    class_: ClassPublic = Field(alias="class")
+    students: list[str] = Field(description="everyone who joined, by name")
+    rounds: list[RoundPublic] = Field(description="every challenge set, oldest first, each with its leaderboard")
+
+
 class ClassOpened(ClassPublic):
     teacher_token: str = Field(description="send as 'Authorization: Bearer <token>' to run the class")
     join_url: str

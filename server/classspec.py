@@ -9,13 +9,14 @@ neurons on the spiral" is ``{"metric": "test_loss", "comparison": "<", "value": 
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from server.spec import ExperimentSpec
+from server.spec import ExperimentSpec, value_at
 
 MAX_NAME = 40  # a student's name, as typed
 Metric = Literal["test_loss", "train_loss", "test_accuracy", "train_accuracy"]
@@ -29,6 +30,17 @@ COMPARE: dict[str, Callable[[float, float], bool]] = {
 WORDS = {"test_loss": "test loss", "train_loss": "training loss", "test_accuracy": "test accuracy"} | {
     "train_accuracy": "training accuracy"
 }
+
+
+DEFAULT_FIELDS = ExperimentSpec().model_dump(mode="json")  # the paths a challenge may keep
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _shown(v: Any) -> str:
+    return f"{v:g}" if _number(v) else str(v)
 
 
 class _Strict(BaseModel):
@@ -73,7 +85,28 @@ class Challenge(_Strict):
     )
     max_layers: int | None = Field(None, ge=0, le=20, description="hidden layers at most")
     dataset: str | None = Field(None, max_length=32, description="the dataset the goal must be met on")
+    keep: dict[str, Any] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="any spec field a student's session must keep at this value, by its dotted path: "
+        '{"dataset.noise": 30, "dataset.train_percent": 50} (no lowering the noise to win)',
+    )
     minutes: float = Field(10.0, gt=0, le=24 * 60, description="time to meet it, from when it is set")
+
+    @field_validator("keep")
+    @classmethod
+    def _spec_fields(cls, keep: dict[str, Any]) -> dict[str, Any]:
+        fields = DEFAULT_FIELDS
+        for path, value in keep.items():
+            try:
+                have = value_at(fields, path)
+            except KeyError:
+                raise ValueError(f"unknown field '{path}': a dotted path of the spec, e.g. dataset.noise") from None
+            if isinstance(have, dict):
+                raise ValueError(f"'{path}' is a group of fields: keep one of its fields, e.g. {path}.<name>")
+            if isinstance(value, (dict, list)) and not isinstance(have, list):
+                raise ValueError(f"'{path}' holds one value, not {type(value).__name__}")
+        return keep
 
     def describe(self) -> str:
         """The goal in words: "test loss < 0.1 with at most 8 neurons on spiral"."""
@@ -84,6 +117,8 @@ class Challenge(_Strict):
             words += f"{' and' if self.max_neurons is not None else ' with'} at most {self.max_layers} hidden layers"
         if self.dataset is not None:
             words += f" on {self.dataset}"
+        if self.keep:
+            words += ", keeping " + ", ".join(f"{path} = {_shown(v)}" for path, v in self.keep.items())
         return words
 
     def broken_limits(self, spec: ExperimentSpec) -> list[str]:
@@ -95,6 +130,12 @@ class Challenge(_Strict):
             broken.append(f"{spec.network.depth} hidden layers (at most {self.max_layers})")
         if self.dataset is not None and spec.dataset.name != self.dataset:
             broken.append(f"dataset {spec.dataset.name} (the goal is on {self.dataset})")
+        fields = spec.model_dump(mode="json") if self.keep else {}
+        for path, want in self.keep.items():
+            have = value_at(fields, path)
+            same = math.isclose(have, want, rel_tol=1e-9) if _number(have) and _number(want) else have == want
+            if not same:
+                broken.append(f"{path} {_shown(have)} (kept at {_shown(want)})")
         return broken
 
     def met(self, spec: ExperimentSpec, metrics: Mapping[str, float | None]) -> bool:

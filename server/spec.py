@@ -383,3 +383,14 @@ def merge_patch(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 def apply_patch(spec: ExperimentSpec, patch: dict[str, Any]) -> ExperimentSpec:
     """The spec after a partial update; raises ValidationError naming the offending field."""
     return ExperimentSpec.model_validate(merge_patch(spec.model_dump(), patch))
+
+
+def value_at(fields: dict[str, Any], path: str) -> Any:
+    """The value at a dotted path (``training.learning_rate``) of a dumped spec (``spec.model_dump()``);
+    KeyError naming the path where it names no field."""
+    node: Any = fields
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(path)
+        node = node[part]
+    return node

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from server.errors import Invalid
-from server.spec import ExperimentSpec, merge_patch
+from server.spec import ExperimentSpec, merge_patch, value_at
 
 MAX_VALUES = 1000  # values per grid field
 MAX_RECORDS = 1000  # history rows per configuration (epochs / record_every)
@@ -107,13 +107,12 @@ def _fields(spec: ExperimentSpec) -> dict[str, Any]:
 
 def _check_path(path: str, base: dict[str, Any], where: str) -> None:
     """422 unless ``path`` names a field of the spec (a leaf, or network.hidden / features)."""
-    node: Any = base
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise Invalid(
-                f"unknown field '{path}': a dotted path of the spec, e.g. training.learning_rate", (where, path)
-            )
-        node = node[part]
+    try:
+        node = value_at(base, path)
+    except KeyError:
+        raise Invalid(
+            f"unknown field '{path}': a dotted path of the spec, e.g. training.learning_rate", (where, path)
+        ) from None
     if isinstance(node, dict):
         raise Invalid(f"'{path}' is a group of fields: sweep one of its fields, e.g. {path}.<name>", (where, path))
 

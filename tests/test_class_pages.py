@@ -172,3 +172,28 @@ def test_an_ended_class_is_read_back_with_its_results_and_can_reopen(client: Tes
         assert reopened.status_code == 200, reopened.text
         again = client.get(f"/classes/{c['id']}").text
     assert 'id="challenge-form"' in again and reopened.json()["code"] in again
+
+
+def test_a_teachers_classes_page_lists_them_and_an_ended_dashboard_keeps_its_roster(client: TestClient) -> None:
+    with visitor(client):
+        assert "No class run from this browser yet" in client.get("/classes").text
+    c = open_class(client)
+    teacher = {teacher_cookie(c["id"]): c["teacher_token"]}
+    client.post(f"{CLASSES}/{c['id']}/release", headers=_bearer(c["teacher_token"])).raise_for_status()
+    with visitor(client):
+        assert join(client, c["code"], "<b>Grace</b>").status_code == 303
+    goal = {"metric": "test_accuracy", "comparison": ">", "value": 0.99, "minutes": 5}
+    client.put(f"{CLASSES}/{c['id']}/challenge", json=goal, headers=_bearer(c["teacher_token"])).raise_for_status()
+    client.post(f"{CLASSES}/{c['id']}/end", headers=_bearer(c["teacher_token"])).raise_for_status()
+    with visitor(client, **teacher):
+        page = client.get("/classes")
+        dash = client.get(f"/classes/{c['id']}").text
+    assert page.status_code == 200
+    marker = f'class="dash-card class-item" data-class="{c["id"]}" data-status="ended">'
+    assert marker in page.text, page.text
+    item = " ".join(page.text.split(marker)[1].split('class="dash-card class-item"')[0].split("</main>")[0].split())
+    assert "Tuesday" in item and "1 student ·" in item and "1 challenge" in item
+    assert "test accuracy &gt; 0.99" in item and "results and reopen" in item
+    # the ended class's dashboard: who came (in the page's state, escaped) and every challenge
+    assert '"name": "\\u003cb\\u003eGrace\\u003c/b\\u003e"' in dash and 'id="rounds"' in dash
+    assert 'id="dash-reopen"' in dash

@@ -4,6 +4,7 @@ spotlight, removal, tokens, limits, and the class kept in the store across a res
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -164,6 +165,23 @@ def test_release_lets_students_fork_from_the_presenters_weights_and_lock_brings_
     locked = _teach(client, c, "lock")
     assert locked["mode"] == "following" and locked["following"] == presenter
     assert client.get(f"{SESSIONS}/{fork['id']}").json()["status"] == "paused"
+    # locked means locked for any client: the student's own copy does not train, by REST or over its socket
+    for verb in ("play", "step"):
+        r = client.post(f"{SESSIONS}/{fork['id']}/{verb}", headers=bearer(fork["token"]))
+        assert r.status_code == 409 and "locked the class" in r.json()["detail"], r.text
+    r = client.post(f"{SESSIONS}/{fork['id']}/train", json={"epochs": 5}, headers=bearer(fork["token"]))
+    assert r.status_code == 409
+    with client.websocket_connect(f"/ws/sessions/{fork['id']}?token={fork['token']}") as ws:
+        ws.send_json({"action": "play", "ref": 7})
+        while True:  # past the hello, the first frame (binary) and any status note, to the answer of ref 7
+            m = ws.receive()
+            if m.get("text") and json.loads(m["text"]).get("ref") == 7:
+                break
+        answer = json.loads(m["text"])
+        assert answer["type"] == "error" and "locked the class" in answer["message"]
+    assert client.get(f"{SESSIONS}/{fork['id']}").json()["status"] == "paused"
+    _teach(client, c, "release")  # released again: their copy is theirs
+    assert client.post(f"{SESSIONS}/{fork['id']}/step", headers=bearer(fork["token"])).status_code == 200
 
 
 def test_pause_all_pauses_the_presenter_and_every_students_session(client):
@@ -310,3 +328,74 @@ def test_a_class_is_kept_in_the_store_ended_with_its_results_and_reopens_after_a
         assert again["status"] == "open" and again["code"] != c["code"]
         assert client.get(f"{SESSIONS}/{again['presenter_id']}").status_code == 200
         assert _join(client, again["code"], "Bo")["class"]["students"] == 2
+
+
+def test_every_round_of_a_class_is_kept_and_a_browser_lists_the_classes_it_runs(client):
+    """Two challenges in one class, the class ended: its results answer every round with its leaderboard (the
+    teacher's); the browser that opened it lists it (its cookie is kept a year), newest first, ended or open;
+    another browser lists nothing, and a cookie with another class's token lists nothing either."""
+    client.cookies.clear()
+    first, second = _open(client), _open(client)
+    assert [c["id"] for c in client.get(CLASSES).json()["items"]] == [second["id"], first["id"]]
+    cookie = next(h for h in client.post(f"{CLASSES}/{first['id']}/reopen", headers=bearer(first["teacher_token"]))
+                  .headers.get_list("set-cookie") if h.startswith(f"neuroglass_class_{first['id']}="))  # fmt: skip
+    assert "Max-Age=31536000" in cookie
+    _teach(client, first, "release")
+    ada = _join(client, first["code"], "Ada")
+    fork = _fork(client, first, ada).json()
+    easy = {"metric": "test_loss", "comparison": "<", "value": 10, "minutes": 5}
+    _teach(client, first, "challenge", "put", json=easy)
+    client.post(f"{SESSIONS}/{fork['id']}/train", json={"epochs": 20}, headers=bearer(fork["token"]))
+    _until(lambda: _dashboard(client, first)["class"]["challenge"]["leaderboard"][0]["met_at"] is not None)
+    _teach(client, first, "challenge", "put", json=easy | {"value": 1e-9})
+    _teach(client, first, "end")
+    results = client.get(f"{CLASSES}/{first['id']}/results", headers=bearer(first["teacher_token"]))
+    assert results.status_code == 200, results.text
+    body = results.json()
+    assert body["class"]["status"] == "ended" and body["students"] == ["Ada"]
+    one, two = body["rounds"]
+    assert one["goal"] == "test loss < 10" and not one["running"] and one["leaderboard"][0]["name"] == "Ada"
+    assert one["leaderboard"][0]["met_at"] is not None
+    assert two["goal"] == "test loss < 1e-09" and two["leaderboard"][0]["met_at"] is None
+    assert client.get(f"{CLASSES}/{first['id']}/results", headers=bearer(ada["student_token"])).status_code == 403
+    listed = {c["id"]: c for c in client.get(CLASSES).json()["items"]}
+    assert listed[first["id"]]["status"] == "ended" and listed[first["id"]]["rounds"] == 2
+    assert listed[first["id"]]["students"] == 1 and listed[first["id"]]["code"] is None
+    assert listed[second["id"]]["status"] == "open" and listed[second["id"]]["code"] == second["code"]
+    saved = dict(client.cookies)
+    client.cookies.clear()
+    try:
+        assert client.get(CLASSES).json()["items"] == []  # another browser
+        client.cookies.set(f"neuroglass_class_{first['id']}", second["teacher_token"])
+        assert client.get(CLASSES).json()["items"] == []  # a token that is not this class's teacher's
+    finally:
+        client.cookies.clear()
+        for k, v in saved.items():
+            client.cookies.set(k, v)
+
+
+def test_a_challenge_keeps_any_spec_field_so_nobody_wins_by_lowering_the_noise(client):
+    c = _open(client, {"dataset": {"name": "circle", "noise": 30}})
+    _teach(client, c, "release")
+    ada, bob = _join(client, c["code"], "Ada"), _join(client, c["code"], "Bob")
+    forks = {st["name"]: _fork(client, c, st).json() for st in (ada, bob)}
+    quiet = {"dataset": {"noise": 0}}
+    assert client.patch(
+        f"{SESSIONS}/{forks['Bob']['id']}", json=quiet, headers=bearer(forks["Bob"]["token"])
+    ).is_success
+    keep = {"dataset.noise": 30, "dataset.train_percent": 50}
+    goal = {"metric": "test_loss", "comparison": "<", "value": 100, "keep": keep, "minutes": 5}
+    round_ = _teach(client, c, "challenge", "put", json=goal)["challenge"]
+    assert round_["goal"] == "test loss < 100, keeping dataset.noise = 30, dataset.train_percent = 50"
+    for name in ("Ada", "Bob"):
+        client.post(f"{SESSIONS}/{forks[name]['id']}/train", json={"epochs": 5}, headers=bearer(forks[name]["token"]))
+    roster = _until(
+        lambda: (r := {e["name"]: e for e in _dashboard(client, c)["roster"]})["Ada"]["met_at"] is not None and r
+    )
+    assert roster["Bob"]["breaks"] == ["dataset.noise 0 (kept at 30)"] and roster["Bob"]["met_at"] is None
+    board = _dashboard(client, c)["class"]["challenge"]["leaderboard"]
+    assert [e["name"] for e in board] == ["Ada"]
+    for bad, words in (({"training.nope": 1}, "unknown field 'training.nope'"), ({"dataset": 1}, "a group of fields")):
+        r = client.put(f"{CLASSES}/{c['id']}/challenge", json=goal | {"keep": bad}, headers=bearer(c["teacher_token"]))
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"][:2] == ["body", "keep"], r.text
+        assert words in r.json()["detail"][0]["msg"]

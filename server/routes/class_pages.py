@@ -21,7 +21,7 @@ from server.ml.datasets import DATASETS
 from server.ml.images import IMAGE_DATASETS
 from server.routes import pages
 from server.routes.class_context import bar, join_address, qr_svg, teacher_of
-from server.routes.classes import student_cookie
+from server.routes.classes import student_cookie, teacher_tokens
 from server.sessions.classroom import CODE_LENGTH
 
 router = APIRouter(tags=["pages"])
@@ -90,6 +90,15 @@ async def class_page(request: Request, class_id: str, manager: ManagerDep) -> Re
     return pages._page(request, s, readonly=True, classroom=bar(c, "student", student=st, forked=False))
 
 
+@router.get("/classes", response_class=HTMLResponse)
+async def my_classes(request: Request, manager: ManagerDep) -> HTMLResponse:
+    """The classes this browser runs (its teacher cookies), open or ended, newest first: each opens its
+    dashboard, where an ended one shows its results and reopens."""
+    classes = await manager.classes.taught(teacher_tokens(request))
+    items = [c.summary() | {"results": c.results()} for c in classes]
+    return pages.templates(request).TemplateResponse(request, "classes.html", {"request": request, "items": items})
+
+
 @router.get("/classes/{class_id}", response_class=HTMLResponse)
 async def dashboard(request: Request, class_id: str, manager: ManagerDep) -> HTMLResponse:
     """The teacher's dashboard: the roster as it changes, the leaderboard, small decision maps, the challenge."""
@@ -105,7 +114,8 @@ async def dashboard(request: Request, class_id: str, manager: ManagerDep) -> HTM
     ctx = {
         "request": request,
         "c": c.public(),
-        "roster": manager.classes.roster(c) if c.status == "open" else [],
+        "roster": manager.classes.roster(c),  # an ended class's: who came and their results
+        "rounds": c.results(),
         "join_url": address,
         "qr": qr_svg(address) if address else "",
         "metrics": WORDS,

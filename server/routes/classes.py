@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, WebSoc
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.requests import HTTPConnection
 
-from server.class_schemas import ClassDashboard, ClassJoined, ClassOpened, ClassPublic
+from server.class_schemas import ClassDashboard, ClassJoined, ClassList, ClassOpened, ClassPublic, ClassResults
 from server.classspec import Challenge, ClassJoin, ClassMode, ClassOpen, Panel, Spotlight
 from server.deps import ManagerDep, bearer, check_owner, token_cookie
 from server.schemas import SessionCreated
@@ -30,8 +30,23 @@ stream = APIRouter(tags=["stream"])
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
+TEACHER_COOKIE = "neuroglass_class_"
+TEACHER_COOKIE_SECONDS = 365 * 24 * 3600  # next week's lesson reopens last week's class from the same browser
+
+
 def teacher_cookie(class_id: str) -> str:
-    return f"neuroglass_class_{class_id}"
+    return f"{TEACHER_COOKIE}{class_id}"
+
+
+def set_teacher_cookie(response: Response, class_id: str, token: str) -> None:
+    response.set_cookie(
+        teacher_cookie(class_id), token, max_age=TEACHER_COOKIE_SECONDS, path="/", httponly=True, samesite="lax"
+    )
+
+
+def teacher_tokens(conn: HTTPConnection) -> dict[str, str]:
+    """Class id → teacher token, from the class cookies this browser holds."""
+    return {k.removeprefix(TEACHER_COOKIE): v for k, v in conn.cookies.items() if k.startswith(TEACHER_COOKIE)}
 
 
 def student_cookie(class_id: str) -> str:
@@ -81,8 +96,14 @@ async def open_class(
     """Open a class on a session you own (its token): students join with the code and follow it."""
     presenter = check_owner(manager.get(body.session_id), request, credentials)
     c, token = await manager.classes.open_class(presenter, body.name)
-    response.set_cookie(teacher_cookie(c.id), token, path="/", httponly=True, samesite="lax")
+    set_teacher_cookie(response, c.id, token)
     return _opened(c, token)
+
+
+@router.get("", response_model=ClassList)
+async def list_classes(request: Request, manager: ManagerDep) -> dict[str, Any]:
+    """The classes this browser runs (the teacher cookies it holds), open or ended, newest first."""
+    return {"items": [c.summary() for c in await manager.classes.taught(teacher_tokens(request))]}
 
 
 @router.post("/join", status_code=201, response_model=ClassJoined)
@@ -105,6 +126,16 @@ async def join_class(body: ClassJoin, response: Response, manager: ManagerDep) -
 async def read_class(class_id: str, manager: ManagerDep) -> dict[str, Any]:
     """The class: open, or ended (read from the store, with its challenges' results)."""
     return (await manager.classes.read(class_id)).public()
+
+
+@router.get("/{class_id}/results", response_model=ClassResults, response_model_by_alias=True)
+async def class_results(
+    class_id: str, request: Request, manager: ManagerDep, credentials: Credentials
+) -> dict[str, Any]:
+    """Every challenge round of the class (open or ended) with its leaderboard, and who joined: the teacher's."""
+    c = await manager.classes.read(class_id)
+    manager.classes.teacher(c, _needs(_token(request, teacher_cookie(class_id), credentials), "teacher"))
+    return {"class": c.public(), "students": [st.name for st in c.students.values()], "rounds": c.results()}
 
 
 @router.get("/{class_id}/dashboard", response_model=ClassDashboard)
@@ -183,12 +214,13 @@ async def end_class(c: TaughtDep, manager: ManagerDep) -> dict[str, Any]:
 
 @router.post("/{class_id}/reopen", response_model=ClassOpened)
 async def reopen_class(
-    class_id: str, request: Request, manager: ManagerDep, credentials: Credentials
+    class_id: str, request: Request, response: Response, manager: ManagerDep, credentials: Credentials
 ) -> dict[str, Any]:
     """Open an ended class again under a new code, with its roster and results."""
     c = await manager.classes.read(class_id)
     token = _needs(_token(request, teacher_cookie(class_id), credentials), "teacher")
     manager.classes.teacher(c, token)
+    set_teacher_cookie(response, class_id, token)  # this browser runs it (again) from now on
     return _opened(await manager.classes.reopen(c), token)
 
 

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0  # the dashboard's roster and the challenge's scoring
 WRITE_SECONDS = 5.0  # a changed class is written at most this often (and at every change of mode or roster)
+LISTED_CLASSES = 100  # a teacher's list of their classes reads at most this many of their cookies
 
 
 class Classes:
@@ -124,6 +125,19 @@ class Classes:
         if rec is None:
             raise NotFound(f"no class {class_id!r}")
         return from_record(rec)
+
+    async def taught(self, tokens: dict[str, str]) -> list[Classroom]:
+        """The classes these teacher tokens run (class id → token: a browser's class cookies), open or ended,
+        newest first; ids unknown here or a token that is not the teacher's are left out."""
+        out = []
+        for class_id, token in list(tokens.items())[:LISTED_CLASSES]:
+            try:
+                c = await self.read(class_id)
+            except NotFound:
+                continue
+            if c.is_teacher(token):
+                out.append(c)
+        return sorted(out, key=lambda c: c.created, reverse=True)
 
     @staticmethod
     def teacher(c: Classroom, token: str | None) -> Classroom:

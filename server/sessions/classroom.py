@@ -143,6 +143,26 @@ class Classroom:
         """The last challenge set (running or over), if any."""
         return self.rounds[-1] if self.rounds else None
 
+    def results(self, at: datetime | None = None) -> list[dict[str, Any]]:
+        """Every challenge round set in the class, oldest first, with its leaderboard (what a teacher looks
+        back at after the class)."""
+        at = at or now()
+        names = self.names()
+        return [r.public(names, at) for r in self.rounds]
+
+    def summary(self) -> dict[str, Any]:
+        """A line of the teacher's list of their classes."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "code": self.code if self.status == "open" else None,
+            "created_at": self.created.isoformat(),
+            "students": len(self.students),
+            "rounds": len(self.rounds),
+            "dashboard_url": f"/classes/{self.id}",
+        }
+
     def names(self) -> dict[str, str]:
         return {sid: st.name for sid, st in self.students.items()}
 

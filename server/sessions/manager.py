@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from server.config import Settings
-from server.errors import Unavailable
+from server.errors import Conflict, Unavailable
 from server.sessions import broadcast
 from server.sessions import public as answers
 from server.sessions.classes import Classes
@@ -83,16 +83,26 @@ class SessionManager:
         return await self.registry.reap_idle()
 
     # training
+    def _may_train(self, s: Session) -> None:
+        """A student's own session trains only while their class is released: a lock brings everyone back to
+        following the presenter, and it holds for every client, not only the class's pages."""
+        found = self.classes.class_of(s.id)
+        if found is not None and found[0].mode != "released":
+            raise Conflict("the teacher has locked the class: your own copy trains again once they release it")
+
     async def train(self, s: Session, epochs: int) -> None:
+        self._may_train(s)
         await self.runner.train(s, epochs)
 
     async def play(self, s: Session, watched: bool = True) -> None:
+        self._may_train(s)
         await self.runner.play(s, watched)
 
     async def pause(self, s: Session) -> None:
         await self.runner.pause(s)
 
     async def step(self, s: Session) -> None:
+        self._may_train(s)
         await self.runner.step(s)
 
     # edits

@@ -232,7 +232,10 @@ $("dash-reopen")?.addEventListener("click", async () => {
   }
 });
 
-function challengeBody(form) {
+// "the class's data": the points every student must keep, read from the presenter's session as it is now
+const KEPT_DATA = ["n", "noise", "train_percent", "seed"];
+
+async function challengeBody(form) {
   const data = new FormData(form);
   const body = { metric: data.get("metric"), comparison: data.get("comparison") };
   for (const key of ["value", "minutes", "max_neurons", "max_layers"]) {
@@ -240,6 +243,13 @@ function challengeBody(form) {
     if (v !== "") body[key] = Number(v);
   }
   if (data.get("dataset")) body.dataset = data.get("dataset");
+  if (data.get("keep_data")) {
+    const r = await fetch(`/api/v1/sessions/${state.class.presenter_id}`, { credentials: "same-origin" });
+    if (!r.ok) throw new Error("the class's session is gone: its data cannot be kept");
+    const dataset = (await r.json()).spec.dataset;
+    body.dataset ??= dataset.name;
+    body.keep = Object.fromEntries(KEPT_DATA.map((k) => [`dataset.${k}`, dataset[k]]));
+  }
   return body;
 }
 
@@ -248,7 +258,7 @@ form?.addEventListener("submit", async (e) => {
   e.preventDefault();
   showError("", $("ch-error"));
   try {
-    render({ class: await call("PUT", "/challenge", challengeBody(form)) });
+    render({ class: await call("PUT", "/challenge", await challengeBody(form)) });
   } catch (err) {
     showError(err.message, $("ch-error"));
   }
