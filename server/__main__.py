@@ -32,7 +32,14 @@ def main() -> None:
     except StoreError as exc:
         print(f"neuroglass: {exc}", file=sys.stderr)
         sys.exit(2)
-    uvicorn.run("server.app:create_app", factory=True, host=args.host, port=args.port, reload=args.reload)
+    uvicorn.run(
+        "server.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        reload=args.reload,
+        ws_per_message_deflate=settings.ws_compression,
+    )
 
 
 if __name__ == "__main__":

@@ -26,10 +26,16 @@ class Settings(BaseSettings):
     session_idle_seconds: float = Field(3600.0, gt=0)  # untouched and unwatched this long → removed
     unwatched_pause_seconds: float = Field(60.0, gt=0)  # a page's playing session with no socket this long → paused
     frame_rate: float = Field(30.0, gt=0, le=120)  # target frames per second while playing
+    # per-message deflate on the websockets when a browser offers it (they all do): each socket compresses each
+    # frame again, so 200 viewers cost 200 compressions of one frame (bench: 200 viewers on 2 cores get 11
+    # frames/s with it, 32 without; a frame is 3.3x smaller with it). Off: every socket sends the same bytes.
+    ws_compression: bool = False
     history_limit: int = Field(4000, ge=100)  # history records kept per session (older ones thinned)
     max_checkpoints: int = Field(100, ge=0, le=10_000)  # moments kept per session to go back to (thinned); 0: off
     checkpoint_bytes: int = Field(64_000_000, ge=1)  # and at most this much state per session (big networks keep fewer)
     worker_threads: int = Field(default_factory=lambda: os.cpu_count() or 2)  # concurrent training calls
+    # playing sessions of one network on one dataset take their turns together, in one compiled call (a class)
+    cohorts: bool = True
     warm_start: bool = True  # compile a session's training program in the background as soon as it exists
     compile_cache_dir: Path | None = Path(".cache/jax")  # JAX's persistent compilation cache; None = off
     data_dir: Path = Path(".cache/data")  # IDX image sets: data_dir/mnist/, data_dir/fashion_mnist/

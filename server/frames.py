@@ -46,17 +46,41 @@ def encode_json(header: dict[str, Any], arrays: dict[str, np.ndarray], encoding:
     return cleaned
 
 
+def _plain(value: Any) -> Any:
+    """What ``json`` cannot write itself: numpy scalars and arrays as Python numbers and lists."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON of a message header, NaN and ±Inf as null. Written at once when there is no such number
+    (the header of every frame: the walk of ``clean`` costs more than the writing), else cleaned first."""
+    text = json.dumps(value, separators=(",", ":"), default=_plain)
+    if "NaN" in text or "Infinity" in text:  # (or a string that says so: cleaning it changes nothing)
+        text = json.dumps(clean(value), separators=(",", ":"))
+    return text
+
+
+def _little(arr: np.ndarray) -> bytes:
+    arr = np.ascontiguousarray(arr)
+    little = arr.dtype.newbyteorder("<")
+    return (arr if arr.dtype == little else arr.astype(little)).tobytes()
+
+
 def encode_binary(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
     """The binary envelope: length-prefixed JSON header, then the arrays back to back."""
     chunks, descr, offset = [], [], 0
     for name, arr in arrays.items():
-        raw = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<")).tobytes()
+        raw = _little(arr)
         descr.append(
             {"name": name, "dtype": arr.dtype.name, "shape": list(arr.shape), "offset": offset, "nbytes": len(raw)}
         )
         chunks.append(raw)
         offset += len(raw)
-    head = json.dumps(clean({**header, "arrays": descr}), separators=(",", ":")).encode()
+    head = dumps({**header, "arrays": descr}).encode()
     return struct.pack("<I", len(head)) + head + b"".join(chunks)
 
 

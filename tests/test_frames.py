@@ -55,3 +55,23 @@ def test_json_encodings():
 def test_clean_replaces_non_finite_numbers():
     value = {"a": [1.0, float("inf"), np.float32("nan")], "b": np.float64(2.5), "c": (np.int32(3),)}
     assert clean(value) == {"a": [1.0, None, None], "b": 2.5, "c": [3]}
+
+
+def test_headers_are_written_at_once_yet_never_carry_nan_and_big_endian_arrays_go_little():
+    from server.frames import dumps
+
+    plain = {"epoch": np.int64(3), "rate": np.float32(0.5), "layers": (4, 2), "text": "no NaN here", "m": {"x": 1.5}}
+    assert json.loads(dumps(plain)) == {
+        "epoch": 3,
+        "rate": 0.5,
+        "layers": [4, 2],
+        "text": "no NaN here",
+        "m": {"x": 1.5},
+    }
+    bad = {"loss": np.float32("nan"), "deep": [{"v": float("-inf")}], "ok": 1.0}
+    text = dumps(bad)
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"loss": None, "deep": [{"v": None}], "ok": 1.0}
+    big = np.arange(3, dtype=">f4")
+    _, arrays = decode_binary(encode_binary({"type": "frame"}, {"w": big}))
+    np.testing.assert_array_equal(arrays["w"], [0.0, 1.0, 2.0])

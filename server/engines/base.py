@@ -7,7 +7,7 @@ the MLP and CNN engines: the one divergence policy, metrics without NaN, a frame
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -79,6 +79,18 @@ class Engine(Protocol):
     def advance(
         self, cfg: Any, state: TrainState, data: Any, h: Hyper, epochs: int, start: int = 0, every: int | None = None
     ) -> Advance: ...
+
+    # several sessions of one network on one dataset at once (a class): one compiled call where the engine can
+    # (``cohorts``), each answer as ``advance`` gives it, or None for one that diverged (replayed alone)
+    cohorts: bool
+
+    def advance_many(
+        self, cfg: Any, states: Sequence[TrainState], data: Any, hs: Sequence[Hyper], epochs: int, starts: Sequence[int]
+    ) -> list[Advance | None]: ...
+    def frame_arrays_many(
+        self, cfg: Any, states: Sequence[TrainState], data: Any, hs: Sequence[Hyper]
+    ) -> list[dict[str, Any]]: ...
+    def warm_many(self, cfg: Any, state: TrainState, data: Any, h: Hyper, size: int) -> None: ...
     def warm(self, cfg: Any, state: TrainState, data: Any, h: Hyper) -> None: ...
     def metrics(self, cfg: Any, state: TrainState, data: Any, problem: str) -> dict[str, float | None]: ...
     def frame_arrays(self, cfg: Any, state: TrainState, data: Any, h: Hyper) -> dict[str, Any]: ...

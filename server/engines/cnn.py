@@ -9,7 +9,7 @@ a drawing's feature maps). Pure functions, no session state.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -209,7 +209,7 @@ def advance(
     def train(k: int) -> tuple[int, TrainState, bool, None]:
         if k == 0:
             return 0, state, True, None
-        done, new, ok = cnn.train_cnn_epochs(cfg, state, data.batches, h, jnp.int32(k), data.padded, jnp.int32(start))
+        done, new, ok = cnn.train_cnn_epochs(cfg, state, data.batches, h, np.int32(k), data.padded, np.int32(start))
         return int(done), new, bool(ok), None
 
     return advance_with(train, state, epochs)
@@ -411,6 +411,32 @@ def sweep_data(cfg: cnn.CnnTrainConfig, data: ImageData) -> tuple[sweep.GroupDat
     return sweep.cnn_group_data(data.batches, (data.x_train, data.y_train), (data.x_test, data.y_test)), block
 
 
+def advance_many(
+    cfg: cnn.CnnTrainConfig,
+    states: Sequence[TrainState],
+    data: ImageData,
+    hs: Sequence[Hyper],
+    epochs: int,
+    starts: Sequence[int],
+) -> list[Advance | None]:
+    """One after another: a CNN's step is big enough to fill the machine alone (``cohorts`` is off)."""
+    out: list[Advance | None] = []
+    for state, h, start in zip(states, hs, starts, strict=True):
+        result = advance(cfg, state, data, h, epochs, start)
+        out.append(None if result.diverged else result)
+    return out
+
+
+def frame_arrays_many(
+    cfg: cnn.CnnTrainConfig, states: Sequence[TrainState], data: ImageData, hs: Sequence[Hyper]
+) -> list[dict[str, Any]]:
+    return [frame_arrays(cfg, state, data, h) for state, h in zip(states, hs, strict=True)]
+
+
+def warm_many(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, h: Hyper, size: int) -> None:
+    warm(cfg, state, data, h)  # one by one: the single session's program
+
+
 class CnnEngine:
     """The CNN engine (``base.Engine``)."""
 
@@ -432,6 +458,10 @@ class CnnEngine:
     init_train_state = staticmethod(init_train_state)
     carry_over = staticmethod(carry_over)
     advance = staticmethod(advance)
+    cohorts = False  # no cohorts: advance_many and frame_arrays_many run the sessions one by one
+    advance_many = staticmethod(advance_many)
+    frame_arrays_many = staticmethod(frame_arrays_many)
+    warm_many = staticmethod(warm_many)
     warm = staticmethod(warm)
     metrics = staticmethod(metrics)
     frame_arrays = staticmethod(frame_arrays)

@@ -26,12 +26,13 @@ from server.engines.base import (
     advance_with,
     diverging_rgb,
     frame_diagnosis,
+    kept_records,
     sanitize,
     schedule_for,
     weight_arrays,
 )
 from server.errors import Invalid
-from server.ml import datasets, sweep
+from server.ml import cohort, datasets, sweep
 from server.ml.inspect import NEURON_RESOLUTION, OUTPUT_RESOLUTION, compute_frame, predict
 from server.ml.models import ACTIVATIONS, OUTPUTS, Arch, count_params, init_mlp, output_kind, transfer_params
 from server.ml.train import (
@@ -239,13 +240,66 @@ def advance(
         if k == 0:
             return 0, state, True, None
         test = (data.x_test, data.y_test)
-        n, at, each = jnp.int32(k), jnp.int32(start), jnp.int32(max(1, every))
+        # numpy scalars go to the compiled call as its arguments; jnp.int32(k) would run an op of its own each
+        n, at, each = np.int32(k), np.int32(start), np.int32(max(1, every))
         out = train_epochs(cfg, state, data.runs, h, n, data.padded, at, test, each, path)
         done, new, ok, records = out
         done, ok, records = jax.device_get((done, ok, records))  # one trip to the host
         return int(done), new, bool(ok), records
 
     return advance_with(train, state, epochs)
+
+
+def advance_many(
+    cfg: TrainConfig, states: Sequence[TrainState], data: Data, hs: Sequence[Hyper], epochs: int, starts: Sequence[int]
+) -> list[Advance | None]:
+    """``advance`` of several sessions of this network on this data at once (``cohort.train_many``, one
+    compiled call): each one's answer, or None for one whose weights stopped being finite (its caller replays
+    it alone, where ``advance_with`` finds its last healthy state)."""
+    n = len(states)
+    pad = cohort.padded(n) - n
+    sts, hss = (*states, *[states[0]] * pad), (*hs, *[hs[0]] * pad)
+    at = np.asarray([*starts, *[starts[0]] * pad], np.int32)
+    test, k = (data.x_test, data.y_test), np.int32(epochs)
+    done, new, ok, records = cohort.train_many(
+        cfg, sts, data.runs, hss, k, data.padded, at, test, k, records_path(states[0])
+    )
+    done, ok, (rows, points) = jax.device_get((done, ok, records))  # one trip to the host
+    out: list[Advance | None] = []
+    for i in range(n):
+        if not ok[i]:
+            out.append(None)
+            continue
+        kept, path = kept_records((rows[i], points[i]), int(done[i]))
+        out.append(Advance(new[i], int(done[i]), False, kept, path))
+    return out
+
+
+def frame_arrays_many(
+    cfg: TrainConfig, states: Sequence[TrainState], data: Data, hs: Sequence[Hyper]
+) -> list[dict[str, Any]]:
+    """``frame_arrays`` of several sessions of this network on this data, from one compiled call."""
+    n = len(states)
+    pad = cohort.padded(n) - n
+    sts, hss = (*states, *[states[0]] * pad), (*hs, *[hs[0]] * pad)
+    out = cohort.frames_many(
+        cfg, sts, hss, data.x_train, data.y_train, data.x_test, data.y_test, data.grid_out, data.grid_neurons
+    )
+    host = jax.device_get(out)
+    variances = {"train_y_var": data.y_var[0], "test_y_var": data.y_var[1]}  # a regression's R² (base.sanitize)
+    return [jax.tree_util.tree_map(lambda a, i=i: np.asarray(a[i]), host) | variances for i in range(n)]
+
+
+def warm_many(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, size: int) -> None:
+    """Compile (or load) the cohort programs of ``size`` sessions of this network on this data, by training
+    zero epochs and drawing once, so a class's turns never wait for the compiler."""
+    sts, hss = (state,) * size, (h,) * size
+    at, test, zero = np.zeros(size, np.int32), (data.x_test, data.y_test), np.int32(0)
+    out = cohort.train_many(cfg, sts, data.runs, hss, zero, data.padded, at, test, np.int32(1), records_path(state))
+    frames = cohort.frames_many(
+        cfg, sts, hss, data.x_train, data.y_train, data.x_test, data.y_test, data.grid_out, data.grid_neurons
+    )
+    jax.block_until_ready((out, frames))  # type: ignore[no-untyped-call]
 
 
 def warm(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper) -> None:
@@ -302,7 +356,8 @@ def frame(
     }
     if "confusion" in arrays:  # classification: the test set's confusion matrix
         out["confusion"] = np.asarray(arrays["confusion"], np.int32)
-    return header, out | weight_arrays(jax.device_get(state.params))
+    weights = arrays.get("params")  # brought with a cohort's frames (frame_arrays_many), else fetched now
+    return header, out | weight_arrays(jax.device_get(state.params) if weights is None else weights)
 
 
 def predict_points(cfg: TrainConfig, state: TrainState, spec: ExperimentSpec, points: np.ndarray) -> np.ndarray:
@@ -419,6 +474,10 @@ class MlpEngine:
     init_train_state = staticmethod(init_train_state)
     carry_over = staticmethod(carry_over)
     advance = staticmethod(advance)
+    cohorts = True  # sessions of one network on one dataset may train and draw together (advance_many)
+    advance_many = staticmethod(advance_many)
+    frame_arrays_many = staticmethod(frame_arrays_many)
+    warm_many = staticmethod(warm_many)
     warm = staticmethod(warm)
     metrics = staticmethod(metrics)
     frame_arrays = staticmethod(frame_arrays)

@@ -236,7 +236,7 @@ def output_value(logits: jax.Array, output: str) -> jax.Array:
 
 def count_params(params: Any) -> int:
     """Number of scalar parameters."""
-    return int(sum(np.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params)))
+    return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params))  # math.prod: no array made
 
 
 def transfer_params(

@@ -33,8 +33,14 @@ TRAJECTORY_POINTS = 200  # rows of every path program (a path is padded to it: o
 
 
 def flat(params: Any) -> np.ndarray:
-    """The weights as one float32 vector (a trajectory point)."""
-    return np.asarray(ravel_pytree(params)[0], np.float32)
+    """The weights as one float32 vector (a trajectory point), in ``ravel_pytree``'s order: put together on
+    the host from one transfer of the leaves (ravel_pytree itself runs an op per leaf, each dispatched alone)."""
+    leaves = jax.tree_util.tree_leaves(jax.device_get(params))
+    return (
+        np.concatenate([np.ravel(np.asarray(leaf, np.float32)) for leaf in leaves])
+        if leaves
+        else np.zeros(0, np.float32)
+    )
 
 
 # ------------------------------------------------------------------------------------------ slices

@@ -100,12 +100,15 @@ if TYPE_CHECKING:
     from server.sessions.session import Session, Snapshot
 
 
-def record(s: Session, *, force: bool = False, snap: Snapshot | None = None, replace: bool = False) -> None:
+def record(
+    s: Session, *, force: bool = False, snap: Snapshot | None = None, replace: bool = False, weights: Any = None
+) -> None:
     """One more tick of the session's recording: a history record of its metrics (of now, or of a snapshot)
     and a trajectory point, each when due. ``replace``: the record of the same epoch is replaced (the
-    weights changed without training: the record must describe the weights the session has)."""
+    weights changed without training: the record must describe the weights the session has). ``weights``:
+    those weights on the host already (a frame brought them), else they are fetched when a point is due."""
     s.chunks += 1
-    record_path(s, force=force, snap=snap)
+    record_path(s, force=force, snap=snap, weights=weights)
     epoch, step = (s.epoch, s.step) if snap is None else (snap.epoch, snap.step)
     source = s if snap is None else snap
     rate = source.cfg.schedule.rate(source.spec.training.learning_rate, epoch)
@@ -144,7 +147,7 @@ def record_rows(s: Session, rows: np.ndarray, before: int, points: np.ndarray | 
         s.history.add(item | {"learning_rate": rate} | row_metrics(s, row), tick=s.chunks)
 
 
-def record_path(s: Session, *, force: bool = False, snap: Snapshot | None = None) -> None:
+def record_path(s: Session, *, force: bool = False, snap: Snapshot | None = None, weights: Any = None) -> None:
     """The weights now, as a point of the session's trajectory (networks of moderate size)."""
     if not (force or s.trajectory.due(s.chunks)):
         return
@@ -153,7 +156,7 @@ def record_path(s: Session, *, force: bool = False, snap: Snapshot | None = None
         return
     if s.init_params is None:
         s.init_params = state.params
-    s.trajectory.add((epoch, flat(state.params)), force=True, replace=True)
+    s.trajectory.add((epoch, flat(state.params if weights is None else weights)), force=True, replace=True)
 
 
 def restart_path(s: Session) -> None:

@@ -20,6 +20,7 @@ from server.engines.base import Advance, sanitize
 from server.errors import Conflict, Invalid
 from server.ml.train import record_every
 from server.sessions import broadcast, scheduler, stopping
+from server.sessions.cohorts import Cohorts
 from server.sessions.recording import record, record_rows, row_metrics
 from server.sessions.session import Session, Snapshot
 
@@ -65,6 +66,7 @@ class Runner:
         self.compiled: set[tuple[Any, ...]] = set()  # programs that have run in this process (Session.program_key)
         self.runs: dict[str, stopping.Run] = {}  # each playing session's run (its stop conditions)
         self.playing: set[str] = set()  # sessions whose loop is running
+        self.cohorts = Cohorts(self, workers, settings.worker_threads)  # turns taken together (a class)
 
     # ------------------------------------------------------------------ compiling ahead
 
@@ -99,10 +101,22 @@ class Runner:
         key = s.program_key
         result = s.engine.advance(s.cfg, s.state, s.data, s.hyper, epochs, s.epoch, every)
         self.compiled.add(key)
+        return self.took(s, result)
+
+    @staticmethod
+    def took(s: Session, result: Advance) -> Advance:
+        """The session takes what an advance trained (its weights, epochs and steps)."""
         s.state = result.state
         s.epoch += result.epochs
         s.step += result.epochs * s.data.steps_per_epoch
         return result
+
+    def run_of(self, s: Session) -> stopping.Run:
+        """The playing session's run (its stop conditions), begun at its first chunk."""
+        run = self.runs.get(s.id)
+        if run is None:
+            run = self.runs[s.id] = stopping.begin(s)
+        return run
 
     def _train_sync(self, s: Session, epochs: int) -> None:
         """A REST train (worker thread, lock held): a few compiled calls that record the history on the way
@@ -167,9 +181,7 @@ class Runner:
     def advance_run(self, s: Session, n: int) -> tuple[bool, str | None, Advance]:
         """A chunk of a run (worker thread, lock held): (trained without diverging, why it stops or None,
         the engine's answer)."""
-        run = self.runs.get(s.id)
-        if run is None:
-            run = self.runs[s.id] = stopping.begin(s)
+        run = self.run_of(s)
         n = stopping.cap(s, run, n)
         result = self.advance(s, n)
         ok = not result.diverged
@@ -204,7 +216,11 @@ class Runner:
             n = self._capped(s, epochs)
             if s.program_key not in self.compiled:
                 self.say_compiling(s)
-            turn = await self.workers.run(scheduler.take_turn, self, s, n, due)
+                turn = await self.workers.run(scheduler.take_turn, self, s, n, due)
+            elif self.settings.cohorts and s.engine.cohorts and s.spec.speed is None:
+                turn = await self.cohorts.turn(s, n, due)  # with the others of its network and data waiting now
+            else:
+                turn = await self.workers.run(scheduler.take_turn, self, s, n, due)
             if turn.reason:
                 broadcast.notify(s, {"type": "stopped", "epoch": s.epoch, "reason": turn.reason})
             if turn.message is not None:
