@@ -33,6 +33,10 @@ WORDS = {"test_loss": "test loss", "train_loss": "training loss", "test_accuracy
 
 
 DEFAULT_FIELDS = ExperimentSpec().model_dump(mode="json")  # the paths a challenge may keep
+# how a goal says the data it keeps (other fields: "path = value")
+KEPT_WORDS = {"dataset.n": "{} points", "dataset.noise": "noise {}", "dataset.train_percent": "{} % training"} | {
+    "dataset.seed": "data seed {}"
+}
 
 
 def _number(v: Any) -> bool:
@@ -118,7 +122,8 @@ class Challenge(_Strict):
         if self.dataset is not None:
             words += f" on {self.dataset}"
         if self.keep:
-            words += ", keeping " + ", ".join(f"{path} = {_shown(v)}" for path, v in self.keep.items())
+            kept = (KEPT_WORDS.get(path, path + " = {}").format(_shown(v)) for path, v in self.keep.items())
+            words += f" ({', '.join(kept)})"
         return words
 
     def broken_limits(self, spec: ExperimentSpec) -> list[str]:

@@ -386,7 +386,7 @@ def test_a_challenge_keeps_any_spec_field_so_nobody_wins_by_lowering_the_noise(c
     keep = {"dataset.noise": 30, "dataset.train_percent": 50}
     goal = {"metric": "test_loss", "comparison": "<", "value": 100, "keep": keep, "minutes": 5}
     round_ = _teach(client, c, "challenge", "put", json=goal)["challenge"]
-    assert round_["goal"] == "test loss < 100, keeping dataset.noise = 30, dataset.train_percent = 50"
+    assert round_["goal"] == "test loss < 100 (noise 30, 50 % training)"
     for name in ("Ada", "Bob"):
         client.post(f"{SESSIONS}/{forks[name]['id']}/train", json={"epochs": 5}, headers=bearer(forks[name]["token"]))
     roster = _until(

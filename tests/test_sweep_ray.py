@@ -124,7 +124,7 @@ def test_ray_trains_groups_side_by_side_streams_and_cancel_kills_the_actors(ray_
     """A long sweep of two architectures trains both groups at once, an actor each (the cluster has two CPUs);
     its stream carries each actor's small decision maps; DELETE stops it at once: cancelled, both actors
     dead, the weights of the calls in flight kept."""
-    sweep_id, auth = start(ray_client, 100_000)
+    sweep_id, auth = start(ray_client, 1_000_000)  # long enough for both actors to start and train side by side
     actors = live_actors(ray_client, sweep_id, groups=2)
     with ray_client.websocket_connect(f"/ws/sweeps/{sweep_id}") as ws:
         for _ in range(50):

@@ -217,7 +217,7 @@ def advance(
 
 def warm(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, h: Hyper) -> None:
     """Compile the training program for these shapes by training zero epochs."""
-    jax.block_until_ready(cnn.train_cnn_epochs(cfg, state, data.batches, h, jnp.int32(0), data.padded, jnp.int32(0)))  # type: ignore[no-untyped-call]
+    jax.block_until_ready(cnn.train_cnn_epochs(cfg, state, data.batches, h, np.int32(0), data.padded, np.int32(0)))  # type: ignore[no-untyped-call]
 
 
 def metrics(cfg: cnn.CnnTrainConfig, state: TrainState, data: ImageData, problem: str) -> dict[str, float | None]:

@@ -305,8 +305,8 @@ def warm_many(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper, size: i
 def warm(cfg: TrainConfig, state: TrainState, data: Data, h: Hyper) -> None:
     """Compile (or load from the persistent cache) the training program for these shapes by training zero
     epochs: the next real call of the same architecture runs at once."""
-    zero, test = jnp.int32(0), (data.x_test, data.y_test)
-    out = train_epochs(cfg, state, data.runs, h, zero, data.padded, zero, test, jnp.int32(1), records_path(state))
+    zero, test = np.int32(0), (data.x_test, data.y_test)  # numpy scalars, as advance passes them: the same program
+    out = train_epochs(cfg, state, data.runs, h, zero, data.padded, zero, test, np.int32(1), records_path(state))
     jax.block_until_ready(out)  # type: ignore[no-untyped-call]
 
 

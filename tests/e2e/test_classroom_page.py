@@ -109,12 +109,13 @@ def test_a_class_follows_forks_competes_and_is_locked(contexts: Callable[[int], 
     dash.select_option("#ch-comparison", "<")
     dash.fill("#ch-value", "5")
     dash.click("#ch-set")
-    expect(dash.locator("#challenge-now")).to_have_text("test loss < 5")
+    goal = "test loss < 5 on circle (500 points, noise 0, 50 % training, data seed 0)"  # the class's data kept
+    expect(dash.locator("#challenge-now")).to_have_text(goal)
     expect(dash.locator("#board li").first).to_contain_text("met ✓")
     expect(dash.locator("#board li").first).to_contain_text("<b>Ada</b>")
     expect(dash.locator("#maps img")).to_have_count(1)  # Ada's own copy's decision map
     expect(ada.locator("#class-rank")).to_contain_text("goal met ✓")
-    expect(ada.locator("#class-challenge")).to_have_text("goal: test loss < 5")
+    expect(ada.locator("#class-challenge")).to_have_text(f"goal: {goal}")
     assert not _violations(dash), _violations(dash)
     assert not _violations(ada), _violations(ada)
 
@@ -125,9 +126,18 @@ def test_a_class_follows_forks_competes_and_is_locked(contexts: Callable[[int], 
     dash.click("#dash-unspot")
     expect(grace.locator("#class-where")).to_have_text("following the teacher")
 
-    # locked: Ada is taken back to following
+    # Grace makes it hers too: two copies on the dashboard, both on the leaderboard, Ada first
+    grace.click("#class-fork")
+    grace.wait_for_url(re.compile(r"/s/[\w-]+$"))
+    expect(grace.locator("#class-bar")).to_have_attribute("data-forked", "true")
+    expect(dash.locator("#maps img")).to_have_count(2)
+    expect(dash.locator("#board li")).to_have_count(2)
+    expect(dash.locator("#board li").first).to_contain_text("<b>Ada</b>")
+
+    # locked: both are taken back to following, and their copies do not train
     teacher.click("#class-lock")
     ada.wait_for_url(re.compile(r"/class/[\w-]+$"))
+    grace.wait_for_url(re.compile(r"/class/[\w-]+$"))
     expect(ada.locator("#class-fork")).to_be_disabled()
 
     # removed: Grace is told, and her page stops
