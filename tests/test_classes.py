@@ -354,6 +354,7 @@ def test_every_round_of_a_class_is_kept_and_a_browser_lists_the_classes_it_runs(
     body = results.json()
     assert body["class"]["status"] == "ended" and body["students"] == ["Ada"]
     one, two = body["rounds"]
+    assert not two["running"] and two["seconds_left"] == 0, "a challenge still running ends with its class"
     assert one["goal"] == "test loss < 10" and not one["running"] and one["leaderboard"][0]["name"] == "Ada"
     assert one["leaderboard"][0]["met_at"] is not None
     assert two["goal"] == "test loss < 1e-09" and two["leaderboard"][0]["met_at"] is None

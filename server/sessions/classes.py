@@ -165,6 +165,11 @@ class Classes:
             with contextlib.suppress(StoreError):
                 record, _ = await self._saved().save(presenter, f"{c.name}: the presenter's session")
                 c.experiment_id = record.id
+        at = now()
+        current = c.round
+        if current is not None and current.running(at):
+            self._score(c, at)  # the last scores, then the running challenge ends with the class
+            current.ends = at
         c.status = "ended"
         self._drop(c)
         self._changed(c)

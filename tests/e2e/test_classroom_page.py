@@ -146,3 +146,22 @@ def test_a_class_follows_forks_competes_and_is_locked(contexts: Callable[[int], 
     expect(grace.locator("#class-error")).to_have_text("The teacher removed you from the class.")
     expect(dash.locator("#roster tbody tr")).to_have_count(1)
     expect(teacher.locator("#class-students")).to_have_text("1 student")
+
+    # ended: next week, the teacher's browser finds the class with its results, and reopens it
+    dash.once("dialog", lambda d: d.accept())
+    dash.click("#dash-end")
+    expect(dash.locator("#dash-status")).to_have_text("ended")
+    listed = teacher.context.new_page()
+    listed.goto("/classes")
+    item = listed.locator("#class-list > li").first
+    expect(item).to_have_attribute("data-status", "ended")
+    expect(item).to_contain_text("1 student")
+    expect(item.locator(".class-rounds li")).to_have_text([f"{goal} — met by 1, first <b>Ada</b> after 0 s"])
+    assert listed.evaluate(FITS)
+    assert not _violations(listed), _violations(listed)
+    item.get_by_role("link", name="results and reopen").click()
+    expect(listed.locator("#rounds")).to_contain_text(goal)
+    expect(listed.locator("#roster tbody tr")).to_have_count(1)  # who came: Ada (Grace was removed)
+    listed.click("#dash-reopen")
+    expect(listed.locator("#dash-status")).to_have_text("open")
+    expect(listed.locator("#class-code")).to_have_text(re.compile(r"^[A-Z0-9]{6}$"))
