@@ -95,3 +95,17 @@ def test_a_class_playing_past_the_threads_is_served_in_cohorts_every_socket_fram
             epochs[sid] = seen[-1]
             ws.send_json({"action": "pause"})
     assert all(e > 0 for e in epochs.values())
+
+
+def test_opening_a_class_compiles_the_cohort_programs_of_its_network_ahead(make_client) -> None:
+    """The students' copies of the presenter's session will play together: their programs compile as the class
+    opens, every size, before any student has joined."""
+    client = make_client(warm_start=False)
+    manager = client.app.state.sessions  # type: ignore[attr-defined]
+    sid, auth = create_session(client, {"network": {"hidden": [{"units": 5, "activation": "tanh"}]}})
+    assert client.post("/api/v1/classes", json={"session_id": sid}, headers=auth).status_code == 201
+    program = manager.get(sid).program_key
+    deadline = time.monotonic() + 300
+    while not all((program, size) in manager.runner.cohorts.ready for size in cohort.SIZES):
+        assert time.monotonic() < deadline, sorted(size for p, size in manager.runner.cohorts.ready if p == program)
+        time.sleep(0.2)

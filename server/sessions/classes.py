@@ -98,6 +98,7 @@ class Classes:
         )
         c.client = client
         self._admit(c)
+        self.runner.cohorts.prepare(presenter)  # the students' copies will play together: compile for them now
         await self._write(c)
         return c, token
 
@@ -203,6 +204,7 @@ class Classes:
         c.expires, c.spotlight, c.mode = expiry(self.settings.class_hours), None, "following"
         c.client = CLIENT.get()
         self._admit(c)
+        self.runner.cohorts.prepare(presenter)
         self._changed(c)
         await self._write(c)
         return c

@@ -83,6 +83,15 @@ class Cohorts:
             del self.waiting[key]
         return batch
 
+    def prepare(self, s: Session) -> None:
+        """Compile the cohort programs of every size for the session's network in the background, ahead of the
+        sessions that will play it together (a class: its students' copies of the presenter's session)."""
+        program = s.program_key
+        if s.engine.cohorts and self.runner.settings.cohorts and program not in self.warming:
+            sizes = [size for size in reversed(cohort.SIZES) if (program, size) not in self.ready]
+            if sizes:
+                self.warming[program] = asyncio.create_task(self._warm(s, sizes), name="cohort-warm")
+
     def _sizes(self, s: Session, waiting: int) -> frozenset[int]:
         """The cohort sizes whose programs are compiled for the session's network; the first time a cohort of
         it forms, they are compiled in the background (meanwhile its turns are taken one by one)."""
