@@ -79,10 +79,16 @@ def check_owner(s: Session, request: Request, credentials: HTTPAuthorizationCred
     return s
 
 
-def get_page_session(session_id: str, request: Request, manager: ManagerDep) -> Session:
-    """The session a page fragment changes, if this browser holds its token cookie (403 otherwise)."""
+def get_page_session(
+    session_id: str,
+    request: Request,
+    manager: ManagerDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Session:
+    """The session a page fragment changes, if this browser holds its token: the cookie, or — a page embedded
+    in another site, whose cookies the browser keeps apart — a Bearer header its script adds (403 otherwise)."""
     s = manager.get(session_id)
-    if not owns(s, request):
+    if not owns(s, request, credentials):
         raise HTTPException(403, "this browser is watching this session: only its owner can change it")
     return s
 

@@ -87,3 +87,28 @@ def test_a_bad_spec_to_create_is_a_clear_422(fresh: TestClient) -> None:
     r = fresh.post("/ui/sessions", data={"spec": "not*base64"})
     assert r.status_code == 422 and "base64url" in r.json()["detail"]
     assert count(fresh) == 0
+
+
+@pytest.mark.parametrize("create", ["/ui/sessions", f"/ui/lessons/{READY}/session"])
+def test_only_an_embedded_page_is_handed_its_token_and_its_fragments_take_it_as_a_bearer(
+    fresh: TestClient, create: str
+) -> None:
+    """In another site's iframe the browser keeps the page's cookies apart: an embedded page's first action
+    gets the token in the answer, and the page's fragments take it as a Bearer header; a page at home does not
+    see its token (it stays in the httponly cookie)."""
+    spec = encode_spec(ExperimentSpec())
+    at_home = fresh.post(create, data={"spec": spec}).json()
+    assert set(at_home) == {"id"}
+    embedded = fresh.post(create, data={"spec": spec, "embed": "1"}).json()
+    assert set(embedded) == {"id", "token"}
+    fresh.cookies.clear()  # the iframe's requests: no cookie
+    sid = embedded["id"]
+    assert fresh.patch(f"/ui/sessions/{sid}/run", data={"training.learning_rate": "0.3"}).status_code == 403
+    bearer = {"Authorization": f"Bearer {embedded['token']}"}
+    r = fresh.patch(f"/ui/sessions/{sid}/run", data={"training.learning_rate": "0.3"}, headers=bearer)
+    assert r.status_code == 200
+    assert fresh.get(f"/api/v1/sessions/{sid}").json()["spec"]["training"]["learning_rate"] == 0.3
+    wrong = {"Authorization": f"Bearer {at_home['id']}-not-a-token"}
+    assert (
+        fresh.patch(f"/ui/sessions/{sid}/run", data={"training.learning_rate": "1"}, headers=wrong).status_code == 403
+    )

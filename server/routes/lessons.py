@@ -15,12 +15,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from server.deps import ManagerDep
 from server.lessons import LESSONS, PANELS, Lesson
 from server.routes.pages import (
+    FormDep,
     OwnedDep,
     PageSession,
     _page,
     context,
     create_for_page,
     embedded,
+    first,
     fragment,
     panels_for,
     spec_url,
@@ -159,10 +161,10 @@ async def lesson_page(request: Request, slug: str, manager: ManagerDep) -> HTMLR
 
 
 @router.post("/ui/lessons/{slug}/session", response_model=PageSession, status_code=201)
-async def start_lesson_session(slug: str, manager: ManagerDep) -> JSONResponse:
+async def start_lesson_session(slug: str, manager: ManagerDep, form: FormDep) -> JSONResponse:
     """A lesson page's first action: the session of the lesson's spec, the lesson's text following it."""
     lesson = lesson_or_404(slug)
-    s, response = await create_for_page(manager, lesson_spec(lesson))
+    s, response = await create_for_page(manager, lesson_spec(lesson), embedded=first(form, "embed", "") == "1")
     for gone in [sid for sid in OPENED_FROM if sid not in manager.sessions]:
         del OPENED_FROM[gone]
     OPENED_FROM[s.id] = lesson.slug

@@ -456,15 +456,22 @@ async def index(request: Request, manager: ManagerDep, spec: Annotated[str | Non
 
 
 class PageSession(BaseModel):
-    """The session a page's first action created (its token is in the cookie, not here)."""
+    """The session a page's first action created. Its token is in the cookie, and — for an embedded page
+    only — here too: in another site's iframe the browser keeps the cookie apart (or refuses it), so the page's
+    script holds the token and presents it itself."""
 
     id: str
+    token: str | None = None
 
 
-async def create_for_page(manager: Any, spec: ExperimentSpec, status: int = 201) -> tuple[Session, JSONResponse]:
-    """A new session of ``spec`` owned by this browser: the answer ``{id}`` with the token cookie set."""
+async def create_for_page(
+    manager: Any, spec: ExperimentSpec, status: int = 201, embedded: bool = False
+) -> tuple[Session, JSONResponse]:
+    """A new session of ``spec`` owned by this browser: the answer ``{id}`` (and the token for an embedded
+    page) with the token cookie set."""
     s = await manager.create(spec)
-    response = JSONResponse(PageSession(id=s.id).model_dump(), status_code=status)
+    answer = PageSession(id=s.id, token=s.token if embedded else None)
+    response = JSONResponse(answer.model_dump(exclude_none=True), status_code=status)
     response.set_cookie(token_cookie(s.id), s.token, path="/", httponly=True, samesite="lax")  # for the browser session
     return s, response
 
@@ -476,7 +483,7 @@ async def start_session(manager: ManagerDep, form: FormDep) -> JSONResponse:
         spec = decode_spec(first(form, "spec", ""))
     except LinkError as exc:
         raise HTTPException(422, str(exc)) from None
-    _, response = await create_for_page(manager, spec)
+    _, response = await create_for_page(manager, spec, embedded=first(form, "embed", "") == "1")
     return response
 
 

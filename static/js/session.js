@@ -198,13 +198,41 @@ export function ensureSession() {
   return creating;
 }
 
+// An embedded page (in another site's iframe) holds its session's token itself: the browser keeps that
+// site's cookies apart (or refuses them), so the page presents the token on its own requests and its socket.
+const embeddedPage = body.classList.contains("embed");
+let token = null;
+
+/** Whether a request goes to this page's session (same origin, its id in the path): it carries the token. */
+function ours(url) {
+  const u = new URL(url, location.href);
+  const named = u.pathname.includes(`/${session}`) || (draft !== null && u.pathname.includes(`/${draft}`));
+  return token !== null && u.origin === location.origin && named;
+}
+
+function keepToken(value) {
+  token = value;
+  document.addEventListener("htmx:configRequest", (e) => {
+    if (ours(e.detail.path)) e.detail.headers.Authorization = `Bearer ${token}`;
+  });
+  const inner = window.fetch;
+  window.fetch = (input, init = {}) => {
+    const url = typeof input === "string" ? input : String(input.url ?? input);
+    if (!ours(url)) return inner(input, init);
+    const headers = new Headers(init.headers || (typeof input === "string" ? undefined : input.headers));
+    headers.set("Authorization", `Bearer ${token}`);
+    return inner(input, { ...init, headers });
+  };
+}
+
 async function create() {
   let r;
   try {
+    const form = { spec: body.dataset.spec, ...(embeddedPage ? { embed: "1" } : {}) };
     r = await realFetch(body.dataset.create, {
       method: "POST",
       headers: { "Content-Type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({ spec: body.dataset.spec }),
+      body: new URLSearchParams(form),
     });
   } catch (err) {
     pageError("the server cannot be reached: is it still running?");
@@ -215,14 +243,17 @@ async function create() {
     pageError(text);
     throw new Error(text);
   }
-  const { id } = await r.json();
+  const answer = await r.json();
+  const id = answer.id;
   session = id;
   api = `/api/v1/sessions/${id}`;
   body.dataset.session = id;
   delete body.dataset.draft;
   renamed(draft, id);
+  if (answer.token) keepToken(answer.token);
   const stream = $("stream");
-  stream.setAttribute("ws-connect", `/ws/sessions/${id}`);
+  const key = answer.token ? `?token=${encodeURIComponent(answer.token)}` : "";
+  stream.setAttribute("ws-connect", `/ws/sessions/${id}${key}`);
   htmx.process(stream);
   body.dispatchEvent(new CustomEvent("ng:session", { detail: { id } }));
   return id;

@@ -58,3 +58,31 @@ def test_a_cnn_page_and_a_lesson_embed_the_same_way(page: Page, artifacts: Path)
     expect(page.locator("#output-map")).to_be_visible()
     assert page.url.endswith(f"/lessons/{slug}?embed=1&hide=text%2Ccharts")
     page.screenshot(path=str(artifacts / "embed-lesson.png"), full_page=True)
+
+
+def test_a_lesson_embedded_in_another_sites_page_plays_and_takes_edits(page: Page, base_url: str) -> None:
+    """A course page on another site (here localhost, the server being 127.0.0.1) embeds a lesson: the browser
+    keeps the iframe's cookies apart, so the embedded page presents its session's token itself — play trains,
+    a changed learning rate reaches the session, and nothing says "you can only watch"."""
+    import httpx
+
+    other_site = base_url.replace("127.0.0.1", "localhost")
+    page.goto(f"{other_site}/healthz")
+    page.set_content(f'<iframe id="lesson" src="{base_url}/lessons/perceptron?embed=1" width="1200" height="800">')
+    frame = page.frame_locator("#lesson")
+    inner = next(f for f in page.frames if f.url.startswith(base_url))
+    inner.wait_for_selector("#output-map[data-painted]", state="attached")
+    frame.locator("#play-btn").click()
+    expect(frame.locator("#run-buttons")).to_have_attribute("data-status", "running")
+    inner.wait_for_function("+document.getElementById('epoch').value.replace(/,/g, '') > 0")
+    sid = inner.get_attribute("body", "data-session")
+    assert sid and not sid.startswith("draft")
+    frame.locator("#lr").fill("0.1")
+    with page.expect_response(lambda r: r.request.method == "PATCH" and sid in r.url) as patched:
+        frame.locator("#lr").press("Tab")
+    assert patched.value.status == 200
+    assert httpx.get(f"{base_url}/api/v1/sessions/{sid}").json()["spec"]["training"]["learning_rate"] == 0.1
+    frame.locator("#play-btn").click()
+    expect(frame.locator("#run-buttons")).to_have_attribute("data-status", "paused")
+    alerts = inner.evaluate("[...document.querySelectorAll('[role=alert]')].map(e => e.textContent.trim())")
+    assert not [a for a in alerts if a], alerts
