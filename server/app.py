@@ -37,6 +37,7 @@ from server.routes import (
     views,
 )
 from server.routes.fields import spec_field
+from server.security import SecurityHeaders
 from server.sessions import Invalid, SessionError, SessionManager
 from server.sessions.registry import CLIENT
 from server.store import Store, StoreError
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     app.add_middleware(ClientAddress)
+    app.add_middleware(SecurityHeaders, embed_ancestors=settings.embed_frame_ancestors)
     app.state.templates = Jinja2Templates(directory=ROOT / "templates")
     app.state.templates.env.globals["field"] = spec_field  # form bounds and defaults from the spec
     app.state.templates.env.globals["lessons_menu"] = lessons.numbered  # the top bar's lessons menu

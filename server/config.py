@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     # frame again, so 200 viewers cost 200 compressions of one frame (bench: 200 viewers on 2 cores get 11
     # frames/s with it, 32 without; a frame is 3.3x smaller with it). Off: every socket sends the same bytes.
     ws_compression: bool = False
+    # who may frame an embed view (?embed=1): a CSP frame-ancestors source list ("*": any site, for slides and
+    # course pages; e.g. "https://course.example.org"); every other page is framed only by this server's own
+    embed_frame_ancestors: str = Field("*", pattern=r"^[^;,\r\n]+$")
     history_limit: int = Field(4000, ge=100)  # history records kept per session (older ones thinned)
     max_checkpoints: int = Field(100, ge=0, le=10_000)  # moments kept per session to go back to (thinned); 0: off
     checkpoint_bytes: int = Field(64_000_000, ge=1)  # and at most this much state per session (big networks keep fewer)

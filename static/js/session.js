@@ -304,6 +304,17 @@ function previewFetch(input, init) {
   return ensureSession().then(() => realFetch(url.replaceAll(draft, session), init));
 }
 
+// No inline script on the pages (their Content-Security-Policy runs none): what attributes used to do.
+// A form[data-no-submit] is driven by its controls and never submitted (Enter in a field must not navigate);
+// an input[data-shows] writes its value into the element of that id as it moves (a slider's number).
+document.addEventListener("submit", (e) => {
+  if (e.target.matches?.("form[data-no-submit]")) e.preventDefault();
+});
+document.addEventListener("input", (e) => {
+  const shown = e.target.dataset?.shows && $(e.target.dataset.shows);
+  if (shown) shown.value = e.target.value;
+});
+
 if (draft) {
   window.fetch = previewFetch;
   // "ng:start" on the body: the session now (a script of the page that embeds this one, or a test, wants it)

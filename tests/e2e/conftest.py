@@ -11,9 +11,10 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 # A live edit that changes the architecture compiles new code first (seconds on a busy 2-core machine).
 expect.set_options(timeout=30_000)
@@ -98,6 +99,15 @@ def chromium(server: str) -> Iterator[Browser]:
         pytest.skip(message)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        # The tests' own probes (wait_for_function's string predicates) are evaluated in the page, which its
+        # Content-Security-Policy forbids: contexts bypass the policy unless a test asks otherwise
+        # (tests/e2e/test_csp.py runs the pages under it).
+        new_context = browser.new_context
+
+        def bypassing(**kwargs: Any) -> BrowserContext:
+            return new_context(**{"bypass_csp": True, **kwargs})
+
+        browser.new_context = bypassing  # type: ignore[method-assign]
         yield browser
         browser.close()
 
