@@ -102,12 +102,16 @@ def chromium(server: str) -> Iterator[Browser]:
         # The tests' own probes (wait_for_function's string predicates) are evaluated in the page, which its
         # Content-Security-Policy forbids: contexts bypass the policy unless a test asks otherwise
         # (tests/e2e/test_csp.py runs the pages under it).
-        new_context = browser.new_context
+        new_context, new_page = browser.new_context, browser.new_page
 
         def bypassing(**kwargs: Any) -> BrowserContext:
             return new_context(**{"bypass_csp": True, **kwargs})
 
+        def bypassing_page(**kwargs: Any) -> Page:
+            return new_page(**{"bypass_csp": True, **kwargs})
+
         browser.new_context = bypassing  # type: ignore[method-assign]
+        browser.new_page = bypassing_page  # type: ignore[method-assign]
         yield browser
         browser.close()
 
