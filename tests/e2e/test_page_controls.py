@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -15,9 +18,16 @@ def open_more(page: Page) -> None:
     expect(page.locator("#schedule")).to_be_visible()
 
 
-def patched(page: Page):
-    """Wait for the settings form's PATCH that the actions in the block send (a change re-renders the form)."""
-    return page.expect_response(lambda r: r.request.method == "PATCH" and "/ui/sessions/" in r.url)
+SETTLED = "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+
+
+@contextmanager
+def patched(page: Page) -> Iterator[None]:
+    """Wait for the settings form's PATCH that the actions in the block send, and for the form it answers to be
+    swapped in and settled: a control changed while the old form is being replaced would change nothing."""
+    with page.expect_response(lambda r: r.request.method == "PATCH" and "/ui/sessions/" in r.url):
+        yield
+    page.wait_for_function(SETTLED)
 
 
 def commit(page: Page, selector: str, value: str) -> None:
