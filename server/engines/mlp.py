@@ -257,9 +257,7 @@ def advance_many(
     compiled call): each one's answer, or None for one whose weights stopped being finite (its caller replays
     it alone, where ``advance_with`` finds its last healthy state)."""
     n = len(states)
-    pad = cohort.padded(n) - n
-    sts, hss = (*states, *[states[0]] * pad), (*hs, *[hs[0]] * pad)
-    at = np.asarray([*starts, *[starts[0]] * pad], np.int32)
+    sts, hss, at = cohort.pad(states), cohort.pad(hs), np.asarray(cohort.pad(starts), np.int32)
     test, k = (data.x_test, data.y_test), np.int32(epochs)
     done, new, ok, records = cohort.train_many(
         cfg, sts, data.runs, hss, k, data.padded, at, test, k, records_path(states[0])
@@ -280,8 +278,7 @@ def frame_arrays_many(
 ) -> list[dict[str, Any]]:
     """``frame_arrays`` of several sessions of this network on this data, from one compiled call."""
     n = len(states)
-    pad = cohort.padded(n) - n
-    sts, hss = (*states, *[states[0]] * pad), (*hs, *[hs[0]] * pad)
+    sts, hss = cohort.pad(states), cohort.pad(hs)
     out = cohort.frames_many(
         cfg, sts, hss, data.x_train, data.y_train, data.x_test, data.y_test, data.grid_out, data.grid_neurons
     )

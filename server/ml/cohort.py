@@ -8,8 +8,9 @@ dropped): a few programs per network, whatever the number of sessions.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +18,7 @@ import jax.numpy as jnp
 from server.ml.inspect import compute_frame
 from server.ml.train import Batch, Hyper, Records, TrainConfig, TrainState, train_epochs
 
+T = TypeVar("T")
 SIZES = (2, 4, 8, 16, 32)
 MAX = SIZES[-1]  # sessions per cohort at most (more make two cohorts)
 
@@ -24,6 +26,11 @@ MAX = SIZES[-1]  # sessions per cohort at most (more make two cohorts)
 def padded(n: int) -> int:
     """The program size a cohort of ``n`` (2..MAX) sessions runs as."""
     return next(size for size in SIZES if size >= n)
+
+
+def pad(items: Sequence[T]) -> tuple[T, ...]:
+    """A cohort's items (states, hyperparameters, epochs) padded to its program's size with copies of the first."""
+    return (*items, *[items[0]] * (padded(len(items)) - len(items)))
 
 
 def _stack(trees: tuple[Any, ...]) -> Any:
